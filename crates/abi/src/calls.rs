@@ -1,0 +1,85 @@
+//! The contract between translated code (emitted by `hcontainer-codegen`) and the runtime
+//! (`crates/runtime`). Symbol names here are the link-time names on every host ISA; all
+//! functions use the host's C calling convention.
+//!
+//! ## Translated functions
+//! Each translated guest function is a host function
+//! `extern "C" fn(state: *mut GuestState, entry: u64) -> u64`. `entry` selects which of the
+//! function's resume points to start at (0 is the function's entry); the function returns
+//! the guest address to continue at, with every guest register written back to `state`
+//! and `state.rip` equal to the returned address.
+//!
+//! ## Dispatch table
+//! [`DISPATCH_TABLE`] is an array of [`DispatchEntry`] sorted by guest address, one per resume
+//! point (every translated block start), [`DISPATCH_LEN`] long. The runtime's dispatcher
+//! looks a guest address up there and calls `func(state, entry)`.
+//!
+//! ## Runtime entry points called by translated code
+//! [`SYSCALL`], [`HELPER`], [`EVAL_COND`], [`RFLAGS`], [`LOOKUP`], [`UNSUPPORTED`].
+//! Before calling [`SYSCALL`], [`HELPER`] or [`UNSUPPORTED`] translated code writes every guest
+//! register back to `state`, and reloads them afterwards.
+
+use crate::GuestState;
+
+/// Signature of a translated function.
+pub type TranslatedFn = unsafe extern "C" fn(state: *mut GuestState, entry: u64) -> u64;
+
+/// One resume point: a guest block address and how to enter its translation.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct DispatchEntry {
+    /// Guest address of the block.
+    pub guest: u64,
+    /// Host address of the translated function containing the block.
+    pub func: u64,
+    /// Entry index to pass to that function.
+    pub entry: u64,
+}
+
+/// Facts about the guest image the runtime needs at start-up.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct GuestInfo {
+    /// Guest entry point (`e_entry`, relocated for a PIE).
+    pub entry: u64,
+    /// Guest address of the program headers (for `AT_PHDR`).
+    pub phdr: u64,
+    /// Number of program headers (`AT_PHNUM`).
+    pub phnum: u64,
+    /// Size of one program header (`AT_PHENT`).
+    pub phent: u64,
+    /// First byte after the highest guest segment, page aligned: the initial program break.
+    pub brk_start: u64,
+    /// Load bias applied to the guest (0 for non-PIE).
+    pub load_bias: u64,
+    /// [`crate::GUEST_STATE_VERSION`] the code was generated for.
+    pub state_version: u64,
+}
+
+/// `[DispatchEntry; DISPATCH_LEN]`, sorted by `guest`.
+pub const DISPATCH_TABLE: &str = "hc_dispatch_table";
+/// `u64`: number of entries in [`DISPATCH_TABLE`].
+pub const DISPATCH_LEN: &str = "hc_dispatch_len";
+/// [`GuestInfo`] of the translated guest.
+pub const GUEST_INFO: &str = "hc_guest_info";
+
+/// `fn(state: *mut GuestState)`: perform the guest `syscall` described by `state`
+/// (number in rax, arguments in rdi, rsi, rdx, r10, r8, r9), set rax, rcx and r11 as the
+/// instruction does. Does not return for `exit`/`exit_group`.
+pub const SYSCALL: &str = "hc_syscall";
+/// `fn(state: *mut GuestState, helper: u64, a0: u64, a1: u64, a2: u64) -> u64`: run a
+/// complex guest operation (cpuid, rdtsc, x87, rare SSE); `helper` is a
+/// `hcontainer_semantics::Helper` number. Reads and writes `state`.
+pub const HELPER: &str = "hc_helper";
+/// `fn(cc: u64, cc_op: u64, dst: u64, src1: u64, src2: u64) -> u64`: 1 if x86 condition
+/// `cc` (0..=15) holds for the lazy flags given, else 0. Pure.
+pub const EVAL_COND: &str = "hc_eval_cond";
+/// `fn(cc_op: u64, dst: u64, src1: u64, src2: u64, other: u64) -> u64`: the architectural
+/// RFLAGS for lazy flags plus the non-arithmetic bits `other`. Pure.
+pub const RFLAGS: &str = "hc_rflags";
+/// `fn(guest: u64) -> *const DispatchEntry`: the resume point at `guest`, or null.
+pub const LOOKUP: &str = "hc_lookup";
+/// `fn(state: *mut GuestState, addr: u64, what: *const u8) -> !`: the guest reached an
+/// instruction that was not translated; `what` is a NUL-terminated description (mnemonic
+/// and bytes). Prints it and ends the process with status 132 (as SIGILL would).
+pub const UNSUPPORTED: &str = "hc_unsupported";
