@@ -1,0 +1,8 @@
+//! One module per subcommand: clap arguments and a `run` that calls the libraries.
+
+pub mod checkpoint;
+pub mod doctor;
+pub mod image;
+pub mod inspect;
+pub mod restore;
+pub mod translate;

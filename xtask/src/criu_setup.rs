@@ -1,0 +1,1 @@
+//! Installs CRIU (≥ 4, Debian trixie packages) into a private prefix.
