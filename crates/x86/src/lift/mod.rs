@@ -1,0 +1,1 @@
+//! Lifting x86-64 instructions to the semantic IR.
