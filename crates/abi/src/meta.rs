@@ -60,3 +60,159 @@ impl HostIsa {
         }
     }
 }
+
+/// The fixed header of the metadata section, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// [`META_VERSION`] of the writer.
+    pub meta_version: u32,
+    /// GuestState layout version of the translated code.
+    pub state_version: u32,
+    /// Host ISA of the executable.
+    pub host_isa: HostIsa,
+    /// Bit 0: guest is PIE.
+    pub flags: u32,
+    /// Guest entry point.
+    pub guest_entry: u64,
+    /// Load bias applied to the guest.
+    pub load_bias: u64,
+    /// SHA-256 of the original executable.
+    pub guest_sha256: [u8; 32],
+    /// Size of the original executable.
+    pub guest_size: u64,
+    /// Number of migration points following the header.
+    pub n_points: u64,
+    /// Instructions translated as traps.
+    pub n_traps: u64,
+}
+
+/// Why a metadata section could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaError {
+    /// Shorter than the header or than the points it announces.
+    Truncated,
+    /// Magic bytes differ.
+    BadMagic,
+    /// Written by an incompatible version (the value found).
+    Version(u32),
+    /// Unknown host ISA number.
+    BadIsa(u32),
+}
+
+impl core::fmt::Display for MetaError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MetaError::Truncated => write!(f, "metadata section is truncated"),
+            MetaError::BadMagic => write!(f, "metadata section has a bad magic"),
+            MetaError::Version(v) => {
+                write!(f, "metadata version {v} is not supported (expected {META_VERSION})")
+            }
+            MetaError::BadIsa(v) => write!(f, "metadata names unknown host ISA {v}"),
+        }
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+impl Header {
+    /// Encode the header (exactly [`HEADER_SIZE`] bytes); the points follow it.
+    pub fn encode(&self) -> [u8; HEADER_SIZE] {
+        let mut b = [0u8; HEADER_SIZE];
+        b[0..8].copy_from_slice(&META_MAGIC);
+        b[8..12].copy_from_slice(&self.meta_version.to_le_bytes());
+        b[12..16].copy_from_slice(&self.state_version.to_le_bytes());
+        b[16..20].copy_from_slice(&(self.host_isa as u32).to_le_bytes());
+        b[20..24].copy_from_slice(&self.flags.to_le_bytes());
+        b[24..32].copy_from_slice(&self.guest_entry.to_le_bytes());
+        b[32..40].copy_from_slice(&self.load_bias.to_le_bytes());
+        b[40..72].copy_from_slice(&self.guest_sha256);
+        b[72..80].copy_from_slice(&self.guest_size.to_le_bytes());
+        b[80..88].copy_from_slice(&self.n_points.to_le_bytes());
+        b[88..96].copy_from_slice(&self.n_traps.to_le_bytes());
+        b
+    }
+
+    /// Decode and validate a whole section: the header, and the points slice (still
+    /// little-endian bytes, `8 * n_points` long).
+    pub fn decode(section: &[u8]) -> Result<(Header, &[u8]), MetaError> {
+        if section.len() < HEADER_SIZE {
+            return Err(MetaError::Truncated);
+        }
+        if section[0..8] != META_MAGIC {
+            return Err(MetaError::BadMagic);
+        }
+        let meta_version = u32_at(section, 8);
+        if meta_version != META_VERSION {
+            return Err(MetaError::Version(meta_version));
+        }
+        let isa = u32_at(section, 16);
+        let host_isa = HostIsa::from_u32(isa).ok_or(MetaError::BadIsa(isa))?;
+        let mut guest_sha256 = [0; 32];
+        guest_sha256.copy_from_slice(&section[40..72]);
+        let header = Header {
+            meta_version,
+            state_version: u32_at(section, 12),
+            host_isa,
+            flags: u32_at(section, 20),
+            guest_entry: u64_at(section, 24),
+            load_bias: u64_at(section, 32),
+            guest_sha256,
+            guest_size: u64_at(section, 72),
+            n_points: u64_at(section, 80),
+            n_traps: u64_at(section, 88),
+        };
+        let len = usize::try_from(header.n_points)
+            .ok()
+            .and_then(|n| n.checked_mul(8))
+            .ok_or(MetaError::Truncated)?;
+        let points = section
+            .get(HEADER_SIZE..)
+            .and_then(|rest| rest.get(..len))
+            .ok_or(MetaError::Truncated)?;
+        Ok((header, points))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let h = Header {
+            meta_version: META_VERSION,
+            state_version: crate::GUEST_STATE_VERSION,
+            host_isa: HostIsa::Aarch64,
+            flags: 1,
+            guest_entry: 0x401000,
+            load_bias: 0,
+            guest_sha256: [7; 32],
+            guest_size: 12345,
+            n_points: 2,
+            n_traps: 3,
+        };
+        let mut sec = h.encode().to_vec();
+        sec.extend_from_slice(&0x401000u64.to_le_bytes());
+        sec.extend_from_slice(&0x401010u64.to_le_bytes());
+        let (back, points) = Header::decode(&sec).expect("valid section");
+        assert_eq!(back, h);
+        assert_eq!(points.len(), 16);
+        assert_eq!(Header::decode(&sec[..sec.len() - 1]), Err(MetaError::Truncated));
+        let mut bad = sec.clone();
+        bad[0] ^= 1;
+        assert_eq!(Header::decode(&bad), Err(MetaError::BadMagic));
+        let mut bad = sec.clone();
+        bad[16] = 9;
+        assert_eq!(Header::decode(&bad), Err(MetaError::BadIsa(9)));
+    }
+}
