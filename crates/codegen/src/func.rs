@@ -1,0 +1,882 @@
+//! Translation of one IR function into one Cranelift function
+//! `fn(state: *mut GuestState, entry: u64) -> u64`.
+//!
+//! Guest state locations live in Cranelift `Variable`s: loaded in the prologue, written back
+//! (the assigned ones) at every exit and before every runtime call that may read the state,
+//! and reloaded (all of them) after every call that may change it. The prologue then
+//! `br_table`s on `entry` to the block to resume at; entry 0 first polls `state.poll`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cranelift_codegen::ir::condcodes::{FloatCC as CFloatCC, IntCC as CIntCC};
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
+use cranelift_codegen::ir::{
+    self, types, ExtFuncData, ExternalName, FuncRef, InstBuilder, JumpTableData,
+    MemFlagsData, TrapCode, UserExternalName, UserFuncName, Value as CValue,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_module::{DataId, FuncId};
+use hcontainer_abi::flags::{CcOp, Cond};
+use hcontainer_abi::offsets;
+use hcontainer_ir::{
+    BinOp, Block, CallTarget, ConvOp, FloatCC, Function, IntCC, Op, Terminator, Type, UnOp, Value,
+};
+
+use crate::{runtime_sig, translated_sig, CodegenError, Shared};
+
+/// Cranelift type of an IR type.
+fn cl_type(t: Type) -> ir::Type {
+    match t {
+        Type::I8 => types::I8,
+        Type::I16 => types::I16,
+        Type::I32 => types::I32,
+        Type::I64 => types::I64,
+        Type::I128 => types::I128,
+        Type::F32 => types::F32,
+        Type::F64 => types::F64,
+    }
+}
+
+/// Memory flags for guest state accesses: aligned, never trapping (the state pointer is valid).
+fn state_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Memory flags for guest memory: possibly unaligned, little-endian.
+fn guest_flags() -> MemFlagsData {
+    let mut f = MemFlagsData::new();
+    f.set_endianness(ir::Endianness::Little);
+    f
+}
+
+/// The guest-state locations a function uses, each with one type and one variable.
+struct Locations {
+    /// Offset → (type, variable); every location used.
+    all: BTreeMap<u32, (Type, Variable)>,
+    /// Offsets assigned somewhere in the function (written back at exits).
+    assigned: Vec<u32>,
+}
+
+/// Lazy-flag locations, with the type they are always accessed with.
+const FLAG_LOCS: [u32; 4] = [offsets::CC_OP, offsets::CC_DST, offsets::CC_SRC1, offsets::CC_SRC2];
+
+fn collect_locations(f: &Function) -> Result<Locations, CodegenError> {
+    let mut types: BTreeMap<u32, Type> = BTreeMap::new();
+    let mut assigned = std::collections::BTreeSet::new();
+    let mut add = |off: u32, ty: Type| -> Result<(), CodegenError> {
+        match types.get(&off) {
+            Some(&t) if t != ty => Err(CodegenError::MixedLocation {
+                func: f.entry,
+                offset: off,
+                first: format!("{t:?}"),
+                second: format!("{ty:?}"),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                types.insert(off, ty);
+                Ok(())
+            }
+        }
+    };
+    for b in &f.blocks {
+        for inst in &b.insts {
+            match &inst.op {
+                Op::Get(loc) => add(loc.offset, loc.ty)?,
+                Op::Set(loc, _) => {
+                    add(loc.offset, loc.ty)?;
+                    assigned.insert(loc.offset);
+                }
+                Op::EvalCond(_) => {
+                    for off in FLAG_LOCS {
+                        add(off, Type::I64)?;
+                    }
+                }
+                Op::Rflags => {
+                    for off in FLAG_LOCS.into_iter().chain([offsets::RFLAGS_OTHER]) {
+                        add(off, Type::I64)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // Locations must not overlap: each byte of the state belongs to one variable.
+    let mut end = 0u32;
+    let mut prev: Option<(u32, Type)> = None;
+    for (&off, &ty) in &types {
+        if let Some((poff, pty)) = prev {
+            if off < end {
+                return Err(CodegenError::MixedLocation {
+                    func: f.entry,
+                    offset: off,
+                    first: format!("{pty:?} at offset {poff}"),
+                    second: format!("{ty:?}"),
+                });
+            }
+        }
+        if off.checked_add(ty.bytes()).is_none_or(|e| e > offsets::SIZE) {
+            return Err(CodegenError::BadIr {
+                func: f.entry,
+                block: f.entry,
+                what: format!("state location {off} ({ty:?}) lies outside GuestState"),
+            });
+        }
+        end = off + ty.bytes();
+        prev = Some((off, ty));
+    }
+    let all = types
+        .into_iter()
+        .enumerate()
+        .map(|(i, (off, ty))| (off, (ty, Variable::from_u32(i as u32))))
+        .collect();
+    Ok(Locations { all, assigned: assigned.into_iter().collect() })
+}
+
+/// Imported callees of the function being built.
+struct Refs {
+    syscall: FuncRef,
+    helper: FuncRef,
+    eval_cond: FuncRef,
+    rflags: FuncRef,
+    lookup: FuncRef,
+    unsupported: FuncRef,
+    translated_sig: ir::SigRef,
+}
+
+fn import(func: &mut ir::Function, id: FuncId, sig: ir::Signature) -> FuncRef {
+    let sig = func.import_signature(sig);
+    let name = func.declare_imported_user_function(UserExternalName { namespace: 0, index: id.as_u32() });
+    func.import_function(ExtFuncData {
+        name: ExternalName::user(name),
+        signature: sig,
+        // Runtime and translated code are linked into one range (hcontainer_abi::layout).
+        colocated: true,
+        patchable: false,
+    })
+}
+
+struct Tr<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    f: &'a Function,
+    sh: &'a Shared<'a>,
+    locs: Locations,
+    refs: Refs,
+    state: CValue,
+    /// Guest block address → (index in `f.blocks`, Cranelift block).
+    blocks: HashMap<u64, (usize, ir::Block)>,
+    /// Callees already imported into this function (translated functions).
+    callees: HashMap<FuncId, FuncRef>,
+    fi: usize,
+}
+
+/// Translate IR function `f` (index `fi` in the program, declared as `id`).
+pub(crate) fn translate(
+    f: &Function,
+    fi: usize,
+    id: FuncId,
+    sh: &Shared<'_>,
+) -> Result<ir::Function, CodegenError> {
+    if f.blocks.first().map(|b| b.addr) != Some(f.entry) {
+        return Err(CodegenError::BadIr {
+            func: f.entry,
+            block: f.entry,
+            what: "the first block is not the function entry".into(),
+        });
+    }
+    let locs = collect_locations(f)?;
+    let mut func = ir::Function::with_name_signature(
+        UserFuncName::user(0, id.as_u32()),
+        translated_sig(sh.call_conv),
+    );
+    let rt = sh.rt;
+    let cc = sh.call_conv;
+    let refs = Refs {
+        syscall: import(&mut func, rt.syscall, runtime_sig(cc, hcontainer_abi::calls::SYSCALL)),
+        helper: import(&mut func, rt.helper, runtime_sig(cc, hcontainer_abi::calls::HELPER)),
+        eval_cond: import(&mut func, rt.eval_cond, runtime_sig(cc, hcontainer_abi::calls::EVAL_COND)),
+        rflags: import(&mut func, rt.rflags, runtime_sig(cc, hcontainer_abi::calls::RFLAGS)),
+        lookup: import(&mut func, rt.lookup, runtime_sig(cc, hcontainer_abi::calls::LOOKUP)),
+        unsupported: import(
+            &mut func,
+            rt.unsupported,
+            runtime_sig(cc, hcontainer_abi::calls::UNSUPPORTED),
+        ),
+        translated_sig: func.import_signature(translated_sig(cc)),
+    };
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    for (ty, var) in locs.all.values() {
+        let v = b.declare_var(cl_type(*ty));
+        debug_assert_eq!(v, *var);
+    }
+    let entry_block = b.create_block();
+    b.append_block_params_for_function_params(entry_block);
+    b.switch_to_block(entry_block);
+    b.seal_block(entry_block);
+    let params = b.block_params(entry_block);
+    let (state, entry) = (params[0], params[1]);
+
+    let mut blocks = HashMap::new();
+    for (i, blk) in f.blocks.iter().enumerate() {
+        let cb = b.create_block();
+        if blocks.insert(blk.addr, (i, cb)).is_some() {
+            return Err(CodegenError::BadIr {
+                func: f.entry,
+                block: blk.addr,
+                what: "two blocks start at this address".into(),
+            });
+        }
+    }
+    let mut t = Tr {
+        b,
+        f,
+        sh,
+        locs,
+        refs,
+        state,
+        blocks,
+        callees: HashMap::new(),
+        fi,
+    };
+    t.reload_all();
+    // Resume points: entry 0 polls first, entry i > 0 enters block i.
+    let poll_entry = t.b.create_block();
+    let bad_entry = t.b.create_block();
+    let mut targets = vec![t.b.func.dfg.block_call(poll_entry, &[])];
+    for blk in &f.blocks[1..] {
+        let cb = t.block_of(blk.addr).map(|(_, cb)| cb).ok_or_else(|| t.bad(blk, "lost block"))?;
+        targets.push(t.b.func.dfg.block_call(cb, &[]));
+    }
+    let default = t.b.func.dfg.block_call(bad_entry, &[]);
+    let jt = t.b.create_jump_table(JumpTableData::new(default, &targets));
+    t.b.ins().br_table(entry, jt);
+
+    t.b.switch_to_block(bad_entry);
+    t.b.seal_block(bad_entry);
+    let code = TrapCode::user(1).ok_or_else(|| t.bad(&f.blocks[0], "no trap code"))?;
+    t.b.ins().trap(code);
+
+    t.b.switch_to_block(poll_entry);
+    t.b.seal_block(poll_entry);
+    let first = t.blocks[&f.entry].1;
+    t.poll_then_jump(f.entry, first);
+
+    for blk in &f.blocks {
+        let cb = t.blocks[&blk.addr].1;
+        t.b.switch_to_block(cb);
+        t.block(blk)?;
+    }
+    t.b.seal_all_blocks();
+    t.b.finalize(sh.frontend);
+    Ok(func)
+}
+
+/// Constant-folding knowledge of the lazy flags inside one block.
+#[derive(Clone, Copy, Default)]
+struct FlagKnowledge {
+    /// `cc_op` when the block set it to a constant and nothing clobbered it since.
+    cc_op: Option<u64>,
+}
+
+impl<'a> Tr<'a, '_> {
+    fn bad(&self, blk: &Block, what: &str) -> CodegenError {
+        CodegenError::BadIr { func: self.f.entry, block: blk.addr, what: what.into() }
+    }
+
+    fn val(&self, blk: &Block, vals: &[Option<CValue>], v: &Value) -> Result<CValue, CodegenError> {
+        vals.get(v.0 as usize)
+            .copied()
+            .flatten()
+            .ok_or_else(|| self.bad(blk, &format!("use of undefined value v{}", v.0)))
+    }
+
+    fn block_of(&self, addr: u64) -> Option<(usize, ir::Block)> {
+        self.blocks.get(&addr).copied()
+    }
+
+    fn iconst(&mut self, v: u64) -> CValue {
+        self.b.ins().iconst(types::I64, v as i64)
+    }
+
+    /// Load every location into its variable.
+    fn reload_all(&mut self) {
+        let all: Vec<(u32, Type, Variable)> =
+            self.locs.all.iter().map(|(&o, &(t, v))| (o, t, v)).collect();
+        for (off, ty, var) in all {
+            let v = self.b.ins().load(cl_type(ty), state_flags(), self.state, off as i32);
+            self.b.def_var(var, v);
+        }
+    }
+
+    /// Store every assigned location back to the state.
+    fn write_back(&mut self) {
+        for i in 0..self.locs.assigned.len() {
+            let off = self.locs.assigned[i];
+            let var = self.locs.all[&off].1;
+            let v = self.b.use_var(var);
+            self.b.ins().store(state_flags(), v, self.state, off as i32);
+        }
+    }
+
+    /// Write back, set `rip`, return `addr` to the caller.
+    fn exit(&mut self, addr: CValue) {
+        self.write_back();
+        self.b.ins().store(state_flags(), addr, self.state, offsets::RIP as i32);
+        self.b.ins().return_(&[addr]);
+    }
+
+    fn exit_const(&mut self, addr: u64) {
+        let a = self.iconst(addr);
+        self.exit(a);
+    }
+
+    /// In the current (unterminated) block: if `state.poll != 0` leave to the runtime so it
+    /// resumes at `addr`, else jump to `target`.
+    fn poll_then_jump(&mut self, addr: u64, target: ir::Block) {
+        let poll = self.b.ins().load(types::I64, state_flags(), self.state, offsets::POLL as i32);
+        let leave = self.b.create_block();
+        self.b.ins().brif(poll, leave, &[], target, &[]);
+        self.b.set_cold_block(leave);
+        self.b.switch_to_block(leave);
+        self.b.seal_block(leave);
+        self.exit_const(addr);
+    }
+
+    /// Continue at guest address `to` from block `from`, in the current block.
+    fn goto(&mut self, from: u64, to: u64) {
+        match self.block_of(to) {
+            Some((_, cb)) if to <= from => self.poll_then_jump(to, cb),
+            Some((_, cb)) => {
+                self.b.ins().jump(cb, &[]);
+            }
+            None => self.exit_const(to),
+        }
+    }
+
+    fn block(&mut self, blk: &Block) -> Result<(), CodegenError> {
+        let mut vals: Vec<Option<CValue>> = Vec::with_capacity(blk.insts.len());
+        let mut know = FlagKnowledge::default();
+        for inst in &blk.insts {
+            let v = self.op(blk, &inst.op, &vals, &mut know)?;
+            vals.push(v);
+        }
+        match &blk.term {
+            Terminator::Jump(to) => self.goto(blk.addr, *to),
+            Terminator::Branch { cond, taken, fallthrough } => {
+                let c = self.val(blk, &vals, cond)?;
+                let c = self.truthy(c);
+                let (t, e) = (self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(c, t, &[], e, &[]);
+                for (cb, to) in [(t, *taken), (e, *fallthrough)] {
+                    self.b.switch_to_block(cb);
+                    self.b.seal_block(cb);
+                    self.goto(blk.addr, to);
+                }
+            }
+            Terminator::JumpIndirect(v) | Terminator::Return(v) => {
+                let a = self.val(blk, &vals, v)?;
+                let a = self.as_i64(blk, a)?;
+                self.exit(a);
+            }
+            Terminator::Call { target, ret } => {
+                self.write_back();
+                match target {
+                    CallTarget::Direct(t) => match self.sh.funcs.get(t) {
+                        Some(&id) => {
+                            let callee = self.callee(id);
+                            let zero = self.iconst(0);
+                            let call = self.b.ins().call(callee, &[self.state, zero]);
+                            let r = self.b.inst_results(call)[0];
+                            self.after_call(r, *ret);
+                        }
+                        None => {
+                            let a = self.iconst(*t);
+                            self.b.ins().store(state_flags(), a, self.state, offsets::RIP as i32);
+                            self.b.ins().return_(&[a]);
+                        }
+                    },
+                    CallTarget::Indirect(v) => {
+                        let a = self.val(blk, &vals, v)?;
+                        let a = self.as_i64(blk, a)?;
+                        let call = self.b.ins().call(self.refs.lookup, &[a]);
+                        let e = self.b.inst_results(call)[0];
+                        let (found, missing) = (self.b.create_block(), self.b.create_block());
+                        self.b.ins().brif(e, found, &[], missing, &[]);
+                        self.b.switch_to_block(missing);
+                        self.b.seal_block(missing);
+                        self.b.ins().store(state_flags(), a, self.state, offsets::RIP as i32);
+                        self.b.ins().return_(&[a]);
+                        self.b.switch_to_block(found);
+                        self.b.seal_block(found);
+                        let fptr = self.b.ins().load(types::I64, state_flags(), e, 8);
+                        let ent = self.b.ins().load(types::I64, state_flags(), e, 16);
+                        let call = self.b.ins().call_indirect(
+                            self.refs.translated_sig,
+                            fptr,
+                            &[self.state, ent],
+                        );
+                        let r = self.b.inst_results(call)[0];
+                        self.after_call(r, *ret);
+                    }
+                }
+            }
+            Terminator::Syscall { next } => {
+                self.write_back();
+                let n = self.iconst(*next);
+                self.b.ins().store(state_flags(), n, self.state, offsets::RIP as i32);
+                self.b.ins().call(self.refs.syscall, &[self.state]);
+                self.reload_all();
+                self.goto(blk.addr, *next);
+            }
+            Terminator::Trap { addr, .. } => {
+                let data = *self
+                    .sh
+                    .trap_strings
+                    .get(&(self.fi, self.blocks[&blk.addr].0))
+                    .ok_or_else(|| self.bad(blk, "trap without message"))?;
+                let msg = self.data_addr(data);
+                self.write_back();
+                let a = self.iconst(*addr);
+                self.b.ins().store(state_flags(), a, self.state, offsets::RIP as i32);
+                self.b.ins().call(self.refs.unsupported, &[self.state, a, msg]);
+                self.b.ins().return_(&[a]);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a native call into translated code (state already written back by the callee):
+    /// continue at `ret` if the callee returned there, else return what it returned.
+    fn after_call(&mut self, r: CValue, ret: u64) {
+        match self.block_of(ret) {
+            Some((_, cb)) => {
+                let is_ret = self.b.ins().icmp_imm_u(CIntCC::Equal, r, ret as i64);
+                let (cont, out) = (self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(is_ret, cont, &[], out, &[]);
+                self.b.switch_to_block(out);
+                self.b.seal_block(out);
+                self.b.ins().return_(&[r]);
+                self.b.switch_to_block(cont);
+                self.b.seal_block(cont);
+                self.reload_all();
+                self.b.ins().jump(cb, &[]);
+            }
+            None => {
+                self.b.ins().return_(&[r]);
+            }
+        }
+    }
+
+    fn callee(&mut self, id: FuncId) -> FuncRef {
+        if let Some(&r) = self.callees.get(&id) {
+            return r;
+        }
+        let sig = translated_sig(self.sh.call_conv);
+        let r = import(self.b.func, id, sig);
+        self.callees.insert(id, r);
+        r
+    }
+
+    fn data_addr(&mut self, id: DataId) -> CValue {
+        let name = self
+            .b
+            .func
+            .declare_imported_user_function(UserExternalName { namespace: 1, index: id.as_u32() });
+        let gv = self.b.func.create_global_value(ir::GlobalValueData::Symbol {
+            name: ExternalName::user(name),
+            offset: ir::immediates::Imm64::new(0),
+            colocated: true,
+            tls: false,
+        });
+        self.b.ins().symbol_value(types::I64, gv)
+    }
+
+    /// An integer condition as something `brif`/`select` accept (non-zero is true).
+    fn truthy(&mut self, c: CValue) -> CValue {
+        if self.b.func.dfg.value_type(c) == types::I128 {
+            self.b.ins().icmp_imm_u(CIntCC::NotEqual, c, 0)
+        } else {
+            c
+        }
+    }
+
+    fn as_i64(&mut self, blk: &Block, v: CValue) -> Result<CValue, CodegenError> {
+        let ty = self.b.func.dfg.value_type(v);
+        match ty {
+            types::I64 => Ok(v),
+            types::I8 | types::I16 | types::I32 => Ok(self.b.ins().uextend(types::I64, v)),
+            _ => Err(self.bad(blk, &format!("expected an integer address, found {ty}"))),
+        }
+    }
+
+    fn op(
+        &mut self,
+        blk: &Block,
+        op: &Op,
+        vals: &[Option<CValue>],
+        know: &mut FlagKnowledge,
+    ) -> Result<Option<CValue>, CodegenError> {
+        let ins_ty = |this: &Self, v: CValue| this.b.func.dfg.value_type(v);
+        Ok(Some(match op {
+            Op::Const { ty, bits } => self.constant(*ty, *bits),
+            Op::Get(loc) => {
+                let var = self.locs.all[&loc.offset].1;
+                self.b.use_var(var)
+            }
+            Op::Set(loc, v) => {
+                let v = self.val(blk, &vals, v)?;
+                if ins_ty(self, v) != cl_type(loc.ty) {
+                    return Err(self.bad(
+                        blk,
+                        &format!("Set of {:?} at offset {} with a {}", loc.ty, loc.offset, ins_ty(self, v)),
+                    ));
+                }
+                if loc.offset == offsets::CC_OP {
+                    know.cc_op = self.b.func.dfg.value_def(v).inst().and_then(|i| {
+                        match self.b.func.dfg.insts[i] {
+                            ir::InstructionData::UnaryImm { imm, .. } => Some(imm.bits() as u64),
+                            _ => None,
+                        }
+                    });
+                }
+                let var = self.locs.all[&loc.offset].1;
+                self.b.def_var(var, v);
+                return Ok(None);
+            }
+            Op::Load { ty, addr } => {
+                let a = self.val(blk, &vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                self.b.ins().load(cl_type(*ty), guest_flags(), a, 0)
+            }
+            Op::Store { addr, val } => {
+                let a = self.val(blk, &vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                let v = self.val(blk, &vals, val)?;
+                self.b.ins().store(guest_flags(), v, a, 0);
+                return Ok(None);
+            }
+            Op::Bin(op, x, y) => {
+                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                self.binary(blk, *op, x, y)?
+            }
+            Op::Un(op, x) => {
+                let x = self.val(blk, &vals, x)?;
+                self.unary(*op, x)
+            }
+            Op::Icmp(cc, x, y) => {
+                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                if ins_ty(self, x) != ins_ty(self, y) {
+                    return Err(self.bad(blk, "icmp of two different types"));
+                }
+                self.b.ins().icmp(int_cc(*cc), x, y)
+            }
+            Op::Fcmp(cc, x, y) => {
+                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                self.b.ins().fcmp(float_cc(*cc), x, y)
+            }
+            Op::Select(c, x, y) => {
+                let c = self.val(blk, &vals, c)?;
+                let c = self.truthy(c);
+                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                if ins_ty(self, x) != ins_ty(self, y) {
+                    return Err(self.bad(blk, "select of two different types"));
+                }
+                self.b.ins().select(c, x, y)
+            }
+            Op::Conv(op, ty, x) => {
+                let x = self.val(blk, &vals, x)?;
+                self.convert(blk, *op, cl_type(*ty), x)?
+            }
+            Op::EvalCond(cc) => self.eval_cond(*cc, know.cc_op),
+            Op::Rflags => {
+                let mut args = Vec::with_capacity(5);
+                for off in FLAG_LOCS.into_iter().chain([offsets::RFLAGS_OTHER]) {
+                    let var = self.locs.all[&off].1;
+                    args.push(self.b.use_var(var));
+                }
+                let call = self.b.ins().call(self.refs.rflags, &args);
+                self.b.inst_results(call)[0]
+            }
+            Op::Helper(id, args) => {
+                if args.len() > 3 {
+                    return Err(self.bad(blk, "helper call with more than three arguments"));
+                }
+                let mut a = vec![self.state, self.iconst(u64::from(*id))];
+                for v in args {
+                    let v = self.val(blk, &vals, v)?;
+                    a.push(self.as_i64(blk, v)?);
+                }
+                while a.len() < 5 {
+                    a.push(self.iconst(0));
+                }
+                self.write_back();
+                let call = self.b.ins().call(self.refs.helper, &a);
+                let r = self.b.inst_results(call)[0];
+                self.reload_all();
+                *know = FlagKnowledge::default();
+                r
+            }
+        }))
+    }
+
+    fn constant(&mut self, ty: Type, bits: u128) -> CValue {
+        match ty {
+            Type::F32 => self.b.ins().f32const(Ieee32::with_bits(bits as u32)),
+            Type::F64 => self.b.ins().f64const(Ieee64::with_bits(bits as u64)),
+            Type::I128 => {
+                let lo = self.iconst(bits as u64);
+                let hi = self.iconst((bits >> 64) as u64);
+                self.b.ins().iconcat(lo, hi)
+            }
+            _ => {
+                let t = cl_type(ty);
+                let m = if ty.bits() >= 64 { u64::MAX } else { (1u64 << ty.bits()) - 1 };
+                self.b.ins().iconst(t, ((bits as u64) & m) as i64)
+            }
+        }
+    }
+
+    fn binary(&mut self, blk: &Block, op: BinOp, x: CValue, y: CValue) -> Result<CValue, CodegenError> {
+        let tx = self.b.func.dfg.value_type(x);
+        let ty = self.b.func.dfg.value_type(y);
+        let shift = matches!(op, BinOp::Shl | BinOp::LShr | BinOp::AShr | BinOp::Rotl | BinOp::Rotr);
+        if !shift && tx != ty {
+            return Err(self.bad(blk, &format!("{op:?} of {tx} and {ty}")));
+        }
+        let i = self.b.ins();
+        Ok(match op {
+            BinOp::Add => i.iadd(x, y),
+            BinOp::Sub => i.isub(x, y),
+            BinOp::Mul => i.imul(x, y),
+            BinOp::UMulHi => i.umulhi(x, y),
+            BinOp::SMulHi => i.smulhi(x, y),
+            BinOp::UDiv => i.udiv(x, y),
+            BinOp::SDiv => i.sdiv(x, y),
+            BinOp::URem => i.urem(x, y),
+            BinOp::SRem => i.srem(x, y),
+            BinOp::And | BinOp::Or | BinOp::Xor if tx.is_float() => {
+                // Bitwise operations on floats (andps, xorpd…) act on the bits.
+                let it = tx.as_int();
+                let (a, b) = (i.bitcast(it, MemFlagsData::new(), x), self.b.ins().bitcast(it, MemFlagsData::new(), y));
+                let r = match op {
+                    BinOp::And => self.b.ins().band(a, b),
+                    BinOp::Or => self.b.ins().bor(a, b),
+                    _ => self.b.ins().bxor(a, b),
+                };
+                self.b.ins().bitcast(tx, MemFlagsData::new(), r)
+            }
+            BinOp::And => i.band(x, y),
+            BinOp::Or => i.bor(x, y),
+            BinOp::Xor => i.bxor(x, y),
+            BinOp::Shl => i.ishl(x, y),
+            BinOp::LShr => i.ushr(x, y),
+            BinOp::AShr => i.sshr(x, y),
+            BinOp::Rotl => i.rotl(x, y),
+            BinOp::Rotr => i.rotr(x, y),
+            BinOp::FAdd => i.fadd(x, y),
+            BinOp::FSub => i.fsub(x, y),
+            BinOp::FMul => i.fmul(x, y),
+            BinOp::FDiv => i.fdiv(x, y),
+            BinOp::FMinX86 => {
+                let lt = i.fcmp(CFloatCC::LessThan, x, y);
+                self.b.ins().select(lt, x, y)
+            }
+            BinOp::FMaxX86 => {
+                let gt = i.fcmp(CFloatCC::GreaterThan, x, y);
+                self.b.ins().select(gt, x, y)
+            }
+        })
+    }
+
+    fn unary(&mut self, op: UnOp, x: CValue) -> CValue {
+        let ty = self.b.func.dfg.value_type(x);
+        let i = self.b.ins();
+        match op {
+            UnOp::Not => i.bnot(x),
+            UnOp::Neg => i.ineg(x),
+            UnOp::Clz => i.clz(x),
+            UnOp::Ctz => i.ctz(x),
+            UnOp::Popcnt => i.popcnt(x),
+            UnOp::Bswap if ty == types::I8 => x,
+            UnOp::Bswap => i.bswap(x),
+            UnOp::FNeg => i.fneg(x),
+            UnOp::FAbs => i.fabs(x),
+            UnOp::FSqrt => i.sqrt(x),
+        }
+    }
+
+    fn convert(&mut self, blk: &Block, op: ConvOp, to: ir::Type, x: CValue) -> Result<CValue, CodegenError> {
+        let from = self.b.func.dfg.value_type(x);
+        let bad = |what: &str| self.bad(blk, &format!("{op:?} from {from} to {to}: {what}"));
+        Ok(match op {
+            ConvOp::Zext | ConvOp::Sext | ConvOp::Trunc if from == to => x,
+            ConvOp::Zext if to.bits() > from.bits() && to.is_int() => self.b.ins().uextend(to, x),
+            ConvOp::Sext if to.bits() > from.bits() && to.is_int() => self.b.ins().sextend(to, x),
+            ConvOp::Trunc if to.bits() < from.bits() && to.is_int() => self.b.ins().ireduce(to, x),
+            ConvOp::Zext | ConvOp::Sext | ConvOp::Trunc => return Err(bad("bad widths")),
+            ConvOp::Bitcast if from == to => x,
+            ConvOp::Bitcast if from.bits() == to.bits() => self.b.ins().bitcast(to, MemFlagsData::new(), x),
+            ConvOp::Bitcast => return Err(bad("sizes differ")),
+            ConvOp::SIntToFloat if from.is_int() && to.is_float() => {
+                let x = if from.bits() < 32 { self.b.ins().sextend(types::I32, x) } else { x };
+                self.b.ins().fcvt_from_sint(to, x)
+            }
+            ConvOp::FloatToSIntTrunc | ConvOp::FloatToSIntRound
+                if from.is_float() && (to == types::I32 || to == types::I64) =>
+            {
+                let x = if op == ConvOp::FloatToSIntRound { self.round_even(x) } else { x };
+                self.float_to_sint(x, to)
+            }
+            ConvOp::FPromote if from == types::F32 && to == types::F64 => self.b.ins().fpromote(to, x),
+            ConvOp::FDemote if from == types::F64 && to == types::F32 => self.b.ins().fdemote(to, x),
+            _ => return Err(bad("unsupported conversion")),
+        })
+    }
+
+    fn fconst(&mut self, ty: ir::Type, v: f64) -> CValue {
+        if ty == types::F32 {
+            self.b.ins().f32const(v as f32)
+        } else {
+            self.b.ins().f64const(v)
+        }
+    }
+
+    /// Round to the nearest integer, ties to even, as x86 does under the default MXCSR,
+    /// without relying on a host rounding instruction: for |x| < 2^(mantissa bits) adding and
+    /// subtracting 2^(mantissa bits) rounds; larger values (and NaN) are integral already.
+    fn round_even(&mut self, x: CValue) -> CValue {
+        let ty = self.b.func.dfg.value_type(x);
+        let big = if ty == types::F32 { 8388608.0 } else { 4503599627370496.0 };
+        let big = self.fconst(ty, big);
+        let ax = self.b.ins().fabs(x);
+        let s = self.b.ins().fadd(ax, big);
+        let r = self.b.ins().fsub(s, big);
+        let r = self.b.ins().fcopysign(r, x);
+        let small = self.b.ins().fcmp(CFloatCC::LessThan, ax, big);
+        self.b.ins().select(small, r, x)
+    }
+
+    /// Truncating float → signed integer with the x86 "integer indefinite" result (MIN) for
+    /// NaN and out-of-range inputs. Saturating conversion already gives MIN for too-negative
+    /// inputs; NaN and too-large ones are patched.
+    fn float_to_sint(&mut self, x: CValue, to: ir::Type) -> CValue {
+        let ty = self.b.func.dfg.value_type(x);
+        let limit = if to == types::I32 { 2147483648.0 } else { 9223372036854775808.0 };
+        let limit = self.fconst(ty, limit);
+        let sat = self.b.ins().fcvt_to_sint_sat(to, x);
+        let bad = self.b.ins().fcmp(CFloatCC::UnorderedOrGreaterThanOrEqual, x, limit);
+        let min = if to == types::I32 { i64::from(i32::MIN) } else { i64::MIN };
+        let min = self.b.ins().iconst(to, min);
+        self.b.ins().select(bad, min, sat)
+    }
+
+    /// `EvalCond(cc)`: inline when the block set `cc_op` to a known constant and the
+    /// condition is simple for that operation, else ask the runtime.
+    fn eval_cond(&mut self, cc: u8, cc_op: Option<u64>) -> CValue {
+        if let Some(v) = cc_op.and_then(|op| self.inline_cond(cc, op)) {
+            return v;
+        }
+        let mut args = vec![self.b.ins().iconst(types::I64, i64::from(cc & 15))];
+        for off in FLAG_LOCS {
+            let var = self.locs.all[&off].1;
+            args.push(self.b.use_var(var));
+        }
+        let call = self.b.ins().call(self.refs.eval_cond, &args);
+        let r = self.b.inst_results(call)[0];
+        self.b.ins().icmp_imm_u(CIntCC::NotEqual, r, 0)
+    }
+
+    fn flag_var(&mut self, off: u32, ty: ir::Type) -> CValue {
+        let var = self.locs.all[&off].1;
+        let v = self.b.use_var(var);
+        if ty == types::I64 {
+            v
+        } else {
+            self.b.ins().ireduce(ty, v)
+        }
+    }
+
+    fn inline_cond(&mut self, cc: u8, cc_op: u64) -> Option<CValue> {
+        let (kind, bits) = CcOp::decode(cc_op)?;
+        let ty = ir::Type::int(u16::try_from(bits).ok()?)?;
+        let cond = Cond::from_u8(cc);
+        let icmp = |this: &mut Self, c: CIntCC, a: CValue, b: CValue| this.b.ins().icmp(c, a, b);
+        match kind {
+            CcOp::Sub => {
+                let c = match cond {
+                    Cond::B => CIntCC::UnsignedLessThan,
+                    Cond::Ae => CIntCC::UnsignedGreaterThanOrEqual,
+                    Cond::E => CIntCC::Equal,
+                    Cond::Ne => CIntCC::NotEqual,
+                    Cond::Be => CIntCC::UnsignedLessThanOrEqual,
+                    Cond::A => CIntCC::UnsignedGreaterThan,
+                    Cond::L => CIntCC::SignedLessThan,
+                    Cond::Ge => CIntCC::SignedGreaterThanOrEqual,
+                    Cond::Le => CIntCC::SignedLessThanOrEqual,
+                    Cond::G => CIntCC::SignedGreaterThan,
+                    _ => return None,
+                };
+                let a = self.flag_var(offsets::CC_SRC1, ty);
+                let b = self.flag_var(offsets::CC_SRC2, ty);
+                Some(icmp(self, c, a, b))
+            }
+            CcOp::Logic => {
+                let d = self.flag_var(offsets::CC_DST, ty);
+                let zero = self.b.ins().iconst(ty, 0);
+                let c = match cond {
+                    Cond::O | Cond::B => return Some(self.b.ins().iconst(types::I8, 0)),
+                    Cond::No | Cond::Ae => return Some(self.b.ins().iconst(types::I8, 1)),
+                    Cond::E | Cond::Be => CIntCC::Equal,
+                    Cond::Ne | Cond::A => CIntCC::NotEqual,
+                    Cond::S | Cond::L => CIntCC::SignedLessThan,
+                    Cond::Ns | Cond::Ge => CIntCC::SignedGreaterThanOrEqual,
+                    Cond::Le => CIntCC::SignedLessThanOrEqual,
+                    Cond::G => CIntCC::SignedGreaterThan,
+                    Cond::P | Cond::Np => return None,
+                };
+                Some(icmp(self, c, d, zero))
+            }
+            CcOp::Add | CcOp::Inc | CcOp::Dec => {
+                let d = self.flag_var(offsets::CC_DST, ty);
+                let zero = self.b.ins().iconst(ty, 0);
+                let c = match cond {
+                    Cond::E => CIntCC::Equal,
+                    Cond::Ne => CIntCC::NotEqual,
+                    Cond::S => CIntCC::SignedLessThan,
+                    Cond::Ns => CIntCC::SignedGreaterThanOrEqual,
+                    _ => return None,
+                };
+                Some(icmp(self, c, d, zero))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn int_cc(cc: IntCC) -> CIntCC {
+    match cc {
+        IntCC::Eq => CIntCC::Equal,
+        IntCC::Ne => CIntCC::NotEqual,
+        IntCC::Ult => CIntCC::UnsignedLessThan,
+        IntCC::Ule => CIntCC::UnsignedLessThanOrEqual,
+        IntCC::Ugt => CIntCC::UnsignedGreaterThan,
+        IntCC::Uge => CIntCC::UnsignedGreaterThanOrEqual,
+        IntCC::Slt => CIntCC::SignedLessThan,
+        IntCC::Sle => CIntCC::SignedLessThanOrEqual,
+        IntCC::Sgt => CIntCC::SignedGreaterThan,
+        IntCC::Sge => CIntCC::SignedGreaterThanOrEqual,
+    }
+}
+
+fn float_cc(cc: FloatCC) -> CFloatCC {
+    match cc {
+        FloatCC::Eq => CFloatCC::Equal,
+        FloatCC::Lt => CFloatCC::LessThan,
+        FloatCC::Le => CFloatCC::LessThanOrEqual,
+        FloatCC::Uno => CFloatCC::Unordered,
+        FloatCC::Une => CFloatCC::NotEqual,
+        FloatCC::Unlt => CFloatCC::UnorderedOrGreaterThanOrEqual,
+        FloatCC::Unle => CFloatCC::UnorderedOrGreaterThan,
+        FloatCC::Ord => CFloatCC::Ordered,
+    }
+}

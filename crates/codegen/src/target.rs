@@ -1,0 +1,84 @@
+//! Host ISA choices: the one place where x86-64, arm64 and riscv64 differ for the code
+//! generator. Each host is a [`HostTarget`]; the core asks it for its triple and its
+//! Cranelift ISA flags and never tests which ISA it is compiling for.
+
+use cranelift_codegen::isa::{self, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use hcontainer_abi::meta::HostIsa;
+
+use crate::CodegenError;
+
+/// What the code generator needs to know about one host ISA.
+trait HostTarget {
+    /// Target triple handed to `cranelift_codegen::isa::lookup`.
+    fn triple(&self) -> &'static str;
+    /// ISA-specific flags to enable (names of Cranelift `has_*` settings).
+    fn features(&self) -> &'static [&'static str];
+}
+
+/// x86-64 hosts: x86-64-v2 (SSE4.2 and POPCNT), which every x86-64 server of the last
+/// fifteen years has.
+struct X86_64;
+impl HostTarget for X86_64 {
+    fn triple(&self) -> &'static str {
+        "x86_64-unknown-linux-gnu"
+    }
+    fn features(&self) -> &'static [&'static str] {
+        &["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt", "has_cmpxchg16b"]
+    }
+}
+
+/// arm64 hosts: ARMv8.0-A baseline.
+struct Aarch64;
+impl HostTarget for Aarch64 {
+    fn triple(&self) -> &'static str {
+        "aarch64-unknown-linux-gnu"
+    }
+    fn features(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// riscv64 hosts: RV64GC, no vector or bit-manipulation extensions.
+struct Riscv64;
+impl HostTarget for Riscv64 {
+    fn triple(&self) -> &'static str {
+        "riscv64gc-unknown-linux-gnu"
+    }
+    fn features(&self) -> &'static [&'static str] {
+        &["has_m", "has_a", "has_f", "has_d", "has_c", "has_zicsr", "has_zifencei"]
+    }
+}
+
+fn target_of(isa: HostIsa) -> &'static dyn HostTarget {
+    match isa {
+        HostIsa::X86_64 => &X86_64,
+        HostIsa::Aarch64 => &Aarch64,
+        HostIsa::Riscv64 => &Riscv64,
+    }
+}
+
+/// Build the Cranelift target ISA for `isa`: optimizing for speed, non-PIC (the executable is
+/// static and linked at fixed addresses).
+pub(crate) fn build_isa(isa: HostIsa) -> Result<OwnedTargetIsa, CodegenError> {
+    let t = target_of(isa);
+    let err = |what: String| CodegenError::Isa { isa: isa.name(), what };
+    let mut shared = settings::builder();
+    let set = |b: &mut settings::Builder, k: &str, v: &str| {
+        b.set(k, v).map_err(|e| err(format!("setting {k}={v}: {e}")))
+    };
+    set(&mut shared, "opt_level", "speed")?;
+    set(&mut shared, "is_pic", "false")?;
+    set(&mut shared, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+    set(&mut shared, "preserve_frame_pointers", "true")?;
+    let triple = t
+        .triple()
+        .parse()
+        .map_err(|e| err(format!("triple {}: {e:?}", t.triple())))?;
+    let mut b = isa::lookup(triple).map_err(|e| err(format!("lookup {}: {e}", t.triple())))?;
+    for f in t.features() {
+        b.enable(f).map_err(|e| err(format!("enabling {f}: {e}")))?;
+    }
+    b.finish(settings::Flags::new(shared))
+        .map_err(|e| err(format!("finishing ISA flags: {e}")))
+}
