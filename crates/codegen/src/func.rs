@@ -249,7 +249,12 @@ pub(crate) fn translate(
     }
     let default = t.b.func.dfg.block_call(bad_entry, &[]);
     let jt = t.b.create_jump_table(JumpTableData::new(default, &targets));
-    t.b.ins().br_table(entry, jt);
+    // Entries past the table (including ones that do not fit in 32 bits) go to `bad_entry`.
+    let n = t.b.ins().iconst(types::I64, f.blocks.len() as i64);
+    let in_range = t.b.ins().icmp(CIntCC::UnsignedLessThan, entry, n);
+    let index = t.b.ins().select(in_range, entry, n);
+    let index = t.b.ins().ireduce(types::I32, index);
+    t.b.ins().br_table(index, jt);
 
     t.b.switch_to_block(bad_entry);
     t.b.seal_block(bad_entry);
