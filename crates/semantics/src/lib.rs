@@ -1,7 +1,16 @@
 //! Reference semantics of guest operations too complex for IR ops (cpuid, x87, some SSE),
 //! run by the runtime's `hc_helper` and by the IR interpreter alike, so both agree by
 //! construction. `no_std`, no allocation.
+//!
+//! The one entry point is [`call`]: a helper number ([`Helper`]), three `u64` arguments and
+//! a [`Host`] that gives access to guest memory and a clock.
 #![no_std]
+
+pub mod cpuid;
+pub mod sse;
+pub mod x87;
+
+use hcontainer_abi::{GuestState, Gpr};
 
 /// Helper numbers passed as the first argument of `ir::Op::Helper` / `hc_helper`.
 /// Append only; numbers are part of the translated-code ABI.
@@ -18,4 +27,75 @@ pub enum Helper {
     X87 = 4,
     /// An SSE operation done out of line: a0 = SSE op id (see `sse`), a1/a2 per op.
     Sse = 5,
+}
+
+impl Helper {
+    /// The helper with number `n`, if any.
+    pub const fn from_u32(n: u32) -> Option<Helper> {
+        match n {
+            1 => Some(Helper::Cpuid),
+            2 => Some(Helper::Rdtsc),
+            3 => Some(Helper::Xgetbv),
+            4 => Some(Helper::X87),
+            5 => Some(Helper::Sse),
+            _ => None,
+        }
+    }
+}
+
+/// What a helper needs from its surroundings: guest memory and a clock.
+///
+/// The runtime implements it with raw pointers (guest addresses are host addresses) and the
+/// host's monotonic clock; the IR interpreter with its sparse test memory. Accesses cannot
+/// fail here: an implementation that can fault records the fault and reports it after the
+/// helper returns.
+pub trait Host {
+    /// Read `buf.len()` bytes of guest memory at `addr`.
+    fn read(&mut self, addr: u64, buf: &mut [u8]);
+    /// Write `buf` to guest memory at `addr`.
+    fn write(&mut self, addr: u64, buf: &[u8]);
+    /// A monotonically increasing time-stamp counter (for `rdtsc`).
+    fn ticks(&mut self) -> u64;
+}
+
+/// Value returned by [`call`] for an unknown helper number or an unknown op id.
+pub const UNKNOWN: u64 = u64::MAX;
+
+/// Run helper `helper` with arguments `a0..a2` on `state`.
+///
+/// Returns the helper's result (0 for helpers that only change the state), or [`UNKNOWN`]
+/// when `helper` or the op id it was given is not defined.
+pub fn call(state: &mut GuestState, helper: u32, a0: u64, a1: u64, a2: u64, host: &mut dyn Host) -> u64 {
+    let _ = a2;
+    match Helper::from_u32(helper) {
+        Some(Helper::Cpuid) => {
+            let leaf = state.gpr[Gpr::Rax as usize] as u32;
+            let sub = state.gpr[Gpr::Rcx as usize] as u32;
+            let [a, b, c, d] = cpuid::cpuid(leaf, sub);
+            state.gpr[Gpr::Rax as usize] = u64::from(a);
+            state.gpr[Gpr::Rbx as usize] = u64::from(b);
+            state.gpr[Gpr::Rcx as usize] = u64::from(c);
+            state.gpr[Gpr::Rdx as usize] = u64::from(d);
+            0
+        }
+        Some(Helper::Rdtsc) => {
+            let t = host.ticks();
+            state.gpr[Gpr::Rax as usize] = t & 0xffff_ffff;
+            state.gpr[Gpr::Rdx as usize] = t >> 32;
+            t
+        }
+        Some(Helper::Xgetbv) => {
+            // XCR0: x87 and SSE state only (no AVX). Other XCRs read as zero.
+            let xcr = if state.gpr[Gpr::Rcx as usize] as u32 == 0 { cpuid::XCR0 } else { 0 };
+            state.gpr[Gpr::Rax as usize] = xcr & 0xffff_ffff;
+            state.gpr[Gpr::Rdx as usize] = xcr >> 32;
+            xcr
+        }
+        Some(Helper::X87) => match u32::try_from(a0).ok().and_then(x87::X87Op::decode) {
+            Some(op) => x87::execute(state, op, a1, host),
+            None => UNKNOWN,
+        },
+        // Out-of-line SSE operations are defined by the `sse` module when present.
+        Some(Helper::Sse) | None => UNKNOWN,
+    }
 }
