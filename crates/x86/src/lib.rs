@@ -7,3 +7,4 @@ pub mod lift;
 
 pub use discover::{discover, CodeMap, FunctionMap};
 pub use guest::{GuestBinary, GuestError, Segment};
+pub use lift::{lift_block, lift_blocks, lift_program, LiftStats};

@@ -1,1 +1,292 @@
 //! Lifting x86-64 instructions to the semantic IR.
+//!
+//! [`lift_block`] turns the bytes at one address into one IR [`Block`]; [`lift_program`]
+//! lifts every function of a [`CodeMap`] into a closed [`Program`]: every direct successor
+//! of every block is a block start of some function, and a call's return address is a block
+//! of the calling function.
+//!
+//! Two constructs need blocks at addresses that are not instruction boundaries (one byte
+//! into their instruction, which is never a boundary): the divide-error trap of `div`/`idiv`
+//! and the loop body of a `rep` string instruction. [`lift_blocks`] returns them along with
+//! the main block.
+
+mod builder;
+mod int;
+mod sse;
+pub mod x87;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::discover::CodeMap;
+use crate::guest::{GuestBinary, GuestError};
+use builder::Lifter;
+use hcontainer_ir::{Block, Function, Op, Program, Terminator};
+use hcontainer_semantics::Helper;
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
+
+/// Outcome of lifting one instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Continue with the next instruction.
+    Continue,
+    /// The instruction set the block's terminator.
+    End,
+}
+
+/// Counts from [`lift_program`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiftStats {
+    /// Functions in the program (including ones created for jump targets).
+    pub functions: usize,
+    /// Blocks in all functions.
+    pub blocks: usize,
+    /// Guest instructions lifted (summed over blocks).
+    pub instructions: usize,
+    /// Distinct addresses of instructions that could not be lifted (unsupported or invalid);
+    /// their blocks end in [`Terminator::Trap`].
+    pub traps: usize,
+    /// Some of them: address and description.
+    pub trap_examples: Vec<(u64, String)>,
+}
+
+/// The result of lifting at one address.
+struct Lifted {
+    main: Block,
+    extra: Vec<Block>,
+    /// Set when the block ends at an instruction that could not be lifted.
+    unsupported: Option<(u64, String)>,
+}
+
+/// Lift one block starting at `addr` from `code` (the bytes at `addr`), stopping at a
+/// control transfer, at `is_leader(a)` for `a != addr`, or at the end of `code`.
+pub fn lift_block(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Block {
+    lift_at(code, addr, is_leader).main
+}
+
+/// As [`lift_block`], followed by the blocks it created inside its last instruction (the
+/// divide-error trap of `div`/`idiv`, the loop body of a `rep` string instruction).
+pub fn lift_blocks(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Vec<Block> {
+    let l = lift_at(code, addr, is_leader);
+    let mut v = vec![l.main];
+    v.extend(l.extra);
+    v
+}
+
+fn hex_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
+    let mut l = Lifter::new(addr);
+    let mut dec = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    let mut pos = 0usize;
+    let mut unsupported = None;
+    loop {
+        let ip = addr.wrapping_add(pos as u64);
+        if pos >= code.len() {
+            l.b.term = if pos == 0 {
+                Terminator::Trap { addr: ip, what: String::from("no guest code at this address") }
+            } else {
+                Terminator::Jump(ip)
+            };
+            break;
+        }
+        if pos > 0 && is_leader(ip) {
+            l.b.term = Terminator::Jump(ip);
+            break;
+        }
+        dec.decode_out(&mut ins);
+        let len = ins.len();
+        let bytes = &code[pos..(pos + len.max(1)).min(code.len())];
+        if ins.is_invalid() {
+            let what = format!("invalid instruction ({})", hex_bytes(&code[pos..(pos + 15).min(code.len())]));
+            l.b.term = Terminator::Trap { addr: ip, what: what.clone() };
+            unsupported = Some((ip, what));
+            break;
+        }
+        let starts_block = ins.mnemonic() == Mnemonic::Syscall
+            || (ins.is_string_instruction() && (ins.has_rep_prefix() || ins.has_repne_prefix()));
+        if pos > 0 && starts_block {
+            l.b.term = Terminator::Jump(ip);
+            break;
+        }
+        let mark = l.b.insts.len();
+        let extra_mark = l.extra.len();
+        let r = lift_insn(&mut l, &ins);
+        match r {
+            Ok(step) => {
+                pos += len;
+                l.b.guest_len += len as u32;
+                l.b.guest_insts += 1;
+                if step == Step::End {
+                    break;
+                }
+            }
+            Err(int::Unsupported(why)) => {
+                l.b.insts.truncate(mark);
+                l.extra.truncate(extra_mark);
+                let feats = ins.cpuid_features();
+                let feats = if feats.is_empty() {
+                    String::new()
+                } else {
+                    format!(", needs {:?}", feats).to_lowercase()
+                };
+                let what = format!("{} ({}): {}{}", int::mnemonic_name(&ins), hex_bytes(bytes), why, feats);
+                l.b.term = Terminator::Trap { addr: ip, what: what.clone() };
+                unsupported = Some((ip, what));
+                break;
+            }
+        }
+    }
+    Lifted { main: l.b, extra: l.extra, unsupported }
+}
+
+fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported> {
+    if let Some(op) = x87::x87_op(ins.code(), ins) {
+        let a = if (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory) {
+            l.mem_addr(ins)
+        } else {
+            l.c64(0)
+        };
+        let id = l.c64(u64::from(op));
+        l.push(Op::Helper(Helper::X87 as u32, vec![id, a]));
+        // fcomi and friends set the arithmetic flags through the state.
+        l.flags = None;
+        return Ok(Step::Continue);
+    }
+    if let Some(r) = sse::lift_sse(l, ins) {
+        return r;
+    }
+    if is_x87(ins) {
+        return Err(int::Unsupported(String::from("x87 instruction not implemented")));
+    }
+    int::lift_int(l, ins)
+}
+
+fn is_x87(ins: &Instruction) -> bool {
+    ins.cpuid_features().iter().any(|f| matches!(f, iced_x86::CpuidFeature::FPU))
+}
+
+/// Bytes of executable guest code from `addr` to the end of its segment's file data.
+fn code_at(bin: &GuestBinary, addr: u64) -> &[u8] {
+    for s in &bin.segments {
+        if !s.exec || addr < s.vaddr {
+            continue;
+        }
+        let off = addr - s.vaddr;
+        let flen = (s.file_range.end - s.file_range.start) as u64;
+        if off < flen {
+            let start = s.file_range.start + off as usize;
+            return bin.bytes.get(start..s.file_range.end).unwrap_or(&[]);
+        }
+    }
+    &[]
+}
+
+struct FnBuild {
+    entry: u64,
+    lo: u64,
+    hi: u64,
+    listed: HashSet<u64>,
+    blocks: BTreeMap<u64, Block>,
+}
+
+/// Lift every function of `map` into a closed program.
+pub fn lift_program(bin: &GuestBinary, map: &CodeMap) -> Result<(Program, LiftStats), GuestError> {
+    let mut leaders: HashSet<u64> = HashSet::new();
+    let mut entries: BTreeSet<u64> = BTreeSet::new();
+    for f in &map.functions {
+        entries.insert(f.entry);
+        leaders.insert(f.entry);
+        leaders.extend(f.leaders.iter().copied());
+    }
+    let mut done: BTreeMap<u64, FnBuild> = BTreeMap::new();
+    let mut traps: BTreeMap<u64, String> = BTreeMap::new();
+    let mut pending: Vec<(u64, Option<u64>, Vec<u64>)> =
+        map.functions.iter().map(|f| (f.entry, f.end, f.leaders.clone())).collect();
+    while !pending.is_empty() {
+        let mut external: BTreeSet<u64> = BTreeSet::new();
+        for (entry, end, fl) in std::mem::take(&mut pending) {
+            if done.contains_key(&entry) {
+                continue;
+            }
+            let hi = match end {
+                Some(e) if e > entry => e,
+                _ => entries.range(entry + 1..).next().copied().unwrap_or(u64::MAX),
+            };
+            let mut fb = FnBuild {
+                entry,
+                lo: entry,
+                hi,
+                listed: fl.iter().copied().collect(),
+                blocks: BTreeMap::new(),
+            };
+            let mut work: Vec<u64> = vec![entry];
+            work.extend(fl.iter().copied());
+            while let Some(a) = work.pop() {
+                if fb.blocks.contains_key(&a) {
+                    continue;
+                }
+                let code = code_at(bin, a);
+                let lifted = lift_at(code, a, &|x| leaders.contains(&x) || fb.listed.contains(&x));
+                if let Some((ta, what)) = lifted.unsupported {
+                    traps.entry(ta).or_insert(what);
+                }
+                let extra_addrs: HashSet<u64> = lifted.extra.iter().map(|b| b.addr).collect();
+                let mut succ = lifted.main.successors();
+                for b in &lifted.extra {
+                    succ.extend(b.successors());
+                }
+                if let Terminator::Call { ret, .. } = lifted.main.term {
+                    work.push(ret);
+                    succ.retain(|s| *s != ret);
+                }
+                for s in succ {
+                    if extra_addrs.contains(&s) {
+                        continue;
+                    }
+                    if (s >= fb.lo && s < fb.hi) || fb.listed.contains(&s) {
+                        work.push(s);
+                    } else {
+                        external.insert(s);
+                    }
+                }
+                for b in lifted.extra {
+                    fb.blocks.entry(b.addr).or_insert(b);
+                }
+                fb.blocks.insert(a, lifted.main);
+            }
+            done.insert(entry, fb);
+        }
+        // Every direct target outside its function must be a block start somewhere.
+        let starts: HashSet<u64> = done.values().flat_map(|f| f.blocks.keys().copied()).collect();
+        for s in external {
+            if !starts.contains(&s) && !done.contains_key(&s) {
+                entries.insert(s);
+                pending.push((s, None, Vec::new()));
+            }
+        }
+    }
+    let mut stats = LiftStats::default();
+    let mut program = Program::default();
+    for (_, fb) in done {
+        let mut blocks: Vec<Block> = Vec::with_capacity(fb.blocks.len());
+        let mut rest = fb.blocks;
+        if let Some(e) = rest.remove(&fb.entry) {
+            blocks.push(e);
+        }
+        blocks.extend(rest.into_values());
+        stats.blocks += blocks.len();
+        stats.instructions += blocks.iter().map(|b| b.guest_insts as usize).sum::<usize>();
+        program.functions.push(Function { entry: fb.entry, blocks });
+    }
+    stats.functions = program.functions.len();
+    stats.traps = traps.len();
+    stats.trap_examples = traps.into_iter().take(32).collect();
+    Ok((program, stats))
+}
+
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,516 @@
+//! SSE/SSE2 instructions (legacy encodings only; AVX forms are not handled here).
+//!
+//! Scalar float arithmetic, conversions, moves and bitwise operations are lifted inline on
+//! the `I128` register value; other packed operations call the `Helper::Sse` helper
+//! (`hcontainer_semantics::sse`) with the source operand's value.
+
+use super::builder::{xmm_num, Lifter, MXCSR};
+use super::int::Unsupported;
+use super::Step;
+use hcontainer_abi::flags::bits;
+use hcontainer_ir::{BinOp, ConvOp, FloatCC, Op, Type, UnOp, Value};
+use hcontainer_semantics::sse::SseOp;
+use hcontainer_semantics::Helper;
+use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
+
+type R = Result<Step, Unsupported>;
+
+const LO64: u128 = u64::MAX as u128;
+const LO32: u128 = u32::MAX as u128;
+
+fn is_xmm_op(ins: &Instruction, i: u32) -> bool {
+    ins.op_kind(i) == OpKind::Register && ins.op_register(i).is_xmm()
+}
+
+fn dst_xmm(ins: &Instruction) -> Result<u8, Unsupported> {
+    if is_xmm_op(ins, 0) {
+        Ok(xmm_num(ins.op_register(0)))
+    } else {
+        Err(Unsupported(String::from("unexpected operand form")))
+    }
+}
+
+/// Source operand `i` as an `I128` (memory operands load their own size, zero-extended).
+fn src128(l: &mut Lifter, ins: &Instruction, i: u32) -> Value {
+    match ins.op_kind(i) {
+        OpKind::Register if ins.op_register(i).is_xmm() => l.xmm(xmm_num(ins.op_register(i))),
+        OpKind::Register => {
+            let v = l.read_reg(ins.op_register(i));
+            l.zext(v, Type::I128)
+        }
+        OpKind::Memory => {
+            let sz = ins.memory_size().size() as u32;
+            let ty = Type::int_of_bytes(sz).unwrap_or(Type::I128);
+            let a = l.mem_addr(ins);
+            let v = l.load(ty, a);
+            l.zext(v, Type::I128)
+        }
+        _ => {
+            let imm = ins.immediate(i);
+            l.cst(Type::I128, u128::from(imm))
+        }
+    }
+}
+
+/// Scalar source operand `i` as a float of type `fty` (low lane of an xmm, or memory).
+fn src_float(l: &mut Lifter, ins: &Instruction, i: u32, fty: Type) -> Value {
+    let ity = if fty == Type::F64 { Type::I64 } else { Type::I32 };
+    let v = match ins.op_kind(i) {
+        OpKind::Memory => {
+            let a = l.mem_addr(ins);
+            l.load(ity, a)
+        }
+        _ => {
+            let x = src128(l, ins, i);
+            l.zext(x, ity)
+        }
+    };
+    l.bitcast(v, fty)
+}
+
+/// `old` with its low `fty`-sized lane replaced by float `f`.
+fn merge_low(l: &mut Lifter, old: Value, f: Value) -> Value {
+    let fty = l.ty(f);
+    let (ity, m) = if fty == Type::F64 || fty == Type::I64 { (Type::I64, LO64) } else { (Type::I32, LO32) };
+    let bitsv = l.bitcast(f, ity);
+    let w = l.zext(bitsv, Type::I128);
+    let kept = l.bin_imm(BinOp::And, old, !m);
+    l.or(kept, w)
+}
+
+fn helper(l: &mut Lifter, op: SseOp, dst: u8, imm: u32, src: Value) -> Value {
+    let a0 = l.c64(op as u64 | (u64::from(dst) << 16) | (u64::from(imm & 0xff) << 24));
+    let lo = l.zext(src, Type::I64);
+    let h = l.bin_imm(BinOp::LShr, src, 64);
+    let hi = l.zext(h, Type::I64);
+    l.push(Op::Helper(Helper::Sse as u32, vec![a0, lo, hi]))
+}
+
+/// Packed operation through the helper: `dst = op(dst, src)`.
+fn packed(l: &mut Lifter, ins: &Instruction, op: SseOp) -> R {
+    let d = dst_xmm(ins)?;
+    let imm = if ins.op_count() > 2 { ins.immediate(2) as u32 } else { 0 };
+    let s = src128(l, ins, 1);
+    helper(l, op, d, imm, s);
+    Ok(Step::Continue)
+}
+
+fn packed_imm_shift(l: &mut Lifter, ins: &Instruction, reg_op: SseOp, imm_op: SseOp) -> R {
+    let d = dst_xmm(ins)?;
+    if matches!(ins.op_kind(1), OpKind::Register | OpKind::Memory) {
+        let s = src128(l, ins, 1);
+        helper(l, reg_op, d, 0, s);
+    } else {
+        let z = l.cst(Type::I128, 0);
+        helper(l, imm_op, d, ins.immediate(1) as u32, z);
+    }
+    Ok(Step::Continue)
+}
+
+/// Lift an SSE instruction, or `None` if `ins` is not one this module handles.
+pub(crate) fn lift_sse(l: &mut Lifter, ins: &Instruction) -> Option<R> {
+    if ins.encoding() != EncodingKind::Legacy {
+        return None;
+    }
+    let has_xmm = (0..ins.op_count()).any(|i| is_xmm_op(ins, i));
+    let has_mm = (0..ins.op_count())
+        .any(|i| ins.op_kind(i) == OpKind::Register && (Register::MM0..=Register::MM7).contains(&ins.op_register(i)));
+    let m = ins.mnemonic();
+    if has_mm {
+        return Some(Err(Unsupported(String::from("MMX instruction not supported"))));
+    }
+    if matches!(m, Mnemonic::Stmxcsr | Mnemonic::Ldmxcsr) {
+        let a = l.mem_addr(ins);
+        if m == Mnemonic::Stmxcsr {
+            let v = l.get(MXCSR);
+            l.store(a, v);
+        } else {
+            let v = l.load(Type::I32, a);
+            l.set(MXCSR, v);
+        }
+        return Some(Ok(Step::Continue));
+    }
+    if m == Mnemonic::Movnti {
+        let v = l.read_op(ins, 1, super::builder::ity(l.op_size(ins, 1)));
+        l.write_op(ins, 0, v);
+        return Some(Ok(Step::Continue));
+    }
+    if !has_xmm {
+        return None;
+    }
+    Some(lift_xmm(l, ins))
+}
+
+fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
+    use Mnemonic as M;
+    use SseOp as S;
+    let m = ins.mnemonic();
+    match m {
+        M::Movd | M::Movq => {
+            if is_xmm_op(ins, 0) {
+                let d = dst_xmm(ins)?;
+                let sz = if is_xmm_op(ins, 1) { 8 } else { l.op_size(ins, 1) };
+                let s = src128(l, ins, 1);
+                let m = if sz == 4 { LO32 } else { LO64 };
+                let v = l.bin_imm(BinOp::And, s, m);
+                l.set_xmm(d, v);
+            } else {
+                let sz = l.op_size(ins, 0);
+                let s = src128(l, ins, 1);
+                let v = l.zext(s, super::builder::ity(sz));
+                l.write_op(ins, 0, v);
+            }
+        }
+        M::Movaps | M::Movups | M::Movapd | M::Movupd | M::Movdqa | M::Movdqu | M::Movntdq | M::Movntps
+        | M::Movntpd | M::Lddqu => {
+            let s = src128(l, ins, 1);
+            if is_xmm_op(ins, 0) {
+                l.set_xmm(xmm_num(ins.op_register(0)), s);
+            } else {
+                let a = l.mem_addr(ins);
+                l.store(a, s);
+            }
+        }
+        M::Movss | M::Movsd => {
+            let (ity, mask) = if m == M::Movsd { (Type::I64, LO64) } else { (Type::I32, LO32) };
+            if is_xmm_op(ins, 0) {
+                let d = dst_xmm(ins)?;
+                if is_xmm_op(ins, 1) {
+                    let s = src128(l, ins, 1);
+                    let old = l.xmm(d);
+                    let lo = l.bin_imm(BinOp::And, s, mask);
+                    let hi = l.bin_imm(BinOp::And, old, !mask);
+                    let v = l.or(hi, lo);
+                    l.set_xmm(d, v);
+                } else {
+                    let a = l.mem_addr(ins);
+                    let v = l.load(ity, a);
+                    let v = l.zext(v, Type::I128);
+                    l.set_xmm(d, v);
+                }
+            } else {
+                let s = src128(l, ins, 1);
+                let v = l.zext(s, ity);
+                let a = l.mem_addr(ins);
+                l.store(a, v);
+            }
+        }
+        M::Movlps | M::Movlpd | M::Movhps | M::Movhpd | M::Movhlps | M::Movlhps => {
+            let high_dst = matches!(m, M::Movhps | M::Movhpd | M::Movlhps);
+            if is_xmm_op(ins, 0) {
+                let d = dst_xmm(ins)?;
+                let s = src128(l, ins, 1);
+                // The 64 bits taken from the source.
+                let part = if m == M::Movhlps { l.bin_imm(BinOp::LShr, s, 64) } else { s };
+                let part = l.bin_imm(BinOp::And, part, LO64);
+                let old = l.xmm(d);
+                let v = if high_dst {
+                    let kept = l.bin_imm(BinOp::And, old, LO64);
+                    let p = l.bin_imm(BinOp::Shl, part, 64);
+                    l.or(kept, p)
+                } else {
+                    let kept = l.bin_imm(BinOp::And, old, !LO64);
+                    l.or(kept, part)
+                };
+                l.set_xmm(d, v);
+            } else {
+                let s = src128(l, ins, 1);
+                let s = if high_dst { l.bin_imm(BinOp::LShr, s, 64) } else { s };
+                let v = l.zext(s, Type::I64);
+                let a = l.mem_addr(ins);
+                l.store(a, v);
+            }
+        }
+        M::Addsd | M::Subsd | M::Mulsd | M::Divsd | M::Minsd | M::Maxsd | M::Addss | M::Subss | M::Mulss
+        | M::Divss | M::Minss | M::Maxss => {
+            let fty = if matches!(m, M::Addss | M::Subss | M::Mulss | M::Divss | M::Minss | M::Maxss) {
+                Type::F32
+            } else {
+                Type::F64
+            };
+            let op = match m {
+                M::Addsd | M::Addss => BinOp::FAdd,
+                M::Subsd | M::Subss => BinOp::FSub,
+                M::Mulsd | M::Mulss => BinOp::FMul,
+                M::Divsd | M::Divss => BinOp::FDiv,
+                M::Minsd | M::Minss => BinOp::FMinX86,
+                _ => BinOp::FMaxX86,
+            };
+            let d = dst_xmm(ins)?;
+            let old = l.xmm(d);
+            let a = l.zext(old, if fty == Type::F64 { Type::I64 } else { Type::I32 });
+            let a = l.bitcast(a, fty);
+            let b = src_float(l, ins, 1, fty);
+            let r = l.bin(op, a, b);
+            let v = merge_low(l, old, r);
+            l.set_xmm(d, v);
+        }
+        M::Sqrtsd | M::Sqrtss => {
+            let fty = if m == M::Sqrtsd { Type::F64 } else { Type::F32 };
+            let d = dst_xmm(ins)?;
+            let b = src_float(l, ins, 1, fty);
+            let r = l.un(UnOp::FSqrt, b);
+            let old = l.xmm(d);
+            let v = merge_low(l, old, r);
+            l.set_xmm(d, v);
+        }
+        M::Sqrtpd | M::Sqrtps => {
+            let d = dst_xmm(ins)?;
+            let s = src128(l, ins, 1);
+            let (fty, ity, n) = if m == M::Sqrtpd { (Type::F64, Type::I64, 2) } else { (Type::F32, Type::I32, 4) };
+            let mut acc = l.cst(Type::I128, 0);
+            for i in 0..n {
+                let sh = l.bin_imm(BinOp::LShr, s, u128::from(ity.bits() * i));
+                let x = l.zext(sh, ity);
+                let f = l.bitcast(x, fty);
+                let r = l.un(UnOp::FSqrt, f);
+                let rb = l.bitcast(r, ity);
+                let w = l.zext(rb, Type::I128);
+                let w = l.bin_imm(BinOp::Shl, w, u128::from(ity.bits() * i));
+                acc = l.or(acc, w);
+            }
+            l.set_xmm(d, acc);
+        }
+        M::Comisd | M::Ucomisd | M::Comiss | M::Ucomiss => {
+            let fty = if matches!(m, M::Comisd | M::Ucomisd) { Type::F64 } else { Type::F32 };
+            let a = src_float(l, ins, 0, fty);
+            let b = src_float(l, ins, 1, fty);
+            let uno = l.push(Op::Fcmp(FloatCC::Uno, a, b));
+            let lt = l.push(Op::Fcmp(FloatCC::Lt, a, b));
+            let eq = l.push(Op::Fcmp(FloatCC::Eq, a, b));
+            let cf = l.or(uno, lt);
+            let zf = l.or(uno, eq);
+            let f = l.pack_flags(&[(Some(cf), bits::CF), (Some(zf), bits::ZF), (Some(uno), bits::PF)]);
+            l.set_eflags(f);
+        }
+        M::Cvtsi2sd | M::Cvtsi2ss => {
+            let fty = if m == M::Cvtsi2sd { Type::F64 } else { Type::F32 };
+            let d = dst_xmm(ins)?;
+            let sz = l.op_size(ins, 1);
+            let v = l.read_op(ins, 1, super::builder::ity(sz));
+            let f = l.push(Op::Conv(ConvOp::SIntToFloat, fty, v));
+            let old = l.xmm(d);
+            let v = merge_low(l, old, f);
+            l.set_xmm(d, v);
+        }
+        M::Cvttsd2si | M::Cvtsd2si | M::Cvttss2si | M::Cvtss2si => {
+            let fty = if matches!(m, M::Cvttsd2si | M::Cvtsd2si) { Type::F64 } else { Type::F32 };
+            let conv = if matches!(m, M::Cvttsd2si | M::Cvttss2si) {
+                ConvOp::FloatToSIntTrunc
+            } else {
+                ConvOp::FloatToSIntRound
+            };
+            let sz = l.op_size(ins, 0);
+            let f = src_float(l, ins, 1, fty);
+            let v = l.push(Op::Conv(conv, super::builder::ity(sz), f));
+            l.write_op(ins, 0, v);
+        }
+        M::Cvtss2sd | M::Cvtsd2ss => {
+            let (from, to, conv) = if m == M::Cvtss2sd {
+                (Type::F32, Type::F64, ConvOp::FPromote)
+            } else {
+                (Type::F64, Type::F32, ConvOp::FDemote)
+            };
+            let d = dst_xmm(ins)?;
+            let f = src_float(l, ins, 1, from);
+            let r = l.push(Op::Conv(conv, to, f));
+            let old = l.xmm(d);
+            let v = merge_low(l, old, r);
+            l.set_xmm(d, v);
+        }
+        M::Andps | M::Andpd | M::Pand | M::Orps | M::Orpd | M::Por | M::Xorps | M::Xorpd | M::Pxor
+        | M::Andnps | M::Andnpd | M::Pandn => {
+            let d = dst_xmm(ins)?;
+            let same = is_xmm_op(ins, 1) && ins.op_register(1) == ins.op_register(0);
+            let v = if same && matches!(m, M::Xorps | M::Xorpd | M::Pxor) {
+                l.cst(Type::I128, 0)
+            } else {
+                let a = l.xmm(d);
+                let b = src128(l, ins, 1);
+                match m {
+                    M::Andps | M::Andpd | M::Pand => l.and(a, b),
+                    M::Orps | M::Orpd | M::Por => l.or(a, b),
+                    M::Xorps | M::Xorpd | M::Pxor => l.xor(a, b),
+                    _ => {
+                        let na = l.un(UnOp::Not, a);
+                        l.and(na, b)
+                    }
+                }
+            };
+            l.set_xmm(d, v);
+        }
+        M::Cmpsd | M::Cmpss => {
+            let fty = if m == M::Cmpsd { Type::F64 } else { Type::F32 };
+            let d = dst_xmm(ins)?;
+            let old = l.xmm(d);
+            let ity = if fty == Type::F64 { Type::I64 } else { Type::I32 };
+            let a = l.zext(old, ity);
+            let a = l.bitcast(a, fty);
+            let b = src_float(l, ins, 1, fty);
+            let pred = ins.immediate(2) & 7;
+            let (cc, swap) = match pred {
+                0 => (FloatCC::Eq, false),
+                1 => (FloatCC::Lt, false),
+                2 => (FloatCC::Le, false),
+                3 => (FloatCC::Uno, false),
+                4 => (FloatCC::Une, false),
+                5 => (FloatCC::Unlt, false),
+                6 => (FloatCC::Unle, false),
+                _ => (FloatCC::Ord, false),
+            };
+            let c = if swap { l.push(Op::Fcmp(cc, b, a)) } else { l.push(Op::Fcmp(cc, a, b)) };
+            let ones = l.cst(ity, u128::MAX);
+            let zero = l.cst(ity, 0);
+            let mask = l.select(c, ones, zero);
+            let v = merge_low(l, old, mask);
+            l.set_xmm(d, v);
+        }
+        M::Pslldq | M::Psrldq => {
+            let d = dst_xmm(ins)?;
+            let n = ins.immediate(1) & 0xff;
+            let v = if n > 15 {
+                l.cst(Type::I128, 0)
+            } else {
+                let old = l.xmm(d);
+                let op = if m == M::Pslldq { BinOp::Shl } else { BinOp::LShr };
+                l.bin_imm(op, old, u128::from(n * 8))
+            };
+            l.set_xmm(d, v);
+        }
+        M::Punpcklqdq | M::Unpcklpd => {
+            let d = dst_xmm(ins)?;
+            let a = l.xmm(d);
+            let b = src128(l, ins, 1);
+            let lo = l.bin_imm(BinOp::And, a, LO64);
+            let hi = l.bin_imm(BinOp::Shl, b, 64);
+            let v = l.or(lo, hi);
+            l.set_xmm(d, v);
+        }
+        M::Punpckhqdq | M::Unpckhpd => {
+            let d = dst_xmm(ins)?;
+            let a = l.xmm(d);
+            let b = src128(l, ins, 1);
+            let lo = l.bin_imm(BinOp::LShr, a, 64);
+            let hi = l.bin_imm(BinOp::LShr, b, 64);
+            let hi = l.bin_imm(BinOp::Shl, hi, 64);
+            let v = l.or(lo, hi);
+            l.set_xmm(d, v);
+        }
+        M::Pmovmskb | M::Movmskps | M::Movmskpd | M::Pextrw => {
+            let op = match m {
+                M::Pmovmskb => S::Pmovmskb,
+                M::Movmskps => S::Movmskps,
+                M::Movmskpd => S::Movmskpd,
+                _ => S::Pextrw,
+            };
+            if !matches!(ins.op_kind(0), OpKind::Register) || !is_xmm_op(ins, 1) {
+                return Err(Unsupported(String::from("unexpected operand form")));
+            }
+            let imm = if ins.op_count() > 2 { ins.immediate(2) as u32 } else { 0 };
+            let s = src128(l, ins, 1);
+            let r = helper(l, op, 0, imm, s);
+            let sz = l.op_size(ins, 0);
+            let v = l.zext(r, super::builder::ity(sz));
+            l.write_op(ins, 0, v);
+        }
+        M::Pinsrw => {
+            let d = dst_xmm(ins)?;
+            let v = match ins.op_kind(1) {
+                OpKind::Memory => {
+                    let a = l.mem_addr(ins);
+                    let v = l.load(Type::I16, a);
+                    l.zext(v, Type::I128)
+                }
+                _ => src128(l, ins, 1),
+            };
+            helper(l, S::Pinsrw, d, ins.immediate(2) as u32, v);
+        }
+        M::Psllw => return packed_imm_shift(l, ins, S::Psllw, S::PsllwI),
+        M::Pslld => return packed_imm_shift(l, ins, S::Pslld, S::PslldI),
+        M::Psllq => return packed_imm_shift(l, ins, S::Psllq, S::PsllqI),
+        M::Psrlw => return packed_imm_shift(l, ins, S::Psrlw, S::PsrlwI),
+        M::Psrld => return packed_imm_shift(l, ins, S::Psrld, S::PsrldI),
+        M::Psrlq => return packed_imm_shift(l, ins, S::Psrlq, S::PsrlqI),
+        M::Psraw => return packed_imm_shift(l, ins, S::Psraw, S::PsrawI),
+        M::Psrad => return packed_imm_shift(l, ins, S::Psrad, S::PsradI),
+        _ => {
+            let op = match m {
+                M::Paddb => S::Paddb,
+                M::Paddw => S::Paddw,
+                M::Paddd => S::Paddd,
+                M::Paddq => S::Paddq,
+                M::Psubb => S::Psubb,
+                M::Psubw => S::Psubw,
+                M::Psubd => S::Psubd,
+                M::Psubq => S::Psubq,
+                M::Paddsb => S::Paddsb,
+                M::Paddsw => S::Paddsw,
+                M::Paddusb => S::Paddusb,
+                M::Paddusw => S::Paddusw,
+                M::Psubsb => S::Psubsb,
+                M::Psubsw => S::Psubsw,
+                M::Psubusb => S::Psubusb,
+                M::Psubusw => S::Psubusw,
+                M::Pcmpeqb => S::Pcmpeqb,
+                M::Pcmpeqw => S::Pcmpeqw,
+                M::Pcmpeqd => S::Pcmpeqd,
+                M::Pcmpgtb => S::Pcmpgtb,
+                M::Pcmpgtw => S::Pcmpgtw,
+                M::Pcmpgtd => S::Pcmpgtd,
+                M::Pminub => S::Pminub,
+                M::Pmaxub => S::Pmaxub,
+                M::Pminsw => S::Pminsw,
+                M::Pmaxsw => S::Pmaxsw,
+                M::Pavgb => S::Pavgb,
+                M::Pavgw => S::Pavgw,
+                M::Pmullw => S::Pmullw,
+                M::Pmulhw => S::Pmulhw,
+                M::Pmulhuw => S::Pmulhuw,
+                M::Pmuludq => S::Pmuludq,
+                M::Pmaddwd => S::Pmaddwd,
+                M::Psadbw => S::Psadbw,
+                M::Punpcklbw => S::Punpcklbw,
+                M::Punpcklwd => S::Punpcklwd,
+                M::Punpckldq => S::Punpckldq,
+                M::Punpckhbw => S::Punpckhbw,
+                M::Punpckhwd => S::Punpckhwd,
+                M::Punpckhdq => S::Punpckhdq,
+                M::Packsswb => S::Packsswb,
+                M::Packssdw => S::Packssdw,
+                M::Packuswb => S::Packuswb,
+                M::Pshufd => S::Pshufd,
+                M::Pshuflw => S::Pshuflw,
+                M::Pshufhw => S::Pshufhw,
+                M::Addps => S::Addps,
+                M::Subps => S::Subps,
+                M::Mulps => S::Mulps,
+                M::Divps => S::Divps,
+                M::Minps => S::Minps,
+                M::Maxps => S::Maxps,
+                M::Addpd => S::Addpd,
+                M::Subpd => S::Subpd,
+                M::Mulpd => S::Mulpd,
+                M::Divpd => S::Divpd,
+                M::Minpd => S::Minpd,
+                M::Maxpd => S::Maxpd,
+                M::Cmpps => S::Cmpps,
+                M::Cmppd => S::Cmppd,
+                M::Shufps => S::Shufps,
+                M::Shufpd => S::Shufpd,
+                M::Unpcklps => S::Unpcklps,
+                M::Unpckhps => S::Unpckhps,
+                M::Cvtdq2ps => S::Cvtdq2ps,
+                M::Cvtdq2pd => S::Cvtdq2pd,
+                M::Cvtps2pd => S::Cvtps2pd,
+                M::Cvtpd2ps => S::Cvtpd2ps,
+                M::Cvttps2dq => S::Cvttps2dq,
+                M::Cvtps2dq => S::Cvtps2dq,
+                M::Cvttpd2dq => S::Cvttpd2dq,
+                M::Cvtpd2dq => S::Cvtpd2dq,
+                _ => return Err(Unsupported(String::from("unsupported SSE instruction"))),
+            };
+            return packed(l, ins, op);
+        }
+    }
+    Ok(Step::Continue)
+}
