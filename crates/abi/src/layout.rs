@@ -20,3 +20,17 @@ pub const GUEST_PAGE_SIZE: u64 = 4096;
 pub const fn is_runtime_addr(addr: u64) -> bool {
     addr >= RUNTIME_BASE && addr < RUNTIME_BASE + RUNTIME_SIZE
 }
+
+/// Top (exclusive end) of the guest's main-thread stack mapped by the runtime. Below every
+/// mapping x86-64 Linux makes on its own (its stack sits at 0x7ffX_XXXX_XXXX and its mmap
+/// base at least 1 TiB lower only after a terabyte of mappings), and valid on 48-bit hosts.
+pub const GUEST_STACK_TOP: u64 = 0x7e00_0000_0000;
+/// Size of the guest's main-thread stack (as a default `ulimit -s` of 8 MiB).
+pub const GUEST_STACK_SIZE: u64 = 8 << 20;
+/// Inaccessible guard below the guest stack (and below the host stack).
+pub const STACK_GUARD_SIZE: u64 = 64 << 10;
+/// Top (exclusive end) of the host stack translated code runs on: the end of the runtime
+/// range. Guest recursion nests host frames, so it is large and `MAP_NORESERVE`.
+pub const HOST_STACK_TOP: u64 = RUNTIME_BASE + RUNTIME_SIZE;
+/// Size of the host stack.
+pub const HOST_STACK_SIZE: u64 = 256 << 20;

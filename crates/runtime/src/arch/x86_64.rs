@@ -1,0 +1,60 @@
+//! x86-64 host: `syscall` instruction, `_start`, stack switch.
+
+use core::arch::{asm, global_asm};
+
+/// Issue host system call `nr` with six arguments; returns the raw result (`-errno` on error).
+///
+/// # Safety
+/// The call must be valid for the host kernel with these arguments: any pointer argument
+/// must satisfy what the kernel does with it.
+#[inline(always)]
+pub unsafe fn raw_syscall(nr: usize, a: [usize; 6]) -> isize {
+    let ret: isize;
+    // SAFETY: the caller guarantees the call's memory effects are valid; `syscall` clobbers
+    // rcx and r11 only, which are declared.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+// Process entry: hand the kernel's initial stack pointer to Rust on an aligned stack.
+global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "    xor ebp, ebp",
+    "    mov rdi, rsp",
+    "    and rsp, -16",
+    "    call {entry}",
+    "    ud2",
+    entry = sym crate::start::start_rust,
+);
+
+/// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
+///
+/// # Safety
+/// `top` must be the 16-byte aligned end of a writable region large enough for `f`.
+pub unsafe fn switch_stack(top: usize, f: extern "C" fn(usize) -> !, arg: usize) -> ! {
+    // SAFETY: the caller provides a valid stack; nothing of the old stack is used after
+    // the switch and `f` never returns.
+    unsafe {
+        asm!(
+            "mov rsp, rsi",
+            "xor ebp, ebp",
+            "call rax",
+            "ud2",
+            in("rsi") top,
+            in("rax") f,
+            in("rdi") arg,
+            options(noreturn),
+        )
+    }
+}

@@ -1,0 +1,71 @@
+//! The dispatcher loop: look the guest address up in the translated object's dispatch table
+//! and run its translation until it returns the next guest address.
+
+use hcontainer_abi::{calls::DispatchEntry, calls::TranslatedFn, GuestState};
+
+use crate::{eprintln, sys};
+
+/// Status when the guest jumps to an address that has no translation: the process ends by
+/// `SIGSEGV` (as a native jump to unmapped or non-code memory would, shell status 139); if
+/// the signal cannot be delivered it exits with 139 itself.
+pub const SIGSEGV: usize = 11;
+
+/// The translated object's dispatch table, sorted by guest address.
+fn entries() -> &'static [DispatchEntry] {
+    // SAFETY: the translated object defines `hc_dispatch_table` as `hc_dispatch_len`
+    // entries that are never written.
+    unsafe {
+        let len = usize::try_from(crate::hc_dispatch_len).unwrap_or(0);
+        core::slice::from_raw_parts(core::ptr::addr_of!(crate::hc_dispatch_table).cast(), len)
+    }
+}
+
+/// The resume point at guest address `guest`, if translated.
+pub fn lookup(guest: u64) -> Option<&'static DispatchEntry> {
+    let t = entries();
+    t.binary_search_by_key(&guest, |e| e.guest).ok().map(|i| &t[i])
+}
+
+/// `hc_lookup`: the resume point at `guest`, or null.
+#[no_mangle]
+pub extern "C" fn hc_lookup(guest: u64) -> *const DispatchEntry {
+    lookup(guest).map_or(core::ptr::null(), |e| e as *const DispatchEntry)
+}
+
+/// Handle `state.poll` (pending signal or migration request). Nothing is delivered yet:
+/// the request is acknowledged.
+fn handle_poll(state: &mut GuestState) {
+    state.poll = 0;
+}
+
+/// The dispatcher loop of the main thread, on the host stack. `state` is a `*mut GuestState`.
+pub extern "C" fn run_main(state: usize) -> ! {
+    let state = state as *mut GuestState;
+    loop {
+        // SAFETY: `state` is this thread's GuestState; no reference to it outlives this block.
+        let rip = unsafe {
+            if (*state).poll != 0 {
+                handle_poll(&mut *state);
+            }
+            (*state).rip
+        };
+        let Some(e) = lookup(rip) else {
+            untranslated(rip);
+        };
+        // SAFETY: dispatch entries hold host addresses of translated functions with the
+        // `TranslatedFn` signature (the ABI contract in `hcontainer_abi::calls`).
+        let f: TranslatedFn = unsafe { core::mem::transmute::<usize, TranslatedFn>(e.func as usize) };
+        // SAFETY: translated code gets exclusive use of the state for the call.
+        unsafe {
+            let next = f(state, e.entry);
+            (*state).rip = next;
+        }
+    }
+}
+
+/// The guest continued at an address without translation: report it and end the process.
+fn untranslated(rip: u64) -> ! {
+    eprintln!("hcontainer: guest jumped to {:#x} which was not translated", rip);
+    sys::raise_default(SIGSEGV);
+    sys::exit_group(128 + SIGSEGV as i32)
+}

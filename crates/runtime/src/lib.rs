@@ -1,0 +1,108 @@
+//! The hcontainer runtime: `no_std` code linked into every translated executable, for
+//! x86-64, arm64 and riscv64 hosts.
+//!
+//! It provides the process entry point (`_start`, [`start`]), the dispatcher loop
+//! ([`dispatch`]), and the runtime entry points translated code calls (see
+//! `hcontainer_abi::calls`): `hc_syscall` ([`syscall`]), `hc_helper`, `hc_eval_cond`,
+//! `hc_rflags`, `hc_lookup` and `hc_unsupported`. It uses the translated object's
+//! `hc_dispatch_table`, `hc_dispatch_len` and `hc_guest_info`.
+//!
+//! Layers, bottom up: [`arch`] (raw system call instruction, entry, stack switch per host
+//! ISA), [`sys`] (typed host calls), then [`print`], [`mem`], [`signal`], [`syscall`]
+//! (guest x86-64 system calls → host), [`start`] and [`dispatch`].
+#![no_std]
+#![no_main]
+
+pub mod arch;
+pub mod dispatch;
+pub mod mem;
+pub mod print;
+pub mod signal;
+pub mod start;
+pub mod sys;
+pub mod syscall;
+
+use hcontainer_abi::{calls::DispatchEntry, calls::GuestInfo, flags, GuestState};
+
+extern "C" {
+    /// Resume points of the translated guest, sorted by guest address.
+    static hc_dispatch_table: [DispatchEntry; 0];
+    /// Number of entries in `hc_dispatch_table`.
+    static hc_dispatch_len: u64;
+    /// Facts about the guest image.
+    static hc_guest_info: GuestInfo;
+}
+
+/// A copy of the translated object's `hc_guest_info`.
+///
+/// # Safety
+/// The executable must be linked with a translated object defining `hc_guest_info`.
+pub unsafe fn guest_info() -> GuestInfo {
+    // SAFETY: per the contract the symbol is a `GuestInfo` that is never written.
+    unsafe { core::ptr::addr_of!(hc_guest_info).read() }
+}
+
+/// Status of a native `SIGILL` death, used if raising the signal does not end the process.
+const EXIT_SIGILL: i32 = 132;
+const SIGILL: usize = 4;
+
+/// `hc_unsupported`: the guest reached an instruction that was not translated.
+///
+/// # Safety
+/// `what` must be null or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hc_unsupported(_state: *mut GuestState, addr: u64, what: *const u8) -> ! {
+    let what = if what.is_null() {
+        &b"?"[..]
+    } else {
+        // SAFETY: the caller passes a NUL-terminated description.
+        unsafe { print::cstr(what, 256) }
+    };
+    eprintln!("hcontainer: unsupported instruction at {:#x}: {}", addr, print::Lossy(what));
+    sys::raise_default(SIGILL);
+    sys::exit_group(EXIT_SIGILL)
+}
+
+/// `hc_helper`: run helper `id` (a `hcontainer_semantics::Helper` number).
+///
+/// # Safety
+/// `state` must be the calling thread's valid `GuestState`.
+#[no_mangle]
+pub unsafe extern "C" fn hc_helper(state: *mut GuestState, id: u64, a0: u64, a1: u64, a2: u64) -> u64 {
+    // SAFETY: the caller hands over exclusive use of its state for the call.
+    let st = unsafe { &mut *state };
+    helper::call(st, id, a0, a1, a2)
+}
+
+mod helper {
+    //! Bridge from `hc_helper` to the helper semantics.
+    use super::*;
+
+    /// Run a helper; helpers this runtime cannot run end the process as an unsupported
+    /// instruction would.
+    pub fn call(st: &mut GuestState, id: u64, _a0: u64, _a1: u64, _a2: u64) -> u64 {
+        let rip = st.rip;
+        let mut buf = print::Buf::new();
+        let _ = core::fmt::write(&mut buf, format_args!("helper {} is not available in this runtime\0", id));
+        // SAFETY: `buf` holds a NUL-terminated description.
+        unsafe { hc_unsupported(st, rip, buf.as_bytes().as_ptr()) }
+    }
+}
+
+/// `hc_eval_cond`: 1 if x86 condition `cc` holds for the lazy flags given, else 0.
+#[no_mangle]
+pub extern "C" fn hc_eval_cond(cc: u64, cc_op: u64, dst: u64, src1: u64, src2: u64) -> u64 {
+    u64::from(flags::eval_cond((cc & 15) as u8, cc_op, dst, src1, src2))
+}
+
+/// `hc_rflags`: architectural RFLAGS for lazy flags plus the non-arithmetic bits `other`.
+#[no_mangle]
+pub extern "C" fn hc_rflags(cc_op: u64, dst: u64, src1: u64, src2: u64, other: u64) -> u64 {
+    flags::materialize(cc_op, dst, src1, src2) | (other & !flags::bits::ARITH)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    eprintln!("hcontainer: runtime internal error: {}", info);
+    sys::exit_group(134)
+}

@@ -1,0 +1,82 @@
+//! Guest memory management: the emulated program break and the guard that keeps guest
+//! `mmap`/`munmap`/`mprotect`/`mremap` away from hcontainer's own range.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE};
+
+use crate::sys::{self, Errno};
+
+/// Initial break (page aligned).
+static BRK_START: AtomicU64 = AtomicU64::new(0);
+/// Current break as the guest sees it.
+static BRK_CUR: AtomicU64 = AtomicU64::new(0);
+/// End of the memory mapped for the heap (page aligned, ≥ `BRK_CUR`).
+static BRK_MAPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Round `v` up to a guest page.
+pub const fn page_up(v: u64) -> u64 {
+    (v + GUEST_PAGE_SIZE - 1) & !(GUEST_PAGE_SIZE - 1)
+}
+
+/// Set the initial program break (from `hc_guest_info.brk_start`).
+pub fn init_brk(start: u64) {
+    let start = page_up(start);
+    BRK_START.store(start, Ordering::Relaxed);
+    BRK_CUR.store(start, Ordering::Relaxed);
+    BRK_MAPPED.store(start, Ordering::Relaxed);
+}
+
+/// True when `[addr, addr + len)` overlaps hcontainer's range (or wraps).
+pub fn overlaps_runtime(addr: u64, len: u64) -> bool {
+    let Some(end) = addr.checked_add(len) else {
+        return true;
+    };
+    let (lo, hi) = (layout::RUNTIME_BASE, layout::RUNTIME_BASE + layout::RUNTIME_SIZE);
+    addr < hi && end > lo
+}
+
+/// `brk(new)`: Linux semantics — returns the new break, or the unchanged current break when
+/// the request cannot be met (below the start, into hcontainer's range, or no memory).
+pub fn brk(new: u64) -> u64 {
+    let start = BRK_START.load(Ordering::Relaxed);
+    let cur = BRK_CUR.load(Ordering::Relaxed);
+    let mapped = BRK_MAPPED.load(Ordering::Relaxed);
+    if start == 0 || new < start {
+        return cur;
+    }
+    let want = page_up(new);
+    if want > mapped {
+        if overlaps_runtime(mapped, want - mapped) {
+            return cur;
+        }
+        let r = sys::map_anon_at(
+            mapped as usize,
+            (want - mapped) as usize,
+            sys::PROT_READ | sys::PROT_WRITE,
+            0,
+        );
+        if r.is_err() {
+            return cur;
+        }
+        BRK_MAPPED.store(want, Ordering::Relaxed);
+    } else if want < mapped {
+        // SAFETY: `[want, mapped)` is heap memory this module mapped; the guest gave it up.
+        if unsafe { sys::munmap(want as usize, (mapped - want) as usize) }.is_err() {
+            return cur;
+        }
+        BRK_MAPPED.store(want, Ordering::Relaxed);
+    }
+    BRK_CUR.store(new, Ordering::Relaxed);
+    new
+}
+
+/// Check a guest memory-management request against hcontainer's range: `Err(EINVAL)` if
+/// the guest names an address range inside it. `fixed` says whether the address is binding.
+pub fn check_guest_range(addr: u64, len: u64) -> Result<(), Errno> {
+    if overlaps_runtime(addr, len) {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
+}

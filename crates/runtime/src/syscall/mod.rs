@@ -1,0 +1,201 @@
+//! The guest system call layer: x86-64 Linux numbers, arguments and structures → host.
+//!
+//! [`table`] says for every x86-64 number how it is handled: forwarded unchanged (with the
+//! host's number), translated on asm-generic hosts (`generic`, arm64 and riscv64), emulated
+//! on every host (memory map, signals, processes, `arch_prctl`), or refused with `-ENOSYS`.
+
+pub mod conv;
+#[cfg(not(target_arch = "x86_64"))]
+mod generic;
+mod process;
+pub mod table;
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use hcontainer_abi::{flags, GuestState, Gpr};
+
+use crate::arch::nr;
+use crate::sys::{self, Errno};
+use crate::{eprintln, mem, signal};
+use table::{How, Sys};
+
+static WARN: AtomicBool = AtomicBool::new(false);
+const ZERO: AtomicU64 = AtomicU64::new(0);
+/// One bit per x86-64 number already warned about.
+static WARNED: [AtomicU64; table::LEN.div_ceil(64)] = [ZERO; table::LEN.div_ceil(64)];
+
+/// Enable the one-time warning for unsupported calls (`HCONTAINER_WARN_SYSCALLS`).
+pub fn set_warn(on: bool) {
+    WARN.store(on, Ordering::Relaxed);
+}
+
+/// Guest arguments in x86-64 order: rdi, rsi, rdx, r10, r8, r9.
+pub type Args = [u64; 6];
+
+/// `hc_syscall`: perform the guest `syscall` described by `state`.
+///
+/// # Safety
+/// `state` must be the calling thread's valid `GuestState`, with every guest register
+/// written back; pointer arguments are guest addresses (= host addresses).
+#[no_mangle]
+pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
+    // SAFETY: the caller hands over exclusive use of its state for the call.
+    let st = unsafe { &mut *state };
+    let g = |r: Gpr| st.gpr[r as usize];
+    let nr = g(Gpr::Rax);
+    let a = [g(Gpr::Rdi), g(Gpr::Rsi), g(Gpr::Rdx), g(Gpr::R10), g(Gpr::R8), g(Gpr::R9)];
+    st.orig_rax = nr;
+    let ret = do_syscall(st, nr, a);
+    st.gpr[Gpr::Rax as usize] = ret as u64;
+    st.gpr[Gpr::Rcx as usize] = st.rip;
+    st.gpr[Gpr::R11 as usize] =
+        flags::materialize(st.cc_op, st.cc_dst, st.cc_src1, st.cc_src2) | (st.rflags_other & !flags::bits::ARITH);
+    st.orig_rax = u64::MAX;
+}
+
+/// Result of a host call as the guest sees it.
+fn ret(r: Result<usize, Errno>) -> i64 {
+    match r {
+        Ok(v) => v as i64,
+        Err(e) => e.neg(),
+    }
+}
+
+/// Issue host call `host_nr` with guest arguments as they are.
+fn host(host_nr: usize, a: Args) -> i64 {
+    let a = a.map(|v| v as usize);
+    // SAFETY: forwarded calls take the same arguments and structures on this host as on
+    // x86-64 (that is what the table's classification asserts); pointers are guest memory.
+    ret(unsafe { sys::syscall(host_nr, a) })
+}
+
+/// `-ENOSYS`, with a one-time warning when enabled.
+fn unsupported(nr: u64) -> i64 {
+    if WARN.load(Ordering::Relaxed) {
+        let i = usize::try_from(nr).unwrap_or(usize::MAX).min(table::LEN - 1);
+        let bit = 1u64 << (i % 64);
+        if WARNED[i / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            let name = table::lookup(nr).map_or("unknown", |e| e.name);
+            eprintln!("hcontainer: unsupported syscall {} ({})", nr, name);
+        }
+    }
+    Errno::ENOSYS.neg()
+}
+
+/// Forward a [`How::Pass`] call with the host's number.
+fn pass(nr: u64, e: &Sys, a: Args) -> i64 {
+    if cfg!(target_arch = "x86_64") {
+        host(nr as usize, a)
+    } else if e.generic == table::NONE {
+        unsupported(nr)
+    } else {
+        host(usize::from(e.generic), a)
+    }
+}
+
+fn do_syscall(st: &mut GuestState, nr: u64, a: Args) -> i64 {
+    let Some(e) = table::lookup(nr) else {
+        return unsupported(nr);
+    };
+    match e.how {
+        How::Pass => pass(nr, e, a),
+        How::Nosys => unsupported(nr),
+        How::Emulate => emulate(st, nr, e, a),
+        #[cfg(target_arch = "x86_64")]
+        How::Compat => host(nr as usize, a),
+        #[cfg(not(target_arch = "x86_64"))]
+        How::Compat => generic::compat(st, nr, e, a),
+    }
+}
+
+const MAP_FIXED: u64 = 0x10;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+const MAP_32BIT: u64 = 0x40;
+const MREMAP_FIXED: u64 = 2;
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
+    match nr {
+        9 => mmap(a),
+        // mprotect, munmap, madvise, pkey_mprotect, mseal: never on hcontainer's range.
+        10 | 11 | 28 | 329 | 462 => match mem::check_guest_range(a[0], a[1]) {
+            Ok(()) => pass(nr, e, a),
+            Err(err) => err.neg(),
+        },
+        25 => {
+            if mem::overlaps_runtime(a[0], a[1])
+                || (a[3] & MREMAP_FIXED != 0 && mem::overlaps_runtime(a[4], a[2]))
+            {
+                return Errno::EINVAL.neg();
+            }
+            host(nr::MREMAP, a)
+        }
+        12 => mem::brk(a[0]) as i64,
+        13 => ret(signal::rt_sigaction(a[0], a[1], a[2], a[3]).map(|v| v as usize)),
+        131 => ret(signal::sigaltstack(a[0], a[1]).map(|v| v as usize)),
+        56 => process::clone(st, a),
+        57 | 58 => process::fork(),
+        158 => arch_prctl(st, a[0], a[1]),
+        // rt_sigreturn (no guest signal frames exist yet), rseq (glibc falls back), clone3
+        // (glibc falls back to clone).
+        _ => unsupported(nr),
+    }
+}
+
+fn mmap(a: Args) -> i64 {
+    let [addr, len, prot, flags, fd, off] = a;
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    let mut hint = addr;
+    if mem::overlaps_runtime(addr, len) {
+        if fixed {
+            return Errno::ENOMEM.neg();
+        }
+        hint = 0;
+    }
+    // MAP_32BIT exists on x86-64 only; elsewhere the bit means nothing and is dropped.
+    let flags = if cfg!(target_arch = "x86_64") { flags } else { flags & !MAP_32BIT };
+    let r = host(nr::MMAP, [hint, len, prot, flags, fd, off]);
+    if r < 0 {
+        return r;
+    }
+    let got = r as u64;
+    let undo = || {
+        // SAFETY: `got` is the mapping this call just created.
+        let _ = unsafe { sys::munmap(got as usize, len as usize) };
+    };
+    if flags & MAP_FIXED_NOREPLACE != 0 && got != addr {
+        // qemu-user may treat MAP_FIXED_NOREPLACE as a hint.
+        undo();
+        return Errno::EEXIST.neg();
+    }
+    if mem::overlaps_runtime(got, len) {
+        undo();
+        return Errno::ENOMEM.neg();
+    }
+    r
+}
+
+fn arch_prctl(st: &mut GuestState, code: u64, addr: u64) -> i64 {
+    match code {
+        ARCH_SET_FS => st.fs_base = addr,
+        ARCH_SET_GS => st.gs_base = addr,
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let v = if code == ARCH_GET_FS { st.fs_base } else { st.gs_base };
+            // SAFETY: the guest passes the address of a u64 to fill.
+            unsafe { (addr as *mut u64).write_unaligned(v) };
+        }
+        _ => return Errno::EINVAL.neg(),
+    }
+    0
+}
+
+/// Issue a host call with explicit (already host-shaped) arguments.
+#[allow(dead_code)]
+fn host_raw(host_nr: usize, a: [usize; 6]) -> i64 {
+    // SAFETY: callers build arguments valid for `host_nr` on this host.
+    ret(unsafe { sys::syscall(host_nr, a) })
+}

@@ -1,0 +1,365 @@
+//! A stand-in for translated code, to test the runtime without the translator: provides
+//! `hc_dispatch_table` (two resume points of one "translated function"), `hc_dispatch_len`
+//! and `hc_guest_info`, and behaves as translated code does — it reads guest registers from
+//! `GuestState`, makes guest system calls through `hc_syscall` (x86-64 numbers and
+//! structures) and returns the next guest address.
+//!
+//! Phase 1 (guest 0x401000, entry 0) checks the start-up stack and the syscall layer and
+//! prints `ok NAME` or `FAIL NAME ...` lines on stdout. Phase 2 (guest 0x401100, entry 1)
+//! ends as argv[3] says: `exit` → exit_group(3), `jump` → continue at an untranslated
+//! address, `ud` → `hc_unsupported`.
+//!
+//! Usage: `test-exe FILE SIZE MODE` with FILE a regular file of SIZE bytes.
+#![no_std]
+#![allow(clippy::missing_safety_doc)]
+
+use hcontainer_abi::{calls::GuestInfo, layout, GuestState, Gpr, GUEST_STATE_VERSION};
+
+extern "C" {
+    fn hc_syscall(state: *mut GuestState);
+    fn hc_unsupported(state: *mut GuestState, addr: u64, what: *const u8) -> !;
+}
+
+type Func = unsafe extern "C" fn(*mut GuestState, u64) -> u64;
+
+#[repr(C)]
+pub struct Entry {
+    guest: u64,
+    func: Func,
+    entry: u64,
+}
+
+const ENTRY: u64 = 0x40_1000;
+const PHASE2: u64 = 0x40_1100;
+const BRK: u64 = 0x60_0000;
+
+#[no_mangle]
+pub static hc_dispatch_table: [Entry; 2] = [
+    Entry { guest: ENTRY, func: translated, entry: 0 },
+    Entry { guest: PHASE2, func: translated, entry: 1 },
+];
+#[no_mangle]
+pub static hc_dispatch_len: u64 = 2;
+#[no_mangle]
+pub static hc_guest_info: GuestInfo = GuestInfo {
+    entry: ENTRY,
+    phdr: 0x40_0040,
+    phnum: 3,
+    phent: 56,
+    brk_start: BRK,
+    load_bias: 0,
+    state_version: GUEST_STATE_VERSION as u64,
+};
+
+struct G(*mut GuestState);
+
+impl G {
+    fn st(&self) -> &mut GuestState {
+        // SAFETY: the runtime hands the state to translated code exclusively.
+        unsafe { &mut *self.0 }
+    }
+    fn reg(&self, r: Gpr) -> u64 {
+        self.st().gpr[r as usize]
+    }
+    fn sys(&self, nr: u64, a: &[u64]) -> i64 {
+        let regs = [Gpr::Rdi, Gpr::Rsi, Gpr::Rdx, Gpr::R10, Gpr::R8, Gpr::R9];
+        let st = self.st();
+        st.gpr[Gpr::Rax as usize] = nr;
+        for (i, r) in regs.iter().enumerate() {
+            st.gpr[*r as usize] = a.get(i).copied().unwrap_or(0);
+        }
+        // SAFETY: registers are written back, as translated code does before the call.
+        unsafe { hc_syscall(self.0) };
+        self.reg(Gpr::Rax) as i64
+    }
+    fn out(&self, s: &[u8]) {
+        self.sys(1, &[1, s.as_ptr() as u64, s.len() as u64]);
+    }
+    fn num(&self, mut v: u64) {
+        let mut b = [0u8; 20];
+        let mut i = b.len();
+        loop {
+            i -= 1;
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.out(&b[i..]);
+    }
+    fn check(&self, name: &[u8], ok: bool, detail: i64) {
+        if ok {
+            self.out(b"ok ");
+            self.out(name);
+            self.out(b"\n");
+        } else {
+            self.out(b"FAIL ");
+            self.out(name);
+            self.out(b" ");
+            if detail < 0 {
+                self.out(b"-");
+            }
+            self.num(detail.unsigned_abs());
+            self.out(b"\n");
+        }
+    }
+}
+
+unsafe fn cstr<'a>(p: u64) -> &'a [u8] {
+    let p = p as *const u8;
+    let mut n = 0;
+    // SAFETY: the caller passes a NUL-terminated string.
+    unsafe {
+        while *p.add(n) != 0 {
+            n += 1;
+        }
+        core::slice::from_raw_parts(p, n)
+    }
+}
+
+unsafe fn word(addr: u64) -> u64 {
+    // SAFETY: the caller passes readable guest memory.
+    unsafe { (addr as *const u64).read_unaligned() }
+}
+
+fn parse(s: &[u8]) -> u64 {
+    s.iter().fold(0, |v, &c| v * 10 + u64::from(c.wrapping_sub(b'0')))
+}
+
+unsafe extern "C" fn translated(state: *mut GuestState, entry: u64) -> u64 {
+    let g = G(state);
+    let next = if entry == 0 {
+        // SAFETY: phase 1 only reads the start-up stack the runtime built.
+        unsafe { phase1(&g) }
+    } else {
+        // SAFETY: as above.
+        unsafe { phase2(&g) }
+    };
+    g.st().rip = next;
+    next
+}
+
+unsafe fn phase1(g: &G) -> u64 {
+    let rsp = g.reg(Gpr::Rsp);
+    let rdx = g.reg(Gpr::Rdx);
+    g.check(b"rsp-aligned", rsp % 16 == 0, rsp as i64);
+    g.check(b"rsp-in-guest-stack", rsp < layout::GUEST_STACK_TOP && rsp > layout::GUEST_STACK_TOP - layout::GUEST_STACK_SIZE, 0);
+    g.check(b"rdx-zero", rdx == 0, rdx as i64);
+    g.check(b"rip-entry", g.st().rip == ENTRY, g.st().rip as i64);
+
+    // SAFETY: the start-up stack: argc, argv, NULL, envp, NULL, auxv.
+    let (argc, argv, envp) = unsafe { (word(rsp), rsp + 8, rsp + 16 + 8 * word(rsp)) };
+    g.check(b"argc", argc == 4, argc as i64);
+    if argc != 4 {
+        return PHASE2;
+    }
+    // SAFETY: argv entries are strings on the guest stack.
+    let args: [&[u8]; 4] = core::array::from_fn(|i| unsafe { cstr(word(argv + 8 * i as u64)) });
+    // SAFETY: as above.
+    g.check(b"argv-null", unsafe { word(argv + 32) } == 0, 0);
+    let mut e = envp;
+    let mut found_env = false;
+    // SAFETY: envp entries up to NULL are strings on the guest stack.
+    unsafe {
+        while word(e) != 0 {
+            found_env |= cstr(word(e)) == b"HCTEST=env-value";
+            e += 8;
+        }
+    }
+    g.check(b"envp", found_env, 0);
+    let mut aux = e + 8;
+    let mut seen = [0u64; 32];
+    // SAFETY: auxv pairs up to AT_NULL.
+    unsafe {
+        while word(aux) != 0 {
+            let t = word(aux) as usize;
+            if t < 32 {
+                seen[t] = word(aux + 8);
+            }
+            aux += 16;
+        }
+    }
+    g.check(b"at-pagesz", seen[6] == 4096, seen[6] as i64);
+    g.check(b"at-entry", seen[9] == ENTRY, seen[9] as i64);
+    g.check(b"at-phdr", seen[3] == 0x40_0040 && seen[4] == 56 && seen[5] == 3, seen[3] as i64);
+    g.check(b"at-hwcap-sse2", seen[16] & (1 << 26) != 0 && seen[16] & 1 != 0, seen[16] as i64);
+    g.check(b"at-clktck", seen[17] == 100, seen[17] as i64);
+    g.check(b"at-random", seen[25] > rsp && seen[25] < layout::GUEST_STACK_TOP, seen[25] as i64);
+    // SAFETY: AT_PLATFORM and AT_EXECFN point at strings on the guest stack.
+    g.check(b"at-platform", seen[15] != 0 && unsafe { cstr(seen[15]) } == b"x86_64", 0);
+    // SAFETY: as above.
+    g.check(b"at-execfn", seen[31] > rsp && !unsafe { cstr(seen[31]) }.is_empty(), 0);
+    g.check(b"at-uid", seen[11] == g.sys(102, &[]) as u64, seen[11] as i64);
+
+    // write(1) with the argument strings, straight from the guest stack.
+    g.out(b"argv1=");
+    g.out(args[1]);
+    g.out(b"\n");
+
+    // rcx and r11 as the syscall instruction leaves them.
+    g.st().rip = 0x40_1010;
+    let pid = g.sys(39, &[]);
+    g.check(b"getpid", pid > 0, pid);
+    g.check(b"rcx-rip", g.reg(Gpr::Rcx) == 0x40_1010, g.reg(Gpr::Rcx) as i64);
+    g.check(b"r11-rflags", g.reg(Gpr::R11) & 0x202 == 0x202, g.reg(Gpr::R11) as i64);
+    g.check(b"orig-rax-reset", g.st().orig_rax == u64::MAX, 0);
+
+    let mut uts = [0u8; 390];
+    let r = g.sys(63, &[uts.as_mut_ptr() as u64]);
+    g.check(b"uname-machine", r == 0 && &uts[260..267] == b"x86_64\0", r);
+
+    // brk.
+    let b0 = g.sys(12, &[0]);
+    g.check(b"brk-initial", b0 as u64 == BRK, b0);
+    let b1 = g.sys(12, &[BRK + 0x3000]);
+    g.check(b"brk-grow", b1 as u64 == BRK + 0x3000, b1);
+    // SAFETY: the heap page was just mapped.
+    unsafe { ((BRK + 0x2ff8) as *mut u64).write(42) };
+    let b2 = g.sys(12, &[BRK + 0x1000]);
+    g.check(b"brk-shrink", b2 as u64 == BRK + 0x1000, b2);
+    let b3 = g.sys(12, &[0x10]);
+    g.check(b"brk-below-start", b3 as u64 == BRK + 0x1000, b3);
+
+    // mmap and friends keep away from hcontainer's range.
+    let r = g.sys(9, &[layout::RUNTIME_BASE, 4096, 3, 0x32, u64::MAX, 0]);
+    g.check(b"mmap-fixed-runtime-refused", r == -12, r);
+    let m = g.sys(9, &[0, 8192, 3, 0x22, u64::MAX, 0]);
+    g.check(b"mmap-anon", m > 0 && (m as u64) % 4096 == 0, m);
+    let r = g.sys(11, &[m as u64, 8192]);
+    g.check(b"munmap", r == 0, r);
+    let r = g.sys(11, &[layout::RUNTIME_BASE, 4096]);
+    g.check(b"munmap-runtime-refused", r == -22, r);
+    let r = g.sys(10, &[layout::HOST_STACK_TOP - 4096, 4096, 0]);
+    g.check(b"mprotect-runtime-refused", r == -22, r);
+
+    // Files: open (legacy), fstat/stat/lstat/newfstatat in x86-64 layout.
+    let mut path = [0u8; 256];
+    path[..args[1].len()].copy_from_slice(args[1]);
+    let p = path.as_ptr() as u64;
+    let size = parse(args[2]);
+    let fd = g.sys(2, &[p, 0, 0]);
+    g.check(b"open", fd >= 0, fd);
+    let mut st = [0xAAu8; 160];
+    let sp = st.as_mut_ptr() as u64;
+    let rd = |st: &[u8; 160], off: usize| u64::from_le_bytes(st[off..off + 8].try_into().unwrap_or([0; 8]));
+    let mode = |st: &[u8; 160]| u32::from_le_bytes(st[24..28].try_into().unwrap_or([0; 4]));
+    for (name, nr, args) in [
+        (&b"fstat"[..], 5u64, [fd as u64, sp, 0, 0]),
+        (b"stat", 4, [p, sp, 0, 0]),
+        (b"lstat", 6, [p, sp, 0, 0]),
+        (b"newfstatat", 262, [-100i64 as u64, p, sp, 0]),
+    ] {
+        st.fill(0xAA);
+        let r = g.sys(nr, &args);
+        let ok = r == 0
+            && rd(&st, 48) == size
+            && rd(&st, 16) == 1
+            && mode(&st) & 0o170000 == 0o100000
+            && rd(&st, 56) >= 512
+            && rd(&st, 72) > 1_000_000_000
+            && st[144] == 0xAA;
+        g.check(name, ok, if r == 0 { rd(&st, 48) as i64 } else { r });
+    }
+    let fl = g.sys(72, &[fd as u64, 3]);
+    g.check(b"fcntl-getfl", fl >= 0 && fl & 0o600003 == 0, fl);
+    let r = g.sys(3, &[fd as u64]);
+    g.check(b"close", r == 0, r);
+    // O_DIRECTORY has different values on arm64: must be translated.
+    let r = g.sys(2, &[p, 0o200000, 0]);
+    g.check(b"open-o-directory-on-file", r == -20, r);
+    let root = b"/\0";
+    let d = g.sys(2, &[root.as_ptr() as u64, 0o200000, 0]);
+    g.check(b"open-o-directory-on-dir", d >= 0, d);
+    let fl = g.sys(72, &[d as u64, 3]);
+    g.check(b"fcntl-getfl-o-directory", fl >= 0 && fl & 0o200000 != 0, fl);
+    g.sys(3, &[d as u64]);
+    let r = g.sys(21, &[p, 4]);
+    g.check(b"access", r == 0, r);
+
+    // pipe, dup2, poll, epoll with packed x86-64 events.
+    let mut fds = [0i32; 2];
+    let r = g.sys(22, &[fds.as_mut_ptr() as u64]);
+    g.check(b"pipe", r == 0 && fds[0] >= 0 && fds[1] >= 0, r);
+    let (rfd, wfd) = (fds[0] as u64, fds[1] as u64);
+    let r = g.sys(33, &[rfd, rfd]);
+    g.check(b"dup2-same", r == rfd as i64, r);
+    let r = g.sys(33, &[rfd, 100]);
+    g.check(b"dup2", r == 100, r);
+    let r = g.sys(33, &[555, 555]);
+    g.check(b"dup2-same-bad-fd", r == -9, r);
+    let ep = g.sys(213, &[1]);
+    g.check(b"epoll-create", ep >= 0, ep);
+    let mut ev = [0u8; 12];
+    ev[0..4].copy_from_slice(&1u32.to_le_bytes());
+    ev[4..12].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+    let r = g.sys(233, &[ep as u64, 1, rfd, ev.as_ptr() as u64]);
+    g.check(b"epoll-ctl", r == 0, r);
+    g.sys(1, &[wfd, b"x".as_ptr() as u64, 1]);
+    let mut pfd = [0u8; 8];
+    pfd[0..4].copy_from_slice(&(rfd as i32).to_le_bytes());
+    pfd[4..6].copy_from_slice(&1u16.to_le_bytes());
+    let r = g.sys(7, &[pfd.as_mut_ptr() as u64, 1, 0]);
+    g.check(b"poll", r == 1 && pfd[6] & 1 == 1, r);
+    let mut evs = [0xAAu8; 36];
+    let r = g.sys(232, &[ep as u64, evs.as_mut_ptr() as u64, 3, 1000]);
+    let data = u64::from_le_bytes(evs[4..12].try_into().unwrap_or([0; 8]));
+    g.check(b"epoll-wait-packed", r == 1 && evs[0] & 1 == 1 && data == 0x1122_3344_5566_7788 && evs[12] == 0xAA, r);
+
+    // arch_prctl.
+    let r = g.sys(158, &[0x1002, 0x1234_5678]);
+    let mut fsv = 0u64;
+    let r2 = g.sys(158, &[0x1003, &mut fsv as *mut u64 as u64]);
+    g.check(b"arch-prctl-fs", r == 0 && r2 == 0 && fsv == 0x1234_5678 && g.st().fs_base == 0x1234_5678, r);
+
+    // rt_sigaction keeps the guest's x86-64 struct.
+    let act = [0x40_1234u64, 0x0400_0004, 0x40_1300, 1 << 9];
+    let r = g.sys(13, &[10, act.as_ptr() as u64, 0, 8]);
+    let mut old = [0u64; 4];
+    let r2 = g.sys(13, &[10, 0, old.as_mut_ptr() as u64, 8]);
+    g.check(b"rt-sigaction", r == 0 && r2 == 0 && old == act, r);
+    let r = g.sys(13, &[9, act.as_ptr() as u64, 0, 8]);
+    g.check(b"rt-sigaction-sigkill", r == -22, r);
+
+    // Time.
+    let mut tv = [0u64; 2];
+    let r = g.sys(96, &[tv.as_mut_ptr() as u64, 0]);
+    g.check(b"gettimeofday", r == 0 && tv[0] > 1_600_000_000 && tv[1] < 1_000_000, r);
+    let t = g.sys(201, &[0]);
+    g.check(b"time", t >= tv[0] as i64, t);
+
+    // Unsupported calls.
+    let r = g.sys(500, &[]);
+    g.check(b"enosys-unknown", r == -38, r);
+    let r = g.sys(154, &[]);
+    g.check(b"enosys-modify-ldt", r == -38, r);
+    let r = g.sys(334, &[0, 32, 0, 0]);
+    g.check(b"rseq-enosys", r == -38, r);
+
+    // fork and wait4.
+    let pid = g.sys(57, &[]);
+    if pid == 0 {
+        g.sys(231, &[7]);
+    }
+    let mut status = 0i32;
+    let r = g.sys(61, &[pid as u64, &mut status as *mut i32 as u64, 0, 0]);
+    g.check(b"fork-wait4", r == pid && (status >> 8) & 0xff == 7, i64::from(status));
+
+    PHASE2
+}
+
+unsafe fn phase2(g: &G) -> u64 {
+    g.out(b"phase2\n");
+    let argv = g.reg(Gpr::Rsp) + 8;
+    // SAFETY: argv[3] is on the guest stack (phase 1 checked argc).
+    let mode = unsafe { cstr(word(argv + 24)) };
+    match mode {
+        b"jump" => 0xdead_0000,
+        // SAFETY: a NUL-terminated description.
+        b"ud" => unsafe { hc_unsupported(g.0, PHASE2, b"ud2 (0f 0b)\0".as_ptr()) },
+        _ => {
+            g.sys(231, &[3]);
+            0
+        }
+    }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build the runtime for each host ISA, link it with the stand-in for translated code
+# (fake_guest.rs) and run the result natively or under qemu-user, checking its output and
+# exit status. Prints "N passed, M failed" and exits non-zero on any failure.
+#   crates/runtime/tests/run.sh [TARGET...]
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+rt=$(dirname "$here")
+sysroot=$(rustc --print sysroot)
+lld="$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
+out="$rt/target/tests"
+mkdir -p "$out"
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(x86_64-unknown-none aarch64-unknown-none riscv64gc-unknown-none-elf)
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $*"; }
+
+data="$out/data.bin"
+head -c 12345 /dev/zero > "$data"
+
+for t in "${targets[@]}"; do
+  case $t in
+    x86_64*) runner=() ;;
+    aarch64*) runner=(qemu-aarch64) ;;
+    riscv64*) runner=(qemu-riscv64) ;;
+  esac
+  if ! (cd "$rt" && cargo build --release --target "$t" -q); then
+    bad "$t: cargo build"; continue
+  fi
+  abi=$(ls -t "$rt/target/$t/release/deps/"libhcontainer_abi-*.rlib | head -n1)
+  obj="$out/fake-$t.o"
+  exe="$out/test-$t"
+  if ! rustc --edition 2021 --crate-type lib --emit obj -C panic=abort -C opt-level=2 \
+      --target "$t" -L "dependency=$rt/target/$t/release/deps" \
+      --extern "hcontainer_abi=$abi" -o "$obj" "$here/fake_guest.rs"; then
+    bad "$t: compile fake guest"; continue
+  fi
+  if ! "$lld" -flavor gnu -static -nostdlib --gc-sections -T "$here/link.ld" -o "$exe" \
+      "$obj" "$rt/target/$t/release/libhcontainer_runtime.a"; then
+    bad "$t: link"; continue
+  fi
+  ok "$t: built $(stat -c %s "$exe") bytes"
+
+  # Phase 1 checks, then exit_group(3) in phase 2.
+  log="$out/run-$t"
+  HCTEST=env-value HCONTAINER_WARN_SYSCALLS=1 "${runner[@]}" "$exe" "$data" 12345 exit \
+    > "$log.out" 2> "$log.err"
+  st=$?
+  [ $st -eq 3 ] && ok "$t: exit status 3" || bad "$t: exit status $st (want 3)"
+  n_ok=$(grep -c '^ok ' "$log.out")
+  if grep -q '^FAIL' "$log.out"; then
+    bad "$t: guest checks: $(grep '^FAIL' "$log.out" | tr '\n' ';')"
+  elif [ "$n_ok" -lt 50 ]; then
+    bad "$t: only $n_ok guest checks ran"; cat "$log.out" "$log.err"
+  else
+    ok "$t: $n_ok guest checks"
+  fi
+  grep -qx "argv1=$data" "$log.out" && ok "$t: argv string" || bad "$t: argv string"
+  grep -qx 'phase2' "$log.out" && ok "$t: dispatch to second resume point" || bad "$t: no phase2"
+  grep -qx 'hcontainer: unsupported syscall 500 (unknown)' "$log.err" \
+    && grep -qx 'hcontainer: unsupported syscall 154 (modify_ldt)' "$log.err" \
+    && [ "$(grep -c 'syscall 500' "$log.err")" -eq 1 ] \
+    && ok "$t: unsupported-syscall warnings" || bad "$t: warnings: $(cat "$log.err")"
+  HCTEST=env-value "${runner[@]}" "$exe" "$data" 12345 exit > /dev/null 2> "$log.err2"
+  [ ! -s "$log.err2" ] && ok "$t: no warnings without HCONTAINER_WARN_SYSCALLS" \
+    || bad "$t: unexpected stderr: $(cat "$log.err2")"
+
+  # Untranslated jump: message and SIGSEGV.
+  "${runner[@]}" "$exe" "$data" 12345 jump > /dev/null 2> "$log.err"
+  st=$?
+  grep -qx 'hcontainer: guest jumped to 0xdead0000 which was not translated' "$log.err" \
+    && [ $st -eq 139 ] && ok "$t: untranslated jump (status $st)" \
+    || bad "$t: untranslated jump: status $st, $(cat "$log.err")"
+
+  # Unsupported instruction: message and SIGILL.
+  "${runner[@]}" "$exe" "$data" 12345 ud > /dev/null 2> "$log.err"
+  st=$?
+  grep -qx 'hcontainer: unsupported instruction at 0x401100: ud2 (0f 0b)' "$log.err" \
+    && [ $st -eq 132 ] && ok "$t: unsupported instruction (status $st)" \
+    || bad "$t: unsupported instruction: status $st, $(cat "$log.err")"
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
