@@ -17,6 +17,13 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok: $*"; }
 bad() { fail=$((fail + 1)); echo "FAILED: $*"; }
 
+# Pure parts (syscall table vs kernel headers, structure conversions) on the build host.
+if (cd "$rt/host-tests" && cargo test -q --target-dir "$rt/target" 2>&1 | tail -n 3); then
+  ok "host unit tests"
+else
+  bad "host unit tests"
+fi
+
 data="$out/data.bin"
 head -c 12345 /dev/zero > "$data"
 
