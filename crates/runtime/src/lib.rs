@@ -13,6 +13,7 @@
 #![no_std]
 #![no_main]
 
+mod alloc;
 pub mod arch;
 pub mod dispatch;
 pub mod mem;
@@ -75,15 +76,42 @@ pub unsafe extern "C" fn hc_helper(state: *mut GuestState, id: u64, a0: u64, a1:
 }
 
 mod helper {
-    //! Bridge from `hc_helper` to the helper semantics.
+    //! Bridge from `hc_helper` to the helper semantics (`hcontainer_semantics::call`).
     use super::*;
+    use hcontainer_semantics::Host;
 
-    /// Run a helper; helpers this runtime cannot run end the process as an unsupported
-    /// instruction would.
-    pub fn call(st: &mut GuestState, id: u64, _a0: u64, _a1: u64, _a2: u64) -> u64 {
+    /// Guest memory is host memory; the clock is the host's monotonic clock.
+    struct RuntimeHost;
+
+    impl Host for RuntimeHost {
+        fn read(&mut self, addr: u64, buf: &mut [u8]) {
+            // SAFETY: guest addresses are host addresses; the guest instruction accessing
+            // them would fault natively just as this access faults here.
+            unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) };
+        }
+        fn write(&mut self, addr: u64, buf: &[u8]) {
+            // SAFETY: as for `read`.
+            unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), addr as *mut u8, buf.len()) };
+        }
+        fn ticks(&mut self) -> u64 {
+            sys::clock_gettime(sys::CLOCK_MONOTONIC)
+                .map_or(0, |t| (t.sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.nsec as u64))
+        }
+    }
+
+    /// Run a helper; a helper or op id the semantics do not define ends the process as an
+    /// unsupported instruction would.
+    pub fn call(st: &mut GuestState, id: u64, a0: u64, a1: u64, a2: u64) -> u64 {
+        let r = match u32::try_from(id) {
+            Ok(id) => hcontainer_semantics::call(st, id, a0, a1, a2, &mut RuntimeHost),
+            Err(_) => hcontainer_semantics::UNKNOWN,
+        };
+        if r != hcontainer_semantics::UNKNOWN {
+            return r;
+        }
         let rip = st.rip;
         let mut buf = print::Buf::new();
-        let _ = core::fmt::write(&mut buf, format_args!("helper {} is not available in this runtime\0", id));
+        let _ = core::fmt::write(&mut buf, format_args!("helper {} (op {:#x}) is not defined\0", id, a0));
         // SAFETY: `buf` holds a NUL-terminated description.
         unsafe { hc_unsupported(st, rip, buf.as_bytes().as_ptr()) }
     }

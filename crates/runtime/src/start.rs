@@ -41,30 +41,9 @@ mod at {
     pub const EXECFN: u64 = 31;
 }
 
-/// `AT_HWCAP` of the baseline x86-64 CPU the guest is shown: CPUID.1:EDX with FPU, DE, PSE,
-/// TSC, MSR, PAE, MCE, CX8, APIC, SEP, MTRR, PGE, MCA, CMOV, PAT, PSE36, CLFSH, MMX, FXSR,
-/// SSE and SSE2.
-pub const GUEST_HWCAP: u64 = (1 << 0)
-    | (1 << 2)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 6)
-    | (1 << 7)
-    | (1 << 8)
-    | (1 << 9)
-    | (1 << 11)
-    | (1 << 12)
-    | (1 << 13)
-    | (1 << 14)
-    | (1 << 15)
-    | (1 << 16)
-    | (1 << 17)
-    | (1 << 19)
-    | (1 << 23)
-    | (1 << 24)
-    | (1 << 25)
-    | (1 << 26);
+/// `AT_HWCAP` of the guest CPU: CPUID.1:EDX of the baseline x86-64 CPU that the `cpuid`
+/// helper reports, so both always agree.
+pub const GUEST_HWCAP: u64 = hcontainer_semantics::cpuid::LEAF1_EDX as u64;
 
 /// What the runtime takes from the host's initial stack.
 struct HostStart {

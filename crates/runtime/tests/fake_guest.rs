@@ -18,6 +18,10 @@ use hcontainer_abi::{calls::GuestInfo, layout, GuestState, Gpr, GUEST_STATE_VERS
 extern "C" {
     fn hc_syscall(state: *mut GuestState);
     fn hc_unsupported(state: *mut GuestState, addr: u64, what: *const u8) -> !;
+    fn hc_helper(state: *mut GuestState, helper: u64, a0: u64, a1: u64, a2: u64) -> u64;
+    fn hc_eval_cond(cc: u64, cc_op: u64, dst: u64, src1: u64, src2: u64) -> u64;
+    fn hc_rflags(cc_op: u64, dst: u64, src1: u64, src2: u64, other: u64) -> u64;
+    fn hc_lookup(guest: u64) -> *const Entry;
 }
 
 type Func = unsafe extern "C" fn(*mut GuestState, u64) -> u64;
@@ -336,6 +340,31 @@ unsafe fn phase1(g: &G) -> u64 {
     let r = g.sys(334, &[0, 32, 0, 0]);
     g.check(b"rseq-enosys", r == -38, r);
 
+    // Runtime entry points other than hc_syscall.
+    // SAFETY: the runtime's lookup returns null or a pointer into the dispatch table.
+    let (hit, miss) = unsafe { (hc_lookup(PHASE2), hc_lookup(PHASE2 + 1)) };
+    // SAFETY: non-null results point into `hc_dispatch_table`.
+    g.check(b"hc-lookup", !hit.is_null() && unsafe { (*hit).entry } == 1 && miss.is_null(), 0);
+    let sub64 = (3 << 2) | 3; // CcOp::Sub, 64-bit
+    // SAFETY: pure functions.
+    let (e, ne, fl) = unsafe { (hc_eval_cond(4, sub64, 0, 5, 5), hc_eval_cond(5, sub64, 0, 5, 5), hc_rflags(sub64, 0, 5, 5, 0x202)) };
+    g.check(b"hc-eval-cond", e == 1 && ne == 0, e as i64);
+    g.check(b"hc-rflags", fl == 0x202 | 0x40 | 0x4, fl as i64);
+    g.st().gpr[Gpr::Rax as usize] = 1;
+    g.st().gpr[Gpr::Rcx as usize] = 0;
+    // SAFETY: registers are written back; helper 1 is cpuid.
+    unsafe { hc_helper(g.0, 1, 0, 0, 0) };
+    let edx = g.reg(Gpr::Rdx);
+    g.check(b"hc-helper-cpuid-matches-hwcap", edx == seen[16] && edx & (1 << 26) != 0, edx as i64);
+    // SAFETY: helper 2 is rdtsc.
+    unsafe { hc_helper(g.0, 2, 0, 0, 0) };
+    let t0 = (g.reg(Gpr::Rdx) << 32) | (g.reg(Gpr::Rax) & 0xffff_ffff);
+    g.sys(35, &[[0u64, 1_000_000].as_ptr() as u64, 0]);
+    // SAFETY: as above.
+    unsafe { hc_helper(g.0, 2, 0, 0, 0) };
+    let t1 = (g.reg(Gpr::Rdx) << 32) | (g.reg(Gpr::Rax) & 0xffff_ffff);
+    g.check(b"hc-helper-rdtsc-increases", t1 > t0, (t1 - t0) as i64);
+
     // fork and wait4.
     let pid = g.sys(57, &[]);
     if pid == 0 {
@@ -357,6 +386,12 @@ unsafe fn phase2(g: &G) -> u64 {
         b"jump" => 0xdead_0000,
         // SAFETY: a NUL-terminated description.
         b"ud" => unsafe { hc_unsupported(g.0, PHASE2, b"ud2 (0f 0b)\0".as_ptr()) },
+        b"helper" => {
+            g.st().rip = PHASE2;
+            // SAFETY: an undefined helper number ends the process.
+            unsafe { hc_helper(g.0, 999, 7, 0, 0) };
+            0
+        }
         _ => {
             g.sys(231, &[3]);
             0
