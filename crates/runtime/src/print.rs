@@ -20,6 +20,12 @@ impl Buf {
     }
 }
 
+impl Default for Buf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl fmt::Write for Buf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let room = self.bytes.len() - self.len;

@@ -15,10 +15,8 @@ const SA_NOCLDSTOP: u64 = 1;
 const SA_NOCLDWAIT: u64 = 2;
 const SA_RESTART: u64 = 0x1000_0000;
 
-const ZERO: AtomicU64 = AtomicU64::new(0);
-const ACTION: [AtomicU64; 4] = [ZERO; 4];
 /// Per signal (index = number): handler, flags, restorer, mask, as the guest set them.
-static ACTIONS: [[AtomicU64; 4]; NSIG + 1] = [ACTION; NSIG + 1];
+static ACTIONS: [[AtomicU64; 4]; NSIG + 1] = [const { [const { AtomicU64::new(0) }; 4] }; NSIG + 1];
 
 /// `rt_sigaction(sig, act, oact, sigsetsize)` with x86-64 structures.
 pub fn rt_sigaction(sig: u64, act: u64, oact: u64, size: u64) -> Result<u64, Errno> {
@@ -67,7 +65,7 @@ fn set_host_disposition(sig: u64, handler: u64, flags: u64, mask: u64) -> Result
 }
 
 /// x86-64 `stack_t`: ss_sp, ss_flags (+pad), ss_size.
-static ALTSTACK: [AtomicU64; 3] = [ZERO, AtomicU64::new(SS_DISABLE), ZERO];
+static ALTSTACK: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(SS_DISABLE), AtomicU64::new(0)];
 const SS_ONSTACK: u64 = 1;
 const SS_DISABLE: u64 = 2;
 const SS_AUTODISARM: u64 = 1 << 31;

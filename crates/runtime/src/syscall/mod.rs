@@ -20,9 +20,8 @@ use crate::{eprintln, mem, signal};
 use table::{How, Sys};
 
 static WARN: AtomicBool = AtomicBool::new(false);
-const ZERO: AtomicU64 = AtomicU64::new(0);
 /// One bit per x86-64 number already warned about.
-static WARNED: [AtomicU64; table::LEN.div_ceil(64)] = [ZERO; table::LEN.div_ceil(64)];
+static WARNED: [AtomicU64; table::LEN.div_ceil(64)] = [const { AtomicU64::new(0) }; table::LEN.div_ceil(64)];
 
 /// Enable the one-time warning for unsupported calls (`HCONTAINER_WARN_SYSCALLS`).
 pub fn set_warn(on: bool) {
