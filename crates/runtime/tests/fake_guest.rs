@@ -196,6 +196,36 @@ unsafe fn phase1(g: &G) -> u64 {
     g.check(b"at-execfn", seen[31] > rsp && !unsafe { cstr(seen[31]) }.is_empty(), 0);
     g.check(b"at-uid", seen[11] == g.sys(102, &[]) as u64, seen[11] as i64);
 
+    // The string area as Linux lays it out (compared with layout_native.c by run.sh).
+    // SAFETY: AT_EXECFN is a string on the guest stack.
+    let top = seen[31] + unsafe { cstr(seen[31]) }.len() as u64 + 1 + 8;
+    let line = |name: &[u8], i: Option<u64>, v: u64| {
+        g.out(b"layout ");
+        g.out(name);
+        if let Some(i) = i {
+            g.num(i);
+        }
+        g.out(b" ");
+        g.num(v);
+        g.out(b"\n");
+    };
+    line(b"top-page-aligned", None, u64::from(top % 4096 == 0));
+    for i in 0..argc {
+        // SAFETY: argv has argc entries.
+        line(b"argv", Some(i), top - unsafe { word(argv + 8 * i) });
+    }
+    let mut i = 0;
+    // SAFETY: envp entries up to NULL.
+    while unsafe { word(envp + 8 * i) } != 0 {
+        // SAFETY: as above.
+        line(b"env", Some(i), top - unsafe { word(envp + 8 * i) });
+        i += 1;
+    }
+    line(b"execfn", None, top - seen[31]);
+    line(b"platform", None, top - seen[15]);
+    line(b"random", None, top - seen[25]);
+    line(b"sp-mod-16", None, rsp % 16);
+
     // write(1) with the argument strings, straight from the guest stack.
     g.out(b"argv1=");
     g.out(args[1]);

@@ -27,6 +27,12 @@ fi
 data="$out/data.bin"
 head -c 12345 /dev/zero > "$data"
 
+# The start-up stack as Linux builds it for a static x86-64 executable (no randomization).
+musl-gcc -static -O1 -o "$out/layout-native" "$here/layout_native.c" || bad "build layout_native.c"
+mkdir -p "$out/lay"
+cp "$out/layout-native" "$out/lay/prog"
+native_layout=$(cd "$out/lay" && env -i HCTEST=env-value setarch -R ./prog "$data" 12345 exit)
+
 for t in "${targets[@]}"; do
   case $t in
     x86_64*) runner=() ;;
@@ -73,6 +79,15 @@ for t in "${targets[@]}"; do
   HCTEST=env-value "${runner[@]}" "$exe" "$data" 12345 exit > /dev/null 2> "$log.err2"
   [ ! -s "$log.err2" ] && ok "$t: no warnings without HCONTAINER_WARN_SYSCALLS" \
     || bad "$t: unexpected stderr: $(cat "$log.err2")"
+
+  # Same string layout as Linux: same path, arguments and environment.
+  cp "$exe" "$out/lay/prog"
+  layout=$(cd "$out/lay" && env -i HCTEST=env-value "${runner[@]}" ./prog "$data" 12345 exit | grep '^layout')
+  if [ -n "$native_layout" ] && [ "$layout" = "$native_layout" ]; then
+    ok "$t: start-up stack strings laid out as by Linux ($(echo "$layout" | wc -l) items)"
+  else
+    bad "$t: start-up stack layout differs from Linux:"; diff <(echo "$native_layout") <(echo "$layout")
+  fi
 
   # Untranslated jump: message and SIGSEGV.
   # (the braces keep the shell's own "Segmentation fault" notice out of the log)
