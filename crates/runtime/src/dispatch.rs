@@ -20,6 +20,16 @@ fn entries() -> &'static [DispatchEntry] {
     }
 }
 
+/// Check that the dispatch table is strictly sorted by guest address (binary search relies
+/// on it); returns the first index out of order.
+pub fn check_sorted() -> Result<(), usize> {
+    let t = entries();
+    match t.windows(2).position(|w| w[0].guest >= w[1].guest) {
+        Some(i) => Err(i + 1),
+        None => Ok(()),
+    }
+}
+
 /// The resume point at guest address `guest`, if translated.
 pub fn lookup(guest: u64) -> Option<&'static DispatchEntry> {
     let t = entries();

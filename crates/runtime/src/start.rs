@@ -174,6 +174,10 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         );
         sys::exit_group(EXIT_STARTUP_FAILED);
     }
+    if let Err(i) = dispatch::check_sorted() {
+        eprintln!("hcontainer: dispatch table is not sorted by guest address at entry {}", i);
+        sys::exit_group(EXIT_STARTUP_FAILED);
+    }
     mem::init_brk(info.brk_start);
 
     // Environment switches for the runtime itself.
