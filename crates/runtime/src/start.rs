@@ -187,6 +187,9 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         if let Some(v) = s.strip_prefix(b"HCONTAINER_WARN_SYSCALLS=") {
             crate::syscall::set_warn(!v.is_empty());
         }
+        if let Some(v) = s.strip_prefix(b"HCONTAINER_TRACE_SYSCALLS=") {
+            crate::syscall::set_trace(!v.is_empty());
+        }
     }
 
     map_stack("the guest stack", layout::GUEST_STACK_TOP, layout::GUEST_STACK_SIZE, 0);

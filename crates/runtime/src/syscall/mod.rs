@@ -20,12 +20,55 @@ use crate::{eprintln, mem, signal};
 use table::{How, Sys};
 
 static WARN: AtomicBool = AtomicBool::new(false);
+static TRACE: AtomicBool = AtomicBool::new(false);
 /// One bit per x86-64 number already warned about.
 static WARNED: [AtomicU64; table::LEN.div_ceil(64)] = [const { AtomicU64::new(0) }; table::LEN.div_ceil(64)];
 
 /// Enable the one-time warning for unsupported calls (`HCONTAINER_WARN_SYSCALLS`).
 pub fn set_warn(on: bool) {
     WARN.store(on, Ordering::Relaxed);
+}
+
+/// Enable tracing of every guest system call on stderr (`HCONTAINER_TRACE_SYSCALLS`).
+pub fn set_trace(on: bool) {
+    TRACE.store(on, Ordering::Relaxed);
+}
+
+/// Print one traced call: `hcontainer: [tid] name(args) = result`, with arguments shown by
+/// their kind from the table (paths as strings).
+fn trace(nr: u64, a: &Args, ret: i64) {
+    use core::fmt::Write;
+    let mut b = crate::print::Buf::new();
+    let _ = write!(b, "[{}] ", sys::gettid());
+    match table::lookup(nr) {
+        Some(e) => {
+            let _ = write!(b, "{}(", e.name);
+            for (i, (kind, v)) in e.args.iter().zip(a).enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = match kind {
+                    table::Arg::S if *v != 0 => {
+                        // SAFETY: the guest passes a NUL-terminated string for this argument;
+                        // at most 64 bytes are read.
+                        let s = unsafe { crate::print::cstr(*v as *const u8, 64) };
+                        write!(b, "{}\"{}\"", sep, crate::print::Lossy(s))
+                    }
+                    table::Arg::F | table::Arg::I if (*v as i64) < 4096 && (*v as i64) > -4096 => {
+                        write!(b, "{}{}", sep, *v as i64)
+                    }
+                    _ => write!(b, "{}{:#x}", sep, v),
+                };
+            }
+            let _ = write!(b, ")");
+        }
+        None => {
+            let _ = write!(b, "syscall_{}({:#x}, {:#x}, {:#x}, ...)", nr, a[0], a[1], a[2]);
+        }
+    }
+    if (-4096..1 << 32).contains(&ret) {
+        eprintln!("hcontainer: {} = {}", crate::print::Lossy(b.as_bytes()), ret);
+    } else {
+        eprintln!("hcontainer: {} = {:#x}", crate::print::Lossy(b.as_bytes()), ret);
+    }
 }
 
 /// Guest arguments in x86-64 order: rdi, rsi, rdx, r10, r8, r9.
@@ -45,6 +88,9 @@ pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
     let a = [g(Gpr::Rdi), g(Gpr::Rsi), g(Gpr::Rdx), g(Gpr::R10), g(Gpr::R8), g(Gpr::R9)];
     st.orig_rax = nr;
     let ret = do_syscall(st, nr, a);
+    if TRACE.load(Ordering::Relaxed) {
+        trace(nr, &a, ret);
+    }
     st.gpr[Gpr::Rax as usize] = ret as u64;
     st.gpr[Gpr::Rcx as usize] = st.rip;
     st.gpr[Gpr::R11 as usize] =
