@@ -340,6 +340,16 @@ unsafe fn phase1(g: &G) -> u64 {
     let data = u64::from_le_bytes(evs[4..12].try_into().unwrap_or([0; 8]));
     g.check(b"epoll-wait-packed", r == 1 && evs[0] & 1 == 1 && data == 0x1122_3344_5566_7788 && evs[12] == 0xAA, r);
 
+    let mut fds2 = [0i32; 2];
+    let r = g.sys(293, &[fds2.as_mut_ptr() as u64, 0o2000000]);
+    let fdfl = g.sys(72, &[fds2[0] as u64, 1]);
+    g.check(b"pipe2-cloexec", r == 0 && fdfl == 1, fdfl);
+    let r = g.sys(157, &[22, 2, 0]);
+    g.check(b"prctl-seccomp-refused", r == -22, r);
+    let mut name = [0u8; 16];
+    let r = g.sys(157, &[16, name.as_mut_ptr() as u64]);
+    g.check(b"prctl-get-name", r == 0 && name[0] != 0, r);
+
     // arch_prctl.
     let r = g.sys(158, &[0x1002, 0x1234_5678]);
     let mut fsv = 0u64;

@@ -150,6 +150,7 @@ pub fn compat(_st: &mut GuestState, nr_: u64, e: &Sys, a: Args) -> i64 {
         }
         21 => host_raw(nr::FACCESSAT, [AT_FDCWD, u(a[0]), u(a[1]), 0, 0, 0]),
         22 => host_raw(nr::PIPE2, [u(a[0]), 0, 0, 0, 0, 0]),
+        293 => host_raw(nr::PIPE2, [u(a[0]), oflags_in(a[1]), 0, 0, 0, 0]),
         33 => {
             if a[0] == a[1] {
                 let r = host_raw(nr::FCNTL, [u(a[0]), F_GETFD, 0, 0, 0, 0]);

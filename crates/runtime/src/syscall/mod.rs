@@ -158,6 +158,8 @@ const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MAP_32BIT: u64 = 0x40;
 const MREMAP_FIXED: u64 = 2;
 
+const PR_SET_SECCOMP: u64 = 22;
+
 const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
@@ -185,6 +187,10 @@ fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
         56 => process::clone(st, a),
         57 | 58 => process::fork(),
         158 => arch_prctl(st, a[0], a[1]),
+        // prctl(PR_SET_SECCOMP): a guest filter speaks x86-64 numbers and would judge the
+        // runtime's host calls; refused as by a kernel without seccomp.
+        157 if a[0] == PR_SET_SECCOMP => Errno::EINVAL.neg(),
+        157 => pass(nr, e, a),
         // rt_sigreturn (no guest signal frames exist yet), rseq (glibc falls back), clone3
         // (glibc falls back to clone).
         _ => unsupported(nr),

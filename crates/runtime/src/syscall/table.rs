@@ -227,7 +227,7 @@ table! {
     154 modify_ldt Nosys - [I, P, I];
     155 pivot_root Pass 41 [S, S];
     156 _sysctl Nosys - [P];
-    157 prctl Pass 167 [I, I, I, I, I];
+    157 prctl Emulate 167 [I, I, I, I, I];
     158 arch_prctl Emulate - [I, P];
     159 adjtimex Pass 171 [P];
     160 setrlimit Pass 164 [I, P];
@@ -363,7 +363,7 @@ table! {
     290 eventfd2 Pass 19 [I, I];
     291 epoll_create1 Pass 20 [I];
     292 dup3 Pass 24 [F, F, I];
-    293 pipe2 Pass 59 [P, I];
+    293 pipe2 Compat 59 [P, I];
     294 inotify_init1 Pass 26 [I];
     295 preadv Pass 69 [F, P, I, I, I];
     296 pwritev Pass 70 [F, P, I, I, I];
