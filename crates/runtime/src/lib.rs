@@ -10,6 +10,25 @@
 //! Layers, bottom up: [`arch`] (raw system call instruction, entry, stack switch per host
 //! ISA), [`sys`] (typed host calls), then [`print`], [`mem`], [`signal`], [`syscall`]
 //! (guest x86-64 system calls → host), [`start`] and [`dispatch`].
+//!
+//! ## Addresses (see `hcontainer_abi::layout`)
+//! The guest's main stack ends at `GUEST_STACK_TOP` (0x7e00_0000_0000, 8 MiB + 64 KiB guard);
+//! translated code runs on a 256 MiB `MAP_NORESERVE` host stack ending at `HOST_STACK_TOP`
+//! (the end of the runtime range); the runtime's small heap is the 1 GiB below that stack's
+//! guard. All are mapped with `MAP_FIXED_NOREPLACE` (and checked, as qemu-user 7.2 treats the
+//! flag as a hint).
+//!
+//! ## Exit statuses and diagnostics
+//! * 127: start-up failed (a stack cannot be mapped, `GuestState` version mismatch, unsorted
+//!   dispatch table), with a message on stderr.
+//! * `SIGSEGV` (shell status 139): the guest continued at an address without translation
+//!   (`hcontainer: guest jumped to 0x… which was not translated`), as a native wild jump ends.
+//! * `SIGILL` (132): an instruction or helper that was not translated
+//!   (`hcontainer: unsupported instruction at 0x…: …`).
+//! * 134: internal error of the runtime (a panic), with its message.
+//!
+//! Environment: `HCONTAINER_WARN_SYSCALLS` (non-empty) reports each unsupported system call
+//! once; `HCONTAINER_TRACE_SYSCALLS` (non-empty) prints every guest system call and result.
 #![no_std]
 #![no_main]
 
