@@ -5,3 +5,5 @@
 pub mod conv;
 #[path = "../src/syscall/table.rs"]
 pub mod table;
+#[path = "../src/place.rs"]
+pub mod place;

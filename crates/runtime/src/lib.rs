@@ -36,6 +36,7 @@ mod alloc;
 pub mod arch;
 pub mod dispatch;
 pub mod mem;
+pub mod place;
 pub mod print;
 pub mod signal;
 pub mod start;

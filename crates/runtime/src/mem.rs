@@ -80,3 +80,4 @@ pub fn check_guest_range(addr: u64, len: u64) -> Result<(), Errno> {
         Ok(())
     }
 }
+

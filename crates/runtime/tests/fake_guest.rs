@@ -262,6 +262,32 @@ unsafe fn phase1(g: &G) -> u64 {
     g.check(b"mmap-anon", m > 0 && (m as u64) % 4096 == 0, m);
     let r = g.sys(11, &[m as u64, 8192]);
     g.check(b"munmap", r == 0, r);
+    // Placement of non-fixed mappings: always inside x86-64's user space; on hosts where
+    // the runtime places them, top-down below the guest stack, reusing unmapped ranges.
+    const USER_END: u64 = 0x7fff_ffff_f000;
+    let placed = !cfg!(target_arch = "x86_64");
+    let ma = g.sys(9, &[0, 0x10000, 3, 0x22, u64::MAX, 0]);
+    let mb = g.sys(9, &[0, 0x10000, 3, 0x22, u64::MAX, 0]);
+    let below = |m: i64| m > 0 && (m as u64) < USER_END && !(layout::RUNTIME_BASE..layout::RUNTIME_BASE + layout::RUNTIME_SIZE).contains(&(m as u64));
+    g.check(b"mmap-below-47-bits", below(ma) && below(mb), mb);
+    g.check(b"mmap-top-down", !placed || (mb == ma - 0x10000 && (ma as u64) < layout::GUEST_STACK_TOP - layout::GUEST_STACK_SIZE), mb);
+    g.sys(11, &[ma as u64, 0x10000]);
+    let mc = g.sys(9, &[0, 0x10000, 3, 0x22, u64::MAX, 0]);
+    g.check(b"mmap-reuses-unmapped", below(mc) && (!placed || mc == ma), mc);
+    // SAFETY: `mb` is a fresh 64 KiB read-write mapping.
+    unsafe { ((mb as u64 + 0x8000) as *mut u64).write(0x5eed) };
+    let mr = g.sys(25, &[mb as u64, 0x10000, 0x100000, 1, 0]);
+    // SAFETY: mremap kept the contents at the returned address.
+    g.check(b"mremap-maymove", below(mr) && unsafe { ((mr as u64 + 0x8000) as *const u64).read() } == 0x5eed, mr);
+    let hint = 0x3000_0000_0000u64;
+    let mh = g.sys(9, &[hint, 0x1000, 3, 0x22, u64::MAX, 0]);
+    g.check(b"mmap-free-hint-honoured", mh as u64 == hint, mh);
+    let r = g.sys(9, &[0, 0, 3, 0x22, u64::MAX, 0]);
+    g.check(b"mmap-zero-length", r == -22, r);
+    for (m, l) in [(mc, 0x10000u64), (mr, 0x100000), (mh, 0x1000)] {
+        g.sys(11, &[m as u64, l]);
+    }
+
     let r = g.sys(11, &[layout::RUNTIME_BASE, 4096]);
     g.check(b"munmap-runtime-refused", r == -22, r);
     let r = g.sys(10, &[layout::HOST_STACK_TOP - 4096, 4096, 0]);

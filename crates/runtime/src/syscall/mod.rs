@@ -12,7 +12,7 @@ pub mod table;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use hcontainer_abi::{flags, GuestState, Gpr};
+use hcontainer_abi::{flags, layout::GUEST_PAGE_SIZE, GuestState, Gpr};
 
 use crate::arch::nr;
 use crate::sys::{self, Errno};
@@ -170,17 +170,16 @@ fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
         9 => mmap(a),
         // mprotect, munmap, madvise, pkey_mprotect, mseal: never on hcontainer's range.
         10 | 11 | 28 | 329 | 462 => match mem::check_guest_range(a[0], a[1]) {
-            Ok(()) => pass(nr, e, a),
+            Ok(()) => {
+                let r = pass(nr, e, a);
+                if nr == 11 && r == 0 && PLACE_MAPPINGS {
+                    crate::place::with(|p| p.freed(a[0], mem::page_up(a[1])));
+                }
+                r
+            }
             Err(err) => err.neg(),
         },
-        25 => {
-            if mem::overlaps_runtime(a[0], a[1])
-                || (a[3] & MREMAP_FIXED != 0 && mem::overlaps_runtime(a[4], a[2]))
-            {
-                return Errno::EINVAL.neg();
-            }
-            host(nr::MREMAP, a)
-        }
+        25 => mremap(a),
         12 => mem::brk(a[0]) as i64,
         13 => ret(signal::rt_sigaction(a[0], a[1], a[2], a[3]).map(|v| v as usize)),
         131 => ret(signal::sigaltstack(a[0], a[1]).map(|v| v as usize)),
@@ -197,9 +196,110 @@ fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
     }
 }
 
+/// Whether the runtime places the guest's non-fixed mappings itself (see [`mem::place`]):
+/// on hosts whose kernel may hand out addresses above x86-64's user space.
+const PLACE_MAPPINGS: bool = !cfg!(target_arch = "x86_64");
+/// End of x86-64's user address space (47 bits, less the last page).
+const X86_USER_END: u64 = 0x7fff_ffff_f000;
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_DONTUNMAP: u64 = 4;
+
+/// Outcome of one placement attempt.
+enum Try {
+    Placed,
+    Occupied,
+    Failed(i64),
+}
+
+/// Map exactly at `at` (never replacing anything).
+fn mmap_at(at: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> Try {
+    let flags = (flags & !MAP_FIXED) | MAP_FIXED_NOREPLACE;
+    let r = host(nr::MMAP, [at, len, prot, flags, fd, off]);
+    if r == Errno::EEXIST.neg() {
+        Try::Occupied
+    } else if r < 0 {
+        Try::Failed(r)
+    } else if r as u64 == at {
+        Try::Placed
+    } else {
+        // qemu-user treats MAP_FIXED_NOREPLACE as a hint.
+        // SAFETY: `r` is the mapping this call just created.
+        let _ = unsafe { sys::munmap(r as usize, len as usize) };
+        Try::Occupied
+    }
+}
+
+/// Choose an address for a non-fixed guest mapping of `len` bytes and map it with `map`;
+/// `None` when no range was found (the caller lets the kernel choose).
+fn place(hint: u64, len: u64, map: impl Fn(u64) -> Try) -> Option<i64> {
+    let len = mem::page_up(len);
+    if hint != 0 && hint.is_multiple_of(GUEST_PAGE_SIZE) && hint.checked_add(len).is_some_and(|e| e <= X86_USER_END) {
+        match map(hint) {
+            Try::Placed => return Some(hint as i64),
+            Try::Failed(r) => return Some(r),
+            Try::Occupied => {}
+        }
+    }
+    crate::place::with(|p| {
+        for _ in 0..32 {
+            let (at, src) = p.candidate(len)?;
+            match map(at) {
+                Try::Placed => {
+                    p.taken(at, len, src);
+                    return Some(at as i64);
+                }
+                Try::Occupied => p.collided(at, src),
+                Try::Failed(r) => return Some(r),
+            }
+        }
+        None
+    })
+}
+
+fn mremap(a: Args) -> i64 {
+    let [old, old_len, new_len, flags, new_addr, _] = a;
+    if mem::overlaps_runtime(old, old_len) || (flags & MREMAP_FIXED != 0 && mem::overlaps_runtime(new_addr, new_len)) {
+        return Errno::EINVAL.neg();
+    }
+    if !PLACE_MAPPINGS || flags & MREMAP_MAYMOVE == 0 || flags & MREMAP_FIXED != 0 {
+        return host(nr::MREMAP, a);
+    }
+    // Grow or shrink in place if possible, else move to a range chosen like mmap's.
+    let r = host(nr::MREMAP, [old, old_len, new_len, flags & !MREMAP_MAYMOVE, 0, 0]);
+    if r != Errno::ENOMEM.neg() {
+        return r;
+    }
+    let moved = place(0, new_len, |at| {
+        // Reserve the target first: MREMAP_FIXED would replace whatever is there.
+        match mmap_at(at, new_len, 0, 0x22, u64::MAX, 0) {
+            Try::Placed => {}
+            other => return other,
+        }
+        let r = host(nr::MREMAP, [old, old_len, new_len, flags | MREMAP_FIXED, at, 0]);
+        if r < 0 {
+            // SAFETY: the reservation made above is unused.
+            let _ = unsafe { sys::munmap(at as usize, new_len as usize) };
+            return Try::Failed(r);
+        }
+        Try::Placed
+    });
+    match moved {
+        Some(r) => {
+            if r >= 0 && flags & MREMAP_DONTUNMAP == 0 {
+                crate::place::with(|p| p.freed(old, mem::page_up(old_len)));
+            }
+            r
+        }
+        None => host(nr::MREMAP, a),
+    }
+}
+
 fn mmap(a: Args) -> i64 {
     let [addr, len, prot, flags, fd, off] = a;
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    if len == 0 {
+        return Errno::EINVAL.neg();
+    }
     let mut hint = addr;
     if mem::overlaps_runtime(addr, len) {
         if fixed {
@@ -209,6 +309,11 @@ fn mmap(a: Args) -> i64 {
     }
     // MAP_32BIT exists on x86-64 only; elsewhere the bit means nothing and is dropped.
     let flags = if cfg!(target_arch = "x86_64") { flags } else { flags & !MAP_32BIT };
+    if PLACE_MAPPINGS && !fixed {
+        if let Some(r) = place(hint, len, |at| mmap_at(at, len, prot, flags, fd, off)) {
+            return r;
+        }
+    }
     let r = host(nr::MMAP, [hint, len, prot, flags, fd, off]);
     if r < 0 {
         return r;
