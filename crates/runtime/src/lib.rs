@@ -32,7 +32,7 @@
 #![no_std]
 #![no_main]
 
-mod alloc;
+pub mod alloc;
 pub mod arch;
 pub mod dispatch;
 pub mod mem;

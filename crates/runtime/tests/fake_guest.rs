@@ -35,15 +35,17 @@ pub struct Entry {
 
 const ENTRY: u64 = 0x40_1000;
 const PHASE2: u64 = 0x40_1100;
+const THREAD: u64 = 0x40_1200;
 const BRK: u64 = 0x60_0000;
 
 #[no_mangle]
-pub static hc_dispatch_table: [Entry; 2] = [
+pub static hc_dispatch_table: [Entry; 3] = [
     Entry { guest: ENTRY, func: translated, entry: 0 },
     Entry { guest: PHASE2, func: translated, entry: 1 },
+    Entry { guest: THREAD, func: translated, entry: 2 },
 ];
 #[no_mangle]
-pub static hc_dispatch_len: u64 = 2;
+pub static hc_dispatch_len: u64 = 3;
 #[no_mangle]
 pub static hc_guest_info: GuestInfo = GuestInfo {
     entry: ENTRY,
@@ -136,6 +138,8 @@ unsafe extern "C" fn translated(state: *mut GuestState, entry: u64) -> u64 {
     let next = if entry == 0 {
         // SAFETY: phase 1 only reads the start-up stack the runtime built.
         unsafe { phase1(&g) }
+    } else if entry == 2 {
+        thread_body(&g)
     } else {
         // SAFETY: as above.
         unsafe { phase2(&g) }
@@ -431,6 +435,14 @@ unsafe fn phase1(g: &G) -> u64 {
     let t1 = (g.reg(Gpr::Rdx) << 32) | (g.reg(Gpr::Rax) & 0xffff_ffff);
     g.check(b"hc-helper-rdtsc-increases", t1 > t0, (t1 - t0) as i64);
 
+    // Threads: two in a row (the second reuses freed resources).
+    let ts = g.sys(9, &[0, 0x10000, 3, 0x22, u64::MAX, 0]);
+    let ok1 = run_thread(g, ts as u64 + 0x10000);
+    g.check(b"thread-state", ok1, 0);
+    let ok2 = run_thread(g, ts as u64 + 0x8000);
+    g.check(b"thread-again", ok2, 0);
+    g.sys(11, &[ts as u64, 0x10000]);
+
     // fork and wait4.
     let pid = g.sys(57, &[]);
     if pid == 0 {
@@ -441,6 +453,59 @@ unsafe fn phase1(g: &G) -> u64 {
     g.check(b"fork-wait4", r == pid && (status >> 8) & 0xff == 7, i64::from(status));
 
     PHASE2
+}
+
+/// A guest thread started by `clone` in phase 1: records what it sees in the parent's
+/// buffer (address in r12, inherited from the parent) and exits. The buffer holds a done
+/// flag, fs_base, rsp, rax, rcx and where the runtime keeps this thread's state.
+fn thread_body(g: &G) -> u64 {
+    let shared = g.reg(Gpr::R12) as *mut u64;
+    let seen = [g.st().fs_base, g.reg(Gpr::Rsp), g.reg(Gpr::Rax), g.reg(Gpr::Rcx), g.0 as u64];
+    // SAFETY: the parent passes a 6-word buffer it keeps alive until this thread has exited.
+    unsafe {
+        for (i, v) in seen.iter().enumerate() {
+            shared.add(i + 1).write_volatile(*v);
+        }
+        shared.write_volatile(42);
+    }
+    g.sys(60, &[0]);
+    // exit does not return.
+    g.out(b"FAIL thread-exit-returned 0\n");
+    g.sys(231, &[1]);
+    0
+}
+
+/// Start a guest thread at `THREAD` and wait for it with CLONE_CHILD_CLEARTID; returns
+/// whether everything it saw was right.
+fn run_thread(g: &G, stack_top: u64) -> bool {
+    let mut shared = [0u64; 6];
+    let (mut ptid, mut ctid) = (0u32, 1u32);
+    // VM FS FILES SIGHAND THREAD SYSVSEM SETTLS PARENT_SETTID CHILD_CLEARTID
+    let flags = 0x3d_0f00;
+    g.st().gpr[Gpr::R12 as usize] = shared.as_mut_ptr() as u64;
+    // Translated code stores the address after the syscall in rip before calling hc_syscall.
+    g.st().rip = THREAD;
+    let tid = g.sys(56, &[flags, stack_top, &mut ptid as *mut u32 as u64, &mut ctid as *mut u32 as u64, 0x7777]);
+    g.check(b"clone-thread", tid > 0 && i64::from(ptid) == tid, tid);
+    if tid <= 0 {
+        return false;
+    }
+    loop {
+        let p = &mut ctid as *mut u32;
+        // SAFETY: the kernel clears `ctid` when the thread exits.
+        let v = unsafe { p.read_volatile() };
+        if v == 0 {
+            break;
+        }
+        g.sys(202, &[p as u64, 0, u64::from(v), 0]);
+    }
+    // SAFETY: the thread has exited; its writes are visible after the futex wake.
+    let s: [u64; 6] = core::array::from_fn(|i| unsafe { shared.as_ptr().add(i).read_volatile() });
+    // The thread's runtime stack (holding its state) is gone once it has exited: msync on
+    // an unmapped page fails with ENOMEM. (The kernel clears ctid only after the unmap.)
+    let gone = g.sys(26, &[s[5] & !0xfff, 4096, 1]);
+    g.check(b"thread-slot-unmapped", gone == -12, gone);
+    s[..5] == [42, 0x7777, stack_top, 0, THREAD] && hcontainer_abi::layout::is_runtime_addr(s[5])
 }
 
 unsafe fn phase2(g: &G) -> u64 {

@@ -58,3 +58,62 @@ pub unsafe fn switch_stack(top: usize, f: extern "C" fn(usize) -> !, arg: usize)
         )
     }
 }
+
+/// `clone` for a new thread whose host stack ends at `stack_top`: in the child, calls
+/// `entry(arg)` on that stack (never returning); in the parent, returns the raw result.
+/// Host argument order (asm-generic): flags, stack, parent_tid, tls (unused, 0), child_tid.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of a fresh writable stack used by nothing
+/// else; `flags` must include `CLONE_VM`; `ptid`/`ctid` as the kernel requires for `flags`.
+pub unsafe fn clone_thread(
+    flags: usize,
+    stack_top: usize,
+    ptid: usize,
+    ctid: usize,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the parent continues with only x0 changed; the child runs on its own stack
+    // and never returns into this frame.
+    unsafe {
+        asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            "mov x29, #0",
+            "mov x30, #0",
+            "mov x0, x10",
+            "blr x9",
+            "brk #0",
+            "2:",
+            in("x8") 220usize,
+            inlateout("x0") flags as isize => ret,
+            in("x1") stack_top, in("x2") ptid, in("x3") 0usize, in("x4") ctid,
+            in("x9") entry, in("x10") arg,
+        );
+    }
+    ret
+}
+
+/// Unmap `[base, base + len)` — the calling thread's own stack — and end the thread with
+/// `status`, touching no stack in between.
+///
+/// # Safety
+/// Nothing may use the range afterwards; the caller is a thread created by
+/// [`clone_thread`] whose stack it is.
+pub unsafe fn exit_thread_unmap(base: usize, len: usize, status: usize) -> ! {
+    // SAFETY: after munmap only registers are used until the thread is gone.
+    unsafe {
+        asm!(
+            "mov x8, #215",
+            "svc 0",
+            "mov x0, x2",
+            "mov x8, #93",
+            "svc 0",
+            "brk #0",
+            in("x0") base, in("x1") len, in("x2") status,
+            options(noreturn),
+        )
+    }
+}

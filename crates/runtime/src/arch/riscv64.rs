@@ -59,3 +59,62 @@ pub unsafe fn switch_stack(top: usize, f: extern "C" fn(usize) -> !, arg: usize)
         )
     }
 }
+
+/// `clone` for a new thread whose host stack ends at `stack_top`: in the child, calls
+/// `entry(arg)` on that stack (never returning); in the parent, returns the raw result.
+/// Host argument order (asm-generic): flags, stack, parent_tid, tls (unused, 0), child_tid.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of a fresh writable stack used by nothing
+/// else; `flags` must include `CLONE_VM`; `ptid`/`ctid` as the kernel requires for `flags`.
+pub unsafe fn clone_thread(
+    flags: usize,
+    stack_top: usize,
+    ptid: usize,
+    ctid: usize,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the parent continues with only a0 changed; the child runs on its own stack
+    // and never returns into this frame.
+    unsafe {
+        asm!(
+            "ecall",
+            "bnez a0, 2f",
+            "li s0, 0",
+            "li ra, 0",
+            "mv a0, t1",
+            "jalr t0",
+            "unimp",
+            "2:",
+            in("a7") 220usize,
+            inlateout("a0") flags as isize => ret,
+            in("a1") stack_top, in("a2") ptid, in("a3") 0usize, in("a4") ctid,
+            in("t0") entry, in("t1") arg,
+        );
+    }
+    ret
+}
+
+/// Unmap `[base, base + len)` — the calling thread's own stack — and end the thread with
+/// `status`, touching no stack in between.
+///
+/// # Safety
+/// Nothing may use the range afterwards; the caller is a thread created by
+/// [`clone_thread`] whose stack it is.
+pub unsafe fn exit_thread_unmap(base: usize, len: usize, status: usize) -> ! {
+    // SAFETY: after munmap only registers are used until the thread is gone.
+    unsafe {
+        asm!(
+            "li a7, 215",
+            "ecall",
+            "mv a0, a2",
+            "li a7, 93",
+            "ecall",
+            "unimp",
+            in("a0") base, in("a1") len, in("a2") status,
+            options(noreturn),
+        )
+    }
+}

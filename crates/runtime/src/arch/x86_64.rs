@@ -58,3 +58,62 @@ pub unsafe fn switch_stack(top: usize, f: extern "C" fn(usize) -> !, arg: usize)
         )
     }
 }
+
+/// `clone` for a new thread whose host stack ends at `stack_top`: in the child, calls
+/// `entry(arg)` on that stack (never returning); in the parent, returns the raw result.
+/// Host argument order (x86-64): flags, stack, parent_tid, child_tid, tls (unused, 0).
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of a fresh writable stack used by nothing
+/// else; `flags` must include `CLONE_VM`; `ptid`/`ctid` as the kernel requires for `flags`.
+pub unsafe fn clone_thread(
+    flags: usize,
+    stack_top: usize,
+    ptid: usize,
+    ctid: usize,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the parent continues with only rax, rcx and r11 changed; the child runs on
+    // its own stack and never returns into this frame.
+    unsafe {
+        asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") 56isize => ret,
+            in("rdi") flags, in("rsi") stack_top, in("rdx") ptid, in("r10") ctid, in("r8") 0usize,
+            in("r12") entry, in("r13") arg,
+            lateout("rcx") _, lateout("r11") _,
+        );
+    }
+    ret
+}
+
+/// Unmap `[base, base + len)` — the calling thread's own stack — and end the thread with
+/// `status`, touching no stack in between.
+///
+/// # Safety
+/// Nothing may use the range afterwards; the caller is a thread created by
+/// [`clone_thread`] whose stack it is.
+pub unsafe fn exit_thread_unmap(base: usize, len: usize, status: usize) -> ! {
+    // SAFETY: after munmap only registers are used until the thread is gone.
+    unsafe {
+        asm!(
+            "mov eax, 11",
+            "syscall",
+            "mov rdi, rdx",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            in("rdi") base, in("rsi") len, in("rdx") status,
+            options(noreturn),
+        )
+    }
+}

@@ -93,9 +93,13 @@ pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
     }
     st.gpr[Gpr::Rax as usize] = ret as u64;
     st.gpr[Gpr::Rcx as usize] = st.rip;
-    st.gpr[Gpr::R11 as usize] =
-        flags::materialize(st.cc_op, st.cc_dst, st.cc_src1, st.cc_src2) | (st.rflags_other & !flags::bits::ARITH);
+    st.gpr[Gpr::R11 as usize] = guest_rflags(st);
     st.orig_rax = u64::MAX;
+}
+
+/// The guest's architectural RFLAGS.
+fn guest_rflags(st: &GuestState) -> u64 {
+    flags::materialize(st.cc_op, st.cc_dst, st.cc_src1, st.cc_src2) | (st.rflags_other & !flags::bits::ARITH)
 }
 
 /// Result of a host call as the guest sees it.
@@ -184,6 +188,7 @@ fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
         13 => ret(signal::rt_sigaction(a[0], a[1], a[2], a[3]).map(|v| v as usize)),
         131 => ret(signal::sigaltstack(a[0], a[1]).map(|v| v as usize)),
         56 => process::clone(st, a),
+        60 => process::exit(st, a[0]),
         57 | 58 => process::fork(),
         158 => arch_prctl(st, a[0], a[1]),
         // prctl(PR_SET_SECCOMP): a guest filter speaks x86-64 numbers and would judge the

@@ -130,7 +130,7 @@ table! {
     57 fork Emulate - [];
     58 vfork Emulate - [];
     59 execve Pass 221 [S, P, P];
-    60 exit Pass 93 [I];
+    60 exit Emulate 93 [I];
     61 wait4 Pass 260 [I, P, I, P];
     62 kill Pass 129 [I, I];
     63 uname Compat 160 [P];
