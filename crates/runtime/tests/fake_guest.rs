@@ -443,6 +443,19 @@ unsafe fn phase1(g: &G) -> u64 {
     g.check(b"thread-again", ok2, 0);
     g.sys(11, &[ts as u64, 0x10000]);
 
+    // posix_spawn-style clone(CLONE_VM | CLONE_VFORK | SIGCHLD) on a new guest stack: the
+    // child runs in a copy, on the stack it was given.
+    let cs = g.sys(9, &[0, 0x10000, 3, 0x22, u64::MAX, 0]);
+    let pid = g.sys(56, &[0x4111, cs as u64 + 0x10000, 0, 0, 0]);
+    if pid == 0 {
+        let ok = g.reg(Gpr::Rsp) == cs as u64 + 0x10000;
+        g.sys(231, &[if ok { 5 } else { 6 }]);
+    }
+    let mut status = 0i32;
+    let r = g.sys(61, &[pid as u64, &mut status as *mut i32 as u64, 0, 0]);
+    g.check(b"clone-vm-vfork", r == pid && (status >> 8) & 0xff == 5, i64::from(status));
+    g.sys(11, &[cs as u64, 0x10000]);
+
     // fork and wait4.
     let pid = g.sys(57, &[]);
     if pid == 0 {
