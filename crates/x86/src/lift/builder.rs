@@ -87,6 +87,10 @@ impl Lifter {
     }
 
     pub fn push(&mut self, op: Op) -> Value {
+        if matches!(op, Op::Helper(..)) {
+            // Helpers may write rax/rdx through the state.
+            self.rdx = RdxKnown::Nothing;
+        }
         self.b.push(op)
     }
 

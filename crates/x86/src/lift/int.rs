@@ -77,6 +77,8 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
         M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Lfence | M::Mfence | M::Sfence
         | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw
         | M::Prefetch | M::Wait | M::Clflush | M::Clflushopt => {}
+        // A no-op while shadow stacks are disabled, which they always are for the guest.
+        M::Rdsspd | M::Rdsspq => {}
         M::Mov => {
             if ins.op_kind(0) == OpKind::Register && !ins.op_register(0).is_gpr() {
                 return unsup("mov to a non-general register");
@@ -157,11 +159,19 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
                 let w = l.cst(ty, u128::from(ty.bits() - 1));
                 l.sub(w, c)
             };
-            if let Some(i) = super::builder::gpr_index(ins.op_register(0)) {
-                let old = l.gpr64(i);
-                let r64 = l.zext(r, Type::I64);
-                let v = l.select(zf, old, r64);
-                l.set_gpr64(i, v);
+            // A zero source leaves the destination unchanged.
+            match super::builder::gpr_index(ins.op_register(0)) {
+                Some(i) if ty.bytes() >= 4 => {
+                    let old = l.gpr64(i);
+                    let r64 = l.zext(r, Type::I64);
+                    let v = l.select(zf, old, r64);
+                    l.set_gpr64(i, v);
+                }
+                _ => {
+                    let old = l.read_op(ins, 0, ty);
+                    let v = l.select(zf, old, r);
+                    l.write_op(ins, 0, v);
+                }
             }
             let f = l.pack_flags(&[(Some(zf), bits::ZF)]);
             l.set_eflags(f);
@@ -539,7 +549,7 @@ fn lea_addr(l: &mut Lifter, ins: &Instruction) -> Value {
 /// `rflags_other` (IF and bit 1 always set).
 pub(crate) fn write_rflags(l: &mut Lifter, v: Value) {
     l.set_eflags(v);
-    let keep = bits::DF | (1 << 18) | (1 << 21) | (1 << 8);
+    let keep = bits::DF | (1 << 18) | (1 << 21);
     let o = l.bin_imm(BinOp::And, v, u128::from(keep));
     let o = l.bin_imm(BinOp::Or, o, 0x202);
     l.set(RFLAGS_OTHER, o);

@@ -165,7 +165,9 @@ fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported
 }
 
 fn is_x87(ins: &Instruction) -> bool {
-    ins.cpuid_features().iter().any(|f| matches!(f, iced_x86::CpuidFeature::FPU))
+    ins.cpuid_features().iter().any(|f| {
+        matches!(f, iced_x86::CpuidFeature::FPU | iced_x86::CpuidFeature::FPU287 | iced_x86::CpuidFeature::FPU387)
+    })
 }
 
 /// Bytes of executable guest code from `addr` to the end of its segment's file data.
@@ -283,7 +285,14 @@ pub fn lift_program(bin: &GuestBinary, map: &CodeMap) -> Result<(Program, LiftSt
     }
     stats.functions = program.functions.len();
     stats.traps = traps.len();
-    stats.trap_examples = traps.into_iter().take(32).collect();
+    // One example per distinct mnemonic, lowest address first.
+    let mut seen: HashSet<String> = HashSet::new();
+    for (a, w) in traps {
+        let key = w.split(' ').next().unwrap_or("").to_string();
+        if seen.insert(key) && stats.trap_examples.len() < 64 {
+            stats.trap_examples.push((a, w));
+        }
+    }
     Ok((program, stats))
 }
 

@@ -135,7 +135,9 @@ pub(crate) fn lift_sse(l: &mut Lifter, ins: &Instruction) -> Option<R> {
         l.write_op(ins, 0, v);
         return Some(Ok(Step::Continue));
     }
-    if !has_xmm {
+    // Scalar conversions to an integer may have a memory source and no xmm operand.
+    let cvt_to_int = matches!(m, Mnemonic::Cvttsd2si | Mnemonic::Cvtsd2si | Mnemonic::Cvttss2si | Mnemonic::Cvtss2si);
+    if !has_xmm && !cvt_to_int {
         return None;
     }
     Some(lift_xmm(l, ins))

@@ -267,5 +267,208 @@ fn busybox_lifts_closed() {
         panic!("/bin/busybox could not be parsed and discovered");
     };
     assert!(stats.functions > 1000);
+    let bad = unexpected_traps(&prog);
+    assert!(bad.is_empty(), "{bad:#?}");
     assert!(prog.functions.iter().map(|f| f.blocks.len()).sum::<usize>() == stats.blocks);
+}
+
+/// Compile a hello world with `cc` (static, -O2) into a temporary file.
+fn hello_with(cc: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hc-lift-{}-{cc}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let src = dir.join("hello.c");
+    std::fs::write(&src, "#include <stdio.h>\nint main(void){printf(\"hello %d\\n\", 42);return 0;}\n")
+        .expect("write source");
+    let out = dir.join("hello");
+    let st = std::process::Command::new(cc)
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("{cc} not runnable: {e}"));
+    assert!(st.success(), "{cc} failed");
+    out
+}
+
+/// Trap descriptions that are expected: instructions of CPU features our cpuid does not
+/// report (code paths glibc and busybox select at run time), x87 instructions the x87 helper
+/// does not map, save/restore instructions used only by dynamic-linking trampolines,
+/// intended traps, and calls through null weak symbols.
+const EXPECTED: [&str; 16] = [
+    "needs [avx",
+    "needs [bmi",
+    "needs [ssse3",
+    "needs [sse4",
+    "needs [rtm",
+    "needs [hle_or_rtm",
+    "needs [cet_ss",
+    "needs [xsave",
+    "needs [fxsr",
+    "needs [adx",
+    "needs [rdrand",
+    "needs [movbe",
+    "x87 instruction not implemented",
+    "instruction reached",
+    "divide error",
+    "no guest code at this address",
+];
+
+/// Traps of a program other than AVX/AVX2/AVX-512 and BMI (glibc and busybox pick those code
+/// paths only when cpuid reports them, and our cpuid does not) and x87 instructions the x87
+/// helper does not map: `(address, description)`.
+fn unexpected_traps(prog: &Program) -> Vec<(u64, String)> {
+    let mut v: Vec<(u64, String)> = prog
+        .functions
+        .iter()
+        .flat_map(|f| f.blocks.iter())
+        .filter_map(|b| match &b.term {
+            Terminator::Trap { addr, what } => Some((*addr, what.clone())),
+            _ => None,
+        })
+        .filter(|(_, w)| !EXPECTED.iter().any(|e| w.contains(e)))
+        .collect();
+    v.sort();
+    v.dedup();
+    // Summarize by mnemonic for the log.
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, w) in &v {
+        *by.entry(w.split(' ').next().unwrap_or("").to_string()).or_default() += 1;
+    }
+    eprintln!("unexpected traps by mnemonic: {by:?}");
+    v
+}
+
+#[test]
+fn musl_hello_lifts_without_traps() {
+    let p = hello_with("musl-gcc");
+    let (prog, _) = lift_file(p.to_str().expect("utf-8 path")).expect("musl hello lifts");
+    let bad = unexpected_traps(&prog);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn glibc_hello_lifts_with_only_avx_traps() {
+    let p = hello_with("gcc");
+    let (prog, _) = lift_file(p.to_str().expect("utf-8 path")).expect("gcc hello lifts");
+    let bad = unexpected_traps(&prog);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+mod consistency {
+    //! A flag consumer in the producer's block computes its condition directly; in a later
+    //! block it evaluates the lazy flags the producer stored. Both must agree, for every
+    //! condition code, on many operand values.
+    use super::*;
+    use hcontainer_abi::GuestState;
+    use hcontainer_ir::interp::{run_block, SparseMemory, StepClock};
+
+    const VALUES: [u64; 12] = [
+        0,
+        1,
+        2,
+        0x7f,
+        0x80,
+        0xff,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        0x7fff_ffff_ffff_ffff,
+        0x8000_0000_0000_0000,
+        u64::MAX,
+    ];
+
+    fn run(code: &[u8], st: &mut GuestState) {
+        let mut mem = SparseMemory::new();
+        let mut clock = StepClock::default();
+        let b = lift_block(code, 0x1000, &|_| false);
+        run_block(&b, st, &mut mem, &mut clock).unwrap_or_else(|e| panic!("{code:02x?}: {e}"));
+    }
+
+    fn check(op: &[u8]) {
+        for cc in 0..16u8 {
+            let setcc = [0x0f, 0x90 + cc, 0xc2]; // setcc dl
+            let mut one = op.to_vec();
+            one.extend_from_slice(&setcc);
+            for (i, &a) in VALUES.iter().enumerate() {
+                for (j, &b) in VALUES.iter().enumerate() {
+                    for &count in &[0u64, 1, 3, 63] {
+                        let mut st = GuestState::new();
+                        st.gpr[0] = a;
+                        st.gpr[3] = b;
+                        st.gpr[1] = count;
+                        st.cc_dst = ((i * 7 + j) as u64 & 1) | if j % 3 == 0 { 0x40 } else { 0 } | 0x800 * ((i % 2) as u64);
+                        let mut st2 = st;
+                        run(&one, &mut st);
+                        run(op, &mut st2);
+                        run(&setcc, &mut st2);
+                        assert_eq!(
+                            st.gpr[2] & 0xff,
+                            st2.gpr[2] & 0xff,
+                            "op {op:02x?} cc {cc} rax {a:#x} rbx {b:#x} cl {count}"
+                        );
+                        assert_eq!(st.gpr[0], st2.gpr[0]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arithmetic_64() {
+        for op in [
+            &[0x48, 0x01, 0xd8][..], // add rax, rbx
+            &[0x48, 0x29, 0xd8],     // sub rax, rbx
+            &[0x48, 0x39, 0xd8],     // cmp rax, rbx
+            &[0x48, 0x11, 0xd8],     // adc rax, rbx
+            &[0x48, 0x19, 0xd8],     // sbb rax, rbx
+            &[0x48, 0x21, 0xd8],     // and rax, rbx
+            &[0x48, 0x85, 0xd8],     // test rax, rbx
+            &[0x48, 0xff, 0xc0],     // inc rax
+            &[0x48, 0xff, 0xc8],     // dec rax
+            &[0x48, 0xf7, 0xd8],     // neg rax
+            &[0x48, 0x0f, 0xaf, 0xc3], // imul rax, rbx
+            &[0x48, 0xf7, 0xe3],     // mul rbx
+        ] {
+            check(op);
+        }
+    }
+
+    #[test]
+    fn arithmetic_32_and_8() {
+        for op in [
+            &[0x01, 0xd8][..], // add eax, ebx
+            &[0x29, 0xd8],     // sub eax, ebx
+            &[0x19, 0xd8],     // sbb eax, ebx
+            &[0xff, 0xc0],     // inc eax
+            &[0x00, 0xd8],     // add al, bl
+            &[0x28, 0xd8],     // sub al, bl
+            &[0x38, 0xd8],     // cmp al, bl
+            &[0x10, 0xd8],     // adc al, bl
+            &[0xfe, 0xc8],     // dec al
+            &[0x66, 0x39, 0xd8], // cmp ax, bx
+        ] {
+            check(op);
+        }
+    }
+
+    #[test]
+    fn shifts_rotates_bits() {
+        for op in [
+            &[0x48, 0xd3, 0xe0][..], // shl rax, cl
+            &[0x48, 0xd3, 0xe8],     // shr rax, cl
+            &[0x48, 0xd3, 0xf8],     // sar rax, cl
+            &[0x48, 0xc1, 0xe0, 0x03], // shl rax, 3
+            &[0x48, 0xc1, 0xe8, 0x01], // shr rax, 1
+            &[0xc1, 0xf8, 0x05],     // sar eax, 5
+            &[0xd2, 0xe0],           // shl al, cl
+            &[0x48, 0xd3, 0xc0],     // rol rax, cl
+            &[0x48, 0xd1, 0xc8],     // ror rax, 1
+            &[0x48, 0x0f, 0xa3, 0xd8], // bt rax, rbx
+            &[0x48, 0x0f, 0xbc, 0xc3], // bsf rax, rbx
+            &[0x48, 0x0f, 0xa5, 0xd8], // shld rax, rbx, cl
+            &[0x48, 0x0f, 0xad, 0xd8], // shrd rax, rbx, cl
+        ] {
+            check(op);
+        }
+    }
 }
