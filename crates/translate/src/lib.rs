@@ -1,0 +1,208 @@
+//! The translation pipeline: a static x86-64 executable in, a standalone static executable
+//! for a host ISA out (see `docs/architecture.md`).
+//!
+//! Each stage lives in its own crate; this one runs them in order, attaches the input's name
+//! to every error and measures each stage, so the CLI, the tests and the benchmarks share one
+//! path from ELF file to executable.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hcontainer_abi::calls::GuestInfo;
+use hcontainer_abi::layout::GUEST_PAGE_SIZE;
+pub use hcontainer_abi::meta::HostIsa;
+use hcontainer_codegen::GuestDescription;
+use hcontainer_link::GuestSegment;
+use hcontainer_x86::{GuestBinary, LiftStats};
+
+/// Why a translation failed. Every variant names the input file.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    /// The input could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// Input path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The input is not a translatable executable.
+    #[error("{}: {source}", path.display())]
+    Guest {
+        /// Input path.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: hcontainer_x86::GuestError,
+    },
+    /// Code generation failed.
+    #[error("{}: code generation for {isa} failed: {source}", path.display(), isa = isa.name())]
+    Codegen {
+        /// Input path.
+        path: PathBuf,
+        /// Target host.
+        isa: HostIsa,
+        /// The code generator's error.
+        source: hcontainer_codegen::CodegenError,
+    },
+    /// Linking failed.
+    #[error("{}: linking the {isa} executable failed: {source}", path.display(), isa = isa.name())]
+    Link {
+        /// Input path.
+        path: PathBuf,
+        /// Target host.
+        isa: HostIsa,
+        /// The linker's error.
+        source: hcontainer_link::LinkError,
+    },
+}
+
+/// A pipeline stage, for progress reports and timings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading and validating the ELF file.
+    Parse,
+    /// Finding functions and blocks.
+    Discover,
+    /// Lifting x86-64 to IR.
+    Lift,
+    /// Compiling IR to host code.
+    Codegen,
+    /// Linking the executable.
+    Link,
+}
+
+impl Stage {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::Discover => "discover",
+            Stage::Lift => "lift",
+            Stage::Codegen => "codegen",
+            Stage::Link => "link",
+        }
+    }
+}
+
+/// What a successful translation did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Host ISA of the output.
+    pub isa: HostIsa,
+    /// Lifting counts, including instructions left as traps.
+    pub lift: LiftStats,
+    /// Time spent in each stage, in order.
+    pub timings: Vec<(Stage, Duration)>,
+    /// SHA-256 of the input file.
+    pub guest_sha256: [u8; 32],
+}
+
+impl Report {
+    /// Total time over all stages.
+    pub fn total(&self) -> Duration {
+        self.timings.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+/// Translate the executable at `input` for `isa`, writing the result to `output`.
+/// `progress` is told when each stage starts.
+pub fn translate_file(
+    input: &Path,
+    isa: HostIsa,
+    output: &Path,
+    progress: &mut dyn FnMut(Stage),
+) -> Result<Report, TranslateError> {
+    let path = input.to_path_buf();
+    let mut timings = Vec::new();
+    let mut timed = |stage: Stage, progress: &mut dyn FnMut(Stage)| {
+        progress(stage);
+        let start = Instant::now();
+        move |timings: &mut Vec<(Stage, Duration)>| timings.push((stage, start.elapsed()))
+    };
+
+    let done = timed(Stage::Parse, progress);
+    let bytes = std::fs::read(input).map_err(|source| TranslateError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let guest_err = |source| TranslateError::Guest {
+        path: path.clone(),
+        source,
+    };
+    let bin = GuestBinary::parse(&input.display().to_string(), bytes).map_err(guest_err)?;
+    done(&mut timings);
+
+    let done = timed(Stage::Discover, progress);
+    let map = hcontainer_x86::discover(&bin).map_err(guest_err)?;
+    done(&mut timings);
+
+    let done = timed(Stage::Lift, progress);
+    let (program, lift) = hcontainer_x86::lift_program(&bin, &map).map_err(guest_err)?;
+    done(&mut timings);
+
+    let done = timed(Stage::Codegen, progress);
+    let sha256 = bin.sha256();
+    let desc = GuestDescription {
+        info: guest_info(&bin),
+        sha256,
+        file_size: bin.bytes.len() as u64,
+        is_pie: bin.is_pie,
+        n_traps: lift.traps as u64,
+    };
+    let object = hcontainer_codegen::compile(&program, &desc, isa).map_err(|source| {
+        TranslateError::Codegen {
+            path: path.clone(),
+            isa,
+            source,
+        }
+    })?;
+    done(&mut timings);
+
+    let done = timed(Stage::Link, progress);
+    let segments: Vec<GuestSegment<'_>> = bin
+        .segments
+        .iter()
+        .map(|s| GuestSegment {
+            vaddr: s.vaddr,
+            memsz: s.memsz,
+            data: &bin.bytes[s.file_range.clone()],
+            read: s.read,
+            write: s.write,
+            exec: s.exec,
+        })
+        .collect();
+    hcontainer_link::link(isa, &object, &segments, output).map_err(|source| {
+        TranslateError::Link {
+            path: path.clone(),
+            isa,
+            source,
+        }
+    })?;
+    done(&mut timings);
+
+    Ok(Report {
+        isa,
+        lift,
+        timings,
+        guest_sha256: sha256,
+    })
+}
+
+/// What the runtime needs to start the guest.
+fn guest_info(bin: &GuestBinary) -> GuestInfo {
+    let end = bin
+        .segments
+        .iter()
+        .map(|s| s.vaddr.saturating_add(s.memsz))
+        .max()
+        .unwrap_or(0);
+    GuestInfo {
+        entry: bin.entry,
+        phdr: bin.phdr_addr,
+        phnum: u64::from(bin.phnum),
+        phent: u64::from(bin.phent),
+        brk_start: end.div_ceil(GUEST_PAGE_SIZE) * GUEST_PAGE_SIZE,
+        load_bias: bin.load_bias,
+        state_version: u64::from(hcontainer_abi::GUEST_STATE_VERSION),
+    }
+}
