@@ -38,6 +38,10 @@ pub(crate) struct Lifter {
     /// Extra blocks created at addresses inside an instruction (trap targets, `rep` bodies).
     pub extra: Vec<Block>,
     pub rdx: RdxKnown,
+    /// Arithmetic flags (RFLAGS bit positions) that may be read after the current
+    /// instruction before being overwritten; computed for the instructions that can save
+    /// work when some of their flag outputs are dead (all flags otherwise).
+    pub live_after: u64,
 }
 
 /// An integer type of `bytes` bytes (1, 2, 4, 8, 16; anything else is treated as 8).
@@ -83,7 +87,7 @@ pub(crate) fn is_high_byte(reg: Register) -> bool {
 
 impl Lifter {
     pub fn new(addr: u64) -> Lifter {
-        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing }
+        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing, live_after: bits::ARITH }
     }
 
     pub fn push(&mut self, op: Op) -> Value {
@@ -409,6 +413,15 @@ impl Lifter {
         self.set(CC_SRC1, zero);
         self.set(CC_SRC2, zero);
         self.flags = Some(Flags { op: CcOp::Eflags, ty: Type::I64, dst: f, src1: zero, src2: zero });
+    }
+
+    /// The current arithmetic flags, materialized (`I64`, only ARITH bits meaningful), when
+    /// any flag outside `replaced` may still be read; else a zero constant.
+    pub fn old_eflags_except(&mut self, replaced: u64) -> Value {
+        if self.live_after & bits::ARITH & !replaced == 0 {
+            return self.c64(0);
+        }
+        self.cur_eflags()
     }
 
     /// The current arithmetic flags, materialized (`I64`, only ARITH bits meaningful).

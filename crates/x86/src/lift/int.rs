@@ -116,7 +116,8 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
         }
         M::Inc | M::Dec => {
             let ty = ity(l.op_size(ins, 0));
-            let cf = l.carry();
+            // The preserved CF is only computed when something may read it.
+            let cf = if l.live_after & bits::CF != 0 { l.carry() } else { l.c8(0) };
             let cf = l.zext(cf, ty);
             let a = l.read_op(ins, 0, ty);
             let (d, op) = if ins.mnemonic() == M::Inc {
@@ -271,7 +272,7 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
             let nrdx = l.select(eq, rdx, hi64);
             l.set_gpr64(RAX, nrax);
             l.set_gpr64(RDX, nrdx);
-            let old = l.cur_eflags();
+            let old = l.old_eflags_except(bits::ZF);
             let kept = l.bin_imm(BinOp::And, old, u128::from(!bits::ZF));
             let z = l.pack_flags(&[(Some(eq), bits::ZF)]);
             let f = l.or(kept, z);
@@ -358,7 +359,7 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
             l.set_eflags(f);
         }
         M::Clc | M::Stc | M::Cmc => {
-            let old = l.cur_eflags();
+            let old = if ins.mnemonic() == M::Cmc { l.cur_eflags() } else { l.old_eflags_except(bits::CF) };
             let f = match ins.mnemonic() {
                 M::Clc => l.bin_imm(BinOp::And, old, u128::from(!bits::CF)),
                 M::Stc => l.bin_imm(BinOp::Or, old, u128::from(bits::CF)),
@@ -711,7 +712,10 @@ fn rotate(l: &mut Lifter, ins: &Instruction) {
         let m2 = l.icmp_imm(IntCC::Slt, sh, 0);
         (msb, l.xor(msb, m2))
     };
-    let old = l.cur_eflags();
+    let old = match count {
+        Ok(_) => l.old_eflags_except(bits::CF | bits::OF),
+        Err(_) => l.cur_eflags(),
+    };
     let kept = l.bin_imm(BinOp::And, old, u128::from(!(bits::CF | bits::OF)));
     let nf = l.pack_flags(&[(Some(cf), bits::CF), (Some(of), bits::OF)]);
     let nf = l.or(kept, nf);
@@ -992,7 +996,7 @@ fn bit_test(l: &mut Lifter, ins: &Instruction) {
             None => l.write_op(ins, 0, nv),
         }
     }
-    let old = l.cur_eflags();
+    let old = l.old_eflags_except(bits::CF);
     let kept = l.bin_imm(BinOp::And, old, u128::from(!bits::CF));
     let c = l.zext(cf, Type::I64);
     let f = l.or(kept, c);

@@ -111,6 +111,11 @@ fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
             l.b.term = Terminator::Jump(ip);
             break;
         }
+        l.live_after = if wants_liveness(&ins) {
+            live_flags_after(code, pos + len, ins.next_ip(), is_leader)
+        } else {
+            hcontainer_abi::flags::bits::ARITH
+        };
         let mark = l.b.insts.len();
         let extra_mark = l.extra.len();
         let r = lift_insn(&mut l, &ins);
@@ -140,6 +145,71 @@ fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
         }
     }
     Lifted { main: l.b, extra: l.extra, unsupported }
+}
+
+/// Instructions whose lifting is cheaper when some of their flag outputs are dead.
+fn wants_liveness(ins: &Instruction) -> bool {
+    use Mnemonic as M;
+    matches!(
+        ins.mnemonic(),
+        M::Inc | M::Dec | M::Bt | M::Bts | M::Btr | M::Btc | M::Rol | M::Ror | M::Clc | M::Stc | M::Cmpxchg8b | M::Cmpxchg16b
+    )
+}
+
+/// RFLAGS bits (abi positions) of the iced-x86 `RflagsBits` in `f`.
+fn arith_of_iced(f: u32) -> u64 {
+    use hcontainer_abi::flags::bits;
+    use iced_x86::RflagsBits as I;
+    let mut r = 0;
+    for (i, b) in [(I::OF, bits::OF), (I::SF, bits::SF), (I::ZF, bits::ZF), (I::AF, bits::AF), (I::CF, bits::CF), (I::PF, bits::PF)] {
+        if f & i != 0 {
+            r |= b;
+        }
+    }
+    r
+}
+
+/// Arithmetic flags that may be read, in this block or after it, before the instructions
+/// from `pos` (at guest address `ip`) overwrite them. Conservative: a flag counts as
+/// overwritten only when an instruction always writes it.
+fn live_flags_after(code: &[u8], pos: usize, ip: u64, is_leader: &dyn Fn(u64) -> bool) -> u64 {
+    use hcontainer_abi::flags::bits::ARITH;
+    let Some(rest) = code.get(pos..) else {
+        return ARITH;
+    };
+    let mut dec = Decoder::with_ip(64, rest, ip, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    let mut uncovered = ARITH;
+    let mut live = 0;
+    for _ in 0..16 {
+        if !dec.can_decode() || is_leader(dec.ip()) {
+            return live | uncovered;
+        }
+        dec.decode_out(&mut ins);
+        if ins.is_invalid()
+            || ins.mnemonic() == Mnemonic::Syscall
+            || (ins.is_string_instruction() && (ins.has_rep_prefix() || ins.has_repne_prefix()))
+        {
+            return live | uncovered;
+        }
+        live |= arith_of_iced(ins.rflags_read()) & uncovered;
+        if ins.flow_control() != iced_x86::FlowControl::Next {
+            return live | uncovered;
+        }
+        // Shifts and rotates by cl leave the flags alone for a zero count.
+        let by_cl = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Register && ins.op_register(i) == iced_x86::Register::CL)
+            && matches!(
+                ins.mnemonic(),
+                Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar | Mnemonic::Rol | Mnemonic::Ror | Mnemonic::Rcl | Mnemonic::Rcr | Mnemonic::Shld | Mnemonic::Shrd
+            );
+        if !by_cl {
+            uncovered &= !arith_of_iced(ins.rflags_written() | ins.rflags_cleared() | ins.rflags_set());
+        }
+        if uncovered == 0 {
+            return live;
+        }
+    }
+    live | uncovered
 }
 
 fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported> {
