@@ -83,3 +83,34 @@ pub const LOOKUP: &str = "hc_lookup";
 /// instruction that was not translated; `what` is a NUL-terminated description (mnemonic
 /// and bytes). Prints it and ends the process with status 132 (as SIGILL would).
 pub const UNSUPPORTED: &str = "hc_unsupported";
+
+/// A guest segment the runtime maps at start-up from the translated executable itself
+/// (`/proc/self/exe`), for executables that carry guest segments without `PT_LOAD` headers.
+/// An ELF whose `PT_LOAD`s span from the guest image (e.g. 0x400000) up to
+/// [`crate::layout::RUNTIME_BASE`] makes qemu-user reserve that whole span: 7.2 takes minutes
+/// to start, 10.0 keeps the gap reserved so the guest's `brk` cannot grow.
+///
+/// Like an ELF loader: `filesz` bytes at file offset `offset` appear at `vaddr` (private,
+/// copy-on-write), the rest up to `memsz` is zero. `vaddr - offset` must be a multiple of
+/// [`crate::layout::GUEST_PAGE_SIZE`].
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct GuestSegment {
+    /// Guest address of the segment's first byte.
+    pub vaddr: u64,
+    /// Size in memory.
+    pub memsz: u64,
+    /// Offset of the segment's bytes in the translated executable file.
+    pub offset: u64,
+    /// Bytes taken from the file (≤ `memsz`).
+    pub filesz: u64,
+    /// `p_flags` of the guest's program header: 4 = read, 2 = write, 1 = execute.
+    pub flags: u64,
+}
+
+/// `[GuestSegment; GUEST_SEGMENTS_LEN]`: guest segments to map at start-up. Optional: the
+/// runtime provides weak empty defaults, so executables whose guest segments are `PT_LOAD`s
+/// need not define it.
+pub const GUEST_SEGMENTS: &str = "hc_guest_segments";
+/// `u64`: number of entries in [`GUEST_SEGMENTS`].
+pub const GUEST_SEGMENTS_LEN: &str = "hc_guest_segments_len";

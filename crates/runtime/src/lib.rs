@@ -43,7 +43,7 @@ pub mod start;
 pub mod sys;
 pub mod syscall;
 
-use hcontainer_abi::{calls::DispatchEntry, calls::GuestInfo, flags, GuestState};
+use hcontainer_abi::{calls::DispatchEntry, calls::GuestInfo, calls::GuestSegment, flags, GuestState};
 
 extern "C" {
     /// Resume points of the translated guest, sorted by guest address.
@@ -52,6 +52,36 @@ extern "C" {
     static hc_dispatch_len: u64;
     /// Facts about the guest image.
     static hc_guest_info: GuestInfo;
+}
+
+extern "C" {
+    /// Guest segments to map from the executable at start-up (weak default: none).
+    static hc_guest_segments: [GuestSegment; 0];
+    /// Number of entries in `hc_guest_segments` (weak default: 0).
+    static hc_guest_segments_len: u64;
+}
+
+// Weak empty defaults for the optional guest segment table; a translated object that
+// defines the symbols overrides them.
+core::arch::global_asm!(
+    ".pushsection .rodata.hc_guest_segments_default,\"a\"",
+    ".p2align 3",
+    ".weak hc_guest_segments_len",
+    "hc_guest_segments_len:",
+    "    .quad 0",
+    ".weak hc_guest_segments",
+    "hc_guest_segments:",
+    ".popsection",
+);
+
+/// The guest segments the runtime maps itself (usually none).
+pub fn guest_segments() -> &'static [GuestSegment] {
+    // SAFETY: the symbols are the translated object's table of `hc_guest_segments_len`
+    // entries, or the empty defaults above; never written.
+    unsafe {
+        let len = usize::try_from(core::ptr::addr_of!(hc_guest_segments_len).read()).unwrap_or(0);
+        core::slice::from_raw_parts(core::ptr::addr_of!(hc_guest_segments).cast(), len)
+    }
 }
 
 /// A copy of the translated object's `hc_guest_info`.

@@ -127,6 +127,82 @@ fn map_stack(what: &str, top: u64, size: u64, extra: usize) {
     }
 }
 
+/// Map the guest segments listed in `hc_guest_segments` from the executable file, as an ELF
+/// loader would; exits with a message on failure.
+fn map_guest_segments() {
+    let segs = crate::guest_segments();
+    if segs.is_empty() {
+        return;
+    }
+    const PAGE: u64 = layout::GUEST_PAGE_SIZE;
+    let path = b"/proc/self/exe\0";
+    // SAFETY: `path` is NUL-terminated; openat reads nothing else.
+    let fd = match unsafe {
+        sys::syscall(arch::nr::OPENAT, [-100isize as usize, path.as_ptr() as usize, 0o2000000, 0, 0, 0])
+    } {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("hcontainer: cannot open /proc/self/exe to map the guest: errno {}", e.0);
+            sys::exit_group(EXIT_STARTUP_FAILED)
+        }
+    };
+    for s in segs {
+        let fail = |why: &str, e: u16| -> ! {
+            eprintln!(
+                "hcontainer: cannot map guest segment at {:#x} (file offset {:#x}, {:#x} bytes): {} {}",
+                s.vaddr, s.offset, s.memsz, why, e
+            );
+            sys::exit_group(EXIT_STARTUP_FAILED)
+        };
+        if s.filesz > s.memsz || (s.vaddr.wrapping_sub(s.offset)) % PAGE != 0 || mem::overlaps_runtime(s.vaddr, s.memsz) {
+            fail("bad segment description", 0);
+        }
+        let prot = (if s.flags & 4 != 0 { sys::PROT_READ } else { 0 })
+            | (if s.flags & 2 != 0 { sys::PROT_WRITE } else { 0 })
+            | (if s.flags & 1 != 0 { 4 } else { 0 });
+        let start = s.vaddr & !(PAGE - 1);
+        let file_end = mem::page_up(s.vaddr + s.filesz);
+        let mem_end = mem::page_up(s.vaddr + s.memsz);
+        if s.filesz > 0 {
+            let off = s.offset - (s.vaddr - start);
+            let len = (file_end - start) as usize;
+            let flags = sys::MAP_PRIVATE | sys::MAP_FIXED_NOREPLACE;
+            let rw = sys::PROT_READ | sys::PROT_WRITE;
+            // SAFETY: a private file mapping that replaces nothing.
+            let got = unsafe { sys::syscall(arch::nr::MMAP, [start as usize, len, rw, flags, fd, off as usize]) };
+            match got {
+                Ok(a) if a == start as usize => {}
+                Ok(a) => {
+                    // SAFETY: the mapping just made at the wrong place (qemu-user hint semantics).
+                    let _ = unsafe { sys::munmap(a, len) };
+                    fail("address in use: errno", sys::Errno::EEXIST.0);
+                }
+                Err(e) => fail("errno", e.0),
+            }
+            // Zero the rest of the last file page (it belongs to the zero-filled part).
+            let tail = s.vaddr + s.filesz;
+            if s.memsz > s.filesz && tail < file_end {
+                // SAFETY: `[tail, file_end)` lies in the writable private mapping just made.
+                unsafe { core::ptr::write_bytes(tail as *mut u8, 0, (file_end - tail) as usize) };
+            }
+            if prot != rw {
+                // SAFETY: the segment's own pages, nothing else uses them yet.
+                if let Err(e) = unsafe { sys::mprotect(start as usize, len, prot) } {
+                    fail("mprotect errno", e.0);
+                }
+            }
+        }
+        let zero_start = if s.filesz > 0 { file_end } else { start };
+        if mem_end > zero_start {
+            if let Err(e) = sys::map_anon_at(zero_start as usize, (mem_end - zero_start) as usize, prot, 0) {
+                fail("errno", e.0);
+            }
+        }
+    }
+    // SAFETY: `fd` was opened above and is not used afterwards.
+    let _ = unsafe { sys::syscall(arch::nr::CLOSE, [fd, 0, 0, 0, 0, 0]) };
+}
+
 /// Builds the start-up stack downwards from a top address.
 struct Builder {
     pos: u64,
@@ -178,6 +254,7 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         eprintln!("hcontainer: dispatch table is not sorted by guest address at entry {}", i);
         sys::exit_group(EXIT_STARTUP_FAILED);
     }
+    map_guest_segments();
     mem::init_brk(info.brk_start);
 
     // Environment switches for the runtime itself.

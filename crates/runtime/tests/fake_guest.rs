@@ -13,7 +13,7 @@
 #![no_std]
 #![allow(clippy::missing_safety_doc)]
 
-use hcontainer_abi::{calls::GuestInfo, layout, GuestState, Gpr, GUEST_STATE_VERSION};
+use hcontainer_abi::{calls::GuestInfo, calls::GuestSegment, layout, GuestState, Gpr, GUEST_STATE_VERSION};
 
 extern "C" {
     fn hc_syscall(state: *mut GuestState);
@@ -56,6 +56,17 @@ pub static hc_guest_info: GuestInfo = GuestInfo {
     load_bias: 0,
     state_version: GUEST_STATE_VERSION as u64,
 };
+
+/// Guest segments mapped by the runtime from this executable: the ELF header page (first
+/// 0x100 bytes from the file, the rest zero, plus two zero pages), and the ELF header's
+/// bytes 0x10..0x30 read-only at 0x510010.
+#[no_mangle]
+pub static hc_guest_segments: [GuestSegment; 2] = [
+    GuestSegment { vaddr: 0x50_0000, memsz: 0x3000, offset: 0, filesz: 0x100, flags: 6 },
+    GuestSegment { vaddr: 0x51_0010, memsz: 0x20, offset: 0x10, filesz: 0x20, flags: 4 },
+];
+#[no_mangle]
+pub static hc_guest_segments_len: u64 = 2;
 
 struct G(*mut GuestState);
 
@@ -229,6 +240,22 @@ unsafe fn phase1(g: &G) -> u64 {
     line(b"platform", None, top - seen[15]);
     line(b"random", None, top - seen[25]);
     line(b"sp-mod-16", None, rsp % 16);
+
+    // Guest segments mapped from the executable.
+    // SAFETY: the runtime mapped these ranges at start-up (see `hc_guest_segments`).
+    let (magic, tail, bss, etype) = unsafe {
+        let bss = 0x50_2ff8 as *mut u64;
+        let before = bss.read_volatile();
+        bss.write_volatile(7);
+        (
+            (0x50_0000 as *const [u8; 4]).read(),
+            (0x50_0100 as *const u64).read(),
+            before == 0 && bss.read_volatile() == 7,
+            (0x51_0010 as *const u16).read(),
+        )
+    };
+    g.check(b"guest-segment-file", magic == *b"\x7fELF" && etype == 2, i64::from(etype));
+    g.check(b"guest-segment-zero-tail", tail == 0 && bss, tail as i64);
 
     // write(1) with the argument strings, straight from the guest stack.
     g.out(b"argv1=");

@@ -41,6 +41,7 @@ pub mod nr {
     pub const EXIT_GROUP: usize = 231;
     pub const TGKILL: usize = 234;
     pub const NEWFSTATAT: usize = 262;
+    pub const OPENAT: usize = 257;
     pub const PPOLL: usize = 271;
     pub const EPOLL_CTL: usize = 233;
     pub const EPOLL_PWAIT: usize = 281;
