@@ -42,6 +42,9 @@ pub(crate) struct Lifter {
     /// instruction before being overwritten; computed for the instructions that can save
     /// work when some of their flag outputs are dead (all flags otherwise).
     pub live_after: u64,
+    /// The current instruction's memory operand address, once computed (an instruction
+    /// computes its address once, before any of its register writes).
+    pub addr_cache: Option<Value>,
 }
 
 /// An integer type of `bytes` bytes (1, 2, 4, 8, 16; anything else is treated as 8).
@@ -87,7 +90,7 @@ pub(crate) fn is_high_byte(reg: Register) -> bool {
 
 impl Lifter {
     pub fn new(addr: u64) -> Lifter {
-        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing, live_after: bits::ARITH }
+        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing, live_after: bits::ARITH, addr_cache: None }
     }
 
     pub fn push(&mut self, op: Op) -> Value {
@@ -282,6 +285,15 @@ impl Lifter {
 
     /// Effective address of the instruction's memory operand (segment base included).
     pub fn mem_addr(&mut self, ins: &Instruction) -> Value {
+        if let Some(a) = self.addr_cache {
+            return a;
+        }
+        let a = self.compute_mem_addr(ins);
+        self.addr_cache = Some(a);
+        a
+    }
+
+    fn compute_mem_addr(&mut self, ins: &Instruction) -> Value {
         let base = ins.memory_base();
         let index = ins.memory_index();
         let disp = ins.memory_displacement64();

@@ -331,6 +331,8 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
                 return unsup("16-bit pop");
             }
             let v = pop64(l);
+            // A memory destination's address uses the incremented rsp.
+            l.addr_cache = None;
             l.write_op(ins, 0, v);
         }
         M::Pushfq => {

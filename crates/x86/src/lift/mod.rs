@@ -116,6 +116,7 @@ fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
         } else {
             hcontainer_abi::flags::bits::ARITH
         };
+        l.addr_cache = None;
         let mark = l.b.insts.len();
         let extra_mark = l.extra.len();
         let r = lift_insn(&mut l, &ins);

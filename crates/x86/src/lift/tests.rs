@@ -472,3 +472,61 @@ mod consistency {
         }
     }
 }
+
+mod golden {
+    //! Golden text dumps of lifted blocks: `src/lift/golden/<name>.ir`. Re-record with
+    //! `HCONTAINER_BLESS=1 cargo test -p hcontainer-x86 --lib golden` and review the diff.
+    use super::*;
+
+    fn check(name: &str, code: &[u8]) {
+        let text: String = lift_blocks(code, 0x401000, &|_| false).iter().map(|b| format!("{b}\n")).collect();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lift/golden").join(format!("{name}.ir"));
+        if std::env::var_os("HCONTAINER_BLESS").is_some() {
+            std::fs::write(&path, &text).expect("write golden file");
+            return;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (bless to create)", path.display()));
+        assert_eq!(text, want, "{name}: lifted IR differs from {}", path.display());
+    }
+
+    #[test]
+    fn cmp_jl() {
+        // cmp rdi, rsi ; jl +0x10
+        check("cmp_jl", &[0x48, 0x39, 0xf7, 0x7c, 0x10]);
+    }
+
+    #[test]
+    fn add_mem_imm_setcc() {
+        // add dword [rbx+rcx*4+8], 5 ; setb al
+        check("add_mem_imm_setcc", &[0x83, 0x44, 0x8b, 0x08, 0x05, 0x0f, 0x92, 0xc0]);
+    }
+
+    #[test]
+    fn div_r32() {
+        // xor edx, edx ; div ecx
+        check("div_r32", &[0x31, 0xd2, 0xf7, 0xf1]);
+    }
+
+    #[test]
+    fn rep_stosq() {
+        check("rep_stosq", &[0xf3, 0x48, 0xab]);
+    }
+
+    #[test]
+    fn scalar_double() {
+        // mulsd xmm0, [rip+0x100] ; ucomisd xmm0, xmm1 ; jbe +0
+        check("scalar_double", &[0xf2, 0x0f, 0x59, 0x05, 0x00, 0x01, 0x00, 0x00, 0x66, 0x0f, 0x2e, 0xc1, 0x76, 0x00]);
+    }
+
+    #[test]
+    fn push_call_indirect() {
+        // push rbx ; call [rax+8]
+        check("push_call_indirect", &[0x53, 0xff, 0x50, 0x08]);
+    }
+
+    #[test]
+    fn shl_cl_then_jz() {
+        // shl eax, cl ; jz +0
+        check("shl_cl_then_jz", &[0xd3, 0xe0, 0x74, 0x00]);
+    }
+}
