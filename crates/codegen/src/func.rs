@@ -529,7 +529,7 @@ impl<'a> Tr<'a, '_> {
                 self.b.use_var(var)
             }
             Op::Set(loc, v) => {
-                let v = self.val(blk, &vals, v)?;
+                let v = self.val(blk, vals, v)?;
                 if ins_ty(self, v) != cl_type(loc.ty) {
                     return Err(self.bad(
                         blk,
@@ -549,47 +549,47 @@ impl<'a> Tr<'a, '_> {
                 return Ok(None);
             }
             Op::Load { ty, addr } => {
-                let a = self.val(blk, &vals, addr)?;
+                let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
                 self.b.ins().load(cl_type(*ty), guest_flags(), a, 0)
             }
             Op::Store { addr, val } => {
-                let a = self.val(blk, &vals, addr)?;
+                let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
-                let v = self.val(blk, &vals, val)?;
+                let v = self.val(blk, vals, val)?;
                 self.b.ins().store(guest_flags(), v, a, 0);
                 return Ok(None);
             }
             Op::Bin(op, x, y) => {
-                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                let (x, y) = (self.val(blk, vals, x)?, self.val(blk, vals, y)?);
                 self.binary(blk, *op, x, y)?
             }
             Op::Un(op, x) => {
-                let x = self.val(blk, &vals, x)?;
+                let x = self.val(blk, vals, x)?;
                 self.unary(*op, x)
             }
             Op::Icmp(cc, x, y) => {
-                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                let (x, y) = (self.val(blk, vals, x)?, self.val(blk, vals, y)?);
                 if ins_ty(self, x) != ins_ty(self, y) {
                     return Err(self.bad(blk, "icmp of two different types"));
                 }
                 self.b.ins().icmp(int_cc(*cc), x, y)
             }
             Op::Fcmp(cc, x, y) => {
-                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                let (x, y) = (self.val(blk, vals, x)?, self.val(blk, vals, y)?);
                 self.b.ins().fcmp(float_cc(*cc), x, y)
             }
             Op::Select(c, x, y) => {
-                let c = self.val(blk, &vals, c)?;
+                let c = self.val(blk, vals, c)?;
                 let c = self.truthy(c);
-                let (x, y) = (self.val(blk, &vals, x)?, self.val(blk, &vals, y)?);
+                let (x, y) = (self.val(blk, vals, x)?, self.val(blk, vals, y)?);
                 if ins_ty(self, x) != ins_ty(self, y) {
                     return Err(self.bad(blk, "select of two different types"));
                 }
                 self.b.ins().select(c, x, y)
             }
             Op::Conv(op, ty, x) => {
-                let x = self.val(blk, &vals, x)?;
+                let x = self.val(blk, vals, x)?;
                 self.convert(blk, *op, cl_type(*ty), x)?
             }
             Op::EvalCond(cc) => self.eval_cond(*cc, know.cc_op),
@@ -608,7 +608,7 @@ impl<'a> Tr<'a, '_> {
                 }
                 let mut a = vec![self.state, self.iconst(u64::from(*id))];
                 for v in args {
-                    let v = self.val(blk, &vals, v)?;
+                    let v = self.val(blk, vals, v)?;
                     a.push(self.as_i64(blk, v)?);
                 }
                 while a.len() < 5 {
@@ -678,10 +678,15 @@ impl<'a> Tr<'a, '_> {
             BinOp::AShr => i.sshr(x, y),
             BinOp::Rotl => i.rotl(x, y),
             BinOp::Rotr => i.rotr(x, y),
-            BinOp::FAdd => i.fadd(x, y),
-            BinOp::FSub => i.fsub(x, y),
-            BinOp::FMul => i.fmul(x, y),
-            BinOp::FDiv => i.fdiv(x, y),
+            BinOp::FAdd | BinOp::FSub | BinOp::FMul | BinOp::FDiv => {
+                let r = match op {
+                    BinOp::FAdd => i.fadd(x, y),
+                    BinOp::FSub => i.fsub(x, y),
+                    BinOp::FMul => i.fmul(x, y),
+                    _ => i.fdiv(x, y),
+                };
+                self.x86_nan(r, x, Some(y))
+            }
             BinOp::FMinX86 => {
                 let lt = i.fcmp(CFloatCC::LessThan, x, y);
                 self.b.ins().select(lt, x, y)
@@ -706,7 +711,10 @@ impl<'a> Tr<'a, '_> {
             UnOp::Bswap => i.bswap(x),
             UnOp::FNeg => i.fneg(x),
             UnOp::FAbs => i.fabs(x),
-            UnOp::FSqrt => i.sqrt(x),
+            UnOp::FSqrt => {
+                let r = i.sqrt(x);
+                self.x86_nan(r, x, None)
+            }
         }
     }
 
@@ -732,10 +740,74 @@ impl<'a> Tr<'a, '_> {
                 let x = if op == ConvOp::FloatToSIntRound { self.round_even(x) } else { x };
                 self.float_to_sint(x, to)
             }
-            ConvOp::FPromote if from == types::F32 && to == types::F64 => self.b.ins().fpromote(to, x),
-            ConvOp::FDemote if from == types::F64 && to == types::F32 => self.b.ins().fdemote(to, x),
+            ConvOp::FPromote if from == types::F32 && to == types::F64 => {
+                let r = self.b.ins().fpromote(to, x);
+                self.x86_nan_convert(r, x)
+            }
+            ConvOp::FDemote if from == types::F64 && to == types::F32 => {
+                let r = self.b.ins().fdemote(to, x);
+                self.x86_nan_convert(r, x)
+            }
             _ => return Err(bad("unsupported conversion")),
         })
+    }
+
+    /// x86's NaN result for an arithmetic result `r` of operands `a` (and `b`): the first NaN
+    /// operand made quiet, else the default NaN (negative, quiet). Only on hosts that differ.
+    fn x86_nan(&mut self, r: CValue, a: CValue, b: Option<CValue>) -> CValue {
+        if !self.sh.fix_nans {
+            return r;
+        }
+        let ty = self.b.func.dfg.value_type(r);
+        let it = ty.as_int();
+        let (quiet, default) = if ty == types::F32 {
+            (0x0040_0000i64, 0xffc0_0000u32 as i32 as i64)
+        } else {
+            (0x0008_0000_0000_0000i64, 0xfff8_0000_0000_0000u64 as i64)
+        };
+        let quiet = self.b.ins().iconst(it, quiet);
+        let mut pick = self.b.ins().iconst(it, default);
+        for op in [b, Some(a)].into_iter().flatten() {
+            let bits = self.b.ins().bitcast(it, MemFlagsData::new(), op);
+            let q = self.b.ins().bor(bits, quiet);
+            let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, op, op);
+            pick = self.b.ins().select(is_nan, q, pick);
+        }
+        let r_bits = self.b.ins().bitcast(it, MemFlagsData::new(), r);
+        let r_nan = self.b.ins().fcmp(CFloatCC::Unordered, r, r);
+        let bits = self.b.ins().select(r_nan, pick, r_bits);
+        self.b.ins().bitcast(ty, MemFlagsData::new(), bits)
+    }
+
+    /// x86's result of converting NaN `x` between f32 and f64: sign and leading payload bits
+    /// kept, made quiet. Only on hosts that differ.
+    fn x86_nan_convert(&mut self, r: CValue, x: CValue) -> CValue {
+        if !self.sh.fix_nans {
+            return r;
+        }
+        let from = self.b.func.dfg.value_type(x);
+        let to = self.b.func.dfg.value_type(r);
+        let bits = self.b.ins().bitcast(from.as_int(), MemFlagsData::new(), x);
+        let nan_bits = if from == types::F32 {
+            let w = self.b.ins().uextend(types::I64, bits);
+            let sign = self.b.ins().ushr_imm_u(w, 31);
+            let sign = self.b.ins().ishl_imm_u(sign, 63);
+            let payload = self.b.ins().band_imm_u(w, 0x003f_ffff);
+            let payload = self.b.ins().ishl_imm_u(payload, 29);
+            let v = self.b.ins().bor(sign, payload);
+            self.b.ins().bor_imm_u(v, 0x7ff8_0000_0000_0000)
+        } else {
+            let sign = self.b.ins().ushr_imm_u(bits, 63);
+            let sign = self.b.ins().ishl_imm_u(sign, 31);
+            let payload = self.b.ins().ushr_imm_u(bits, 29);
+            let payload = self.b.ins().band_imm_u(payload, 0x003f_ffff);
+            let v = self.b.ins().bor(sign, payload);
+            let v = self.b.ins().bor_imm_u(v, 0x7fc0_0000);
+            self.b.ins().ireduce(types::I32, v)
+        };
+        let nan = self.b.ins().bitcast(to, MemFlagsData::new(), nan_bits);
+        let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, x, x);
+        self.b.ins().select(is_nan, nan, r)
     }
 
     fn fconst(&mut self, ty: ir::Type, v: f64) -> CValue {

@@ -118,6 +118,8 @@ pub(crate) struct RuntimeFns {
 pub(crate) struct Shared<'a> {
     pub call_conv: CallConv,
     pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
+    /// Patch NaN results to what x86 produces (hosts whose NaN rules differ).
+    pub fix_nans: bool,
     pub rt: RuntimeFns,
     /// Guest function entry → its host function.
     pub funcs: &'a HashMap<u64, FuncId>,
@@ -222,7 +224,7 @@ pub fn compile(
         }
     }
 
-    let shared = Shared { call_conv, frontend: target_isa.frontend_config(), rt, funcs: &funcs, trap_strings: &trap_strings };
+    let shared = Shared { call_conv, frontend: target_isa.frontend_config(), fix_nans: target::needs_nan_fixups(isa), rt, funcs: &funcs, trap_strings: &trap_strings };
     let compiled: Vec<Compiled> = program
         .functions
         .par_iter()

@@ -14,6 +14,11 @@ trait HostTarget {
     fn triple(&self) -> &'static str;
     /// ISA-specific flags to enable (names of Cranelift `has_*` settings).
     fn features(&self) -> &'static [&'static str];
+    /// Whether the host's float instructions already produce x86's NaN results (which NaN
+    /// operand propagates, the negative default NaN); if not, the code generator adds fixups.
+    fn x86_nans(&self) -> bool {
+        false
+    }
 }
 
 /// x86-64 hosts: x86-64-v2 (SSE4.2 and POPCNT), which every x86-64 server of the last
@@ -25,6 +30,9 @@ impl HostTarget for X86_64 {
     }
     fn features(&self) -> &'static [&'static str] {
         &["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt", "has_cmpxchg16b"]
+    }
+    fn x86_nans(&self) -> bool {
+        true
     }
 }
 
@@ -56,6 +64,11 @@ fn target_of(isa: HostIsa) -> &'static dyn HostTarget {
         HostIsa::Aarch64 => &Aarch64,
         HostIsa::Riscv64 => &Riscv64,
     }
+}
+
+/// Whether float results on `isa` need the x86 NaN fixups (see [`HostTarget::x86_nans`]).
+pub(crate) fn needs_nan_fixups(isa: HostIsa) -> bool {
+    !target_of(isa).x86_nans()
 }
 
 /// Build the Cranelift target ISA for `isa`: optimizing for speed, non-PIC (the executable is

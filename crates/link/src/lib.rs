@@ -176,13 +176,23 @@ fn guest_object(isa: HostIsa, segs: &[GuestSegment<'_>]) -> Result<Vec<u8>, Link
             flags |= u64::from(elf::SHF_EXECINSTR);
         }
         let (data_name, bss_name) = guest_section_names(i);
-        if !s.data.is_empty() {
+        let tail = s.memsz - s.data.len() as u64;
+        if !s.data.is_empty() || (!s.write && tail > 0) {
             let id = obj.add_section(Vec::new(), data_name.into_bytes(), SectionKind::Elf(elf::SHT_PROGBITS));
             obj.section_mut(id).flags = SectionFlags::Elf { sh_flags: flags };
             obj.append_section_data(id, s.data, 1);
+            if !s.write && tail > 0 {
+                // Loaders differ on zero-filled tails of read-only segments (qemu-user refuses
+                // them): store the zeros in the file instead.
+                let zeros = vec![0u8; usize::try_from(tail).map_err(|_| LinkError::BadSegment {
+                    vaddr: s.vaddr,
+                    memsz: s.memsz,
+                    what: "read-only zero-filled tail too large".into(),
+                })?];
+                obj.append_section_data(id, &zeros, 1);
+            }
         }
-        let tail = s.memsz - s.data.len() as u64;
-        if tail > 0 {
+        if tail > 0 && s.write {
             let id = obj.add_section(Vec::new(), bss_name.into_bytes(), SectionKind::UninitializedData);
             obj.section_mut(id).flags = SectionFlags::Elf { sh_flags: flags | u64::from(elf::SHF_WRITE) };
             obj.append_section_bss(id, tail, 1);

@@ -46,7 +46,8 @@ pub(crate) fn linker_script(segs: &[GuestSegment<'_>]) -> String {
         match it {
             Item::Guest(i, g) => {
                 let (data, bss) = guest_section_names(*i);
-                let filesz = g.data.len() as u64;
+                // Read-only segments carry their zero tail in the file (see `guest_object`).
+                let filesz = if g.write { g.data.len() as u64 } else { g.memsz };
                 if filesz > 0 {
                     let _ = writeln!(s, "  {data} {:#x} : {{ KEEP(*({data})) }} :guest{i}", g.vaddr);
                 }

@@ -3,7 +3,6 @@
 //! the translated code computed the right thing.
 
 use std::path::Path;
-use std::process::Command;
 
 use hcontainer_abi::calls::GuestInfo;
 use hcontainer_abi::flags::{CcOp, Cond};
@@ -12,6 +11,9 @@ use hcontainer_abi::{offsets, Gpr};
 use hcontainer_codegen::{compile, GuestDescription};
 use hcontainer_ir::{BinOp, Block, CallTarget, Function, Loc, Op, Program, Terminator, Type, Value};
 use hcontainer_link::{link, GuestSegment};
+
+mod common;
+use common::run;
 
 const ISAS: [HostIsa; 3] = [HostIsa::X86_64, HostIsa::Aarch64, HostIsa::Riscv64];
 
@@ -136,47 +138,6 @@ fn guest() -> GuestDescription {
         is_pie: false,
         n_traps: 1,
     }
-}
-
-/// A qemu-user that can run our executables. qemu 7.x tracks every page of the span
-/// between the lowest and highest `PT_LOAD` (guest at 0x400000, runtime at 0x2000_0000_0000)
-/// and runs out of memory, so an 8.0 or newer one is needed: `$HCONTAINER_QEMU_DIR/qemu-<arch>`,
-/// `/opt/hcontainer/qemu/usr/bin/qemu-<arch>`, then `qemu-<arch>` on PATH.
-fn qemu(arch: &str) -> std::path::PathBuf {
-    let name = format!("qemu-{arch}");
-    let mut candidates = Vec::new();
-    if let Some(d) = std::env::var_os("HCONTAINER_QEMU_DIR") {
-        candidates.push(std::path::PathBuf::from(d).join(&name));
-    }
-    candidates.push(Path::new("/opt/hcontainer/qemu/usr/bin").join(&name));
-    candidates.push(name.clone().into());
-    for c in candidates {
-        let Ok(o) = Command::new(&c).arg("--version").output() else { continue };
-        let v = String::from_utf8_lossy(&o.stdout);
-        let major: u32 = v
-            .split("version ")
-            .nth(1)
-            .and_then(|r| r.split('.').next())
-            .and_then(|m| m.trim().parse().ok())
-            .unwrap_or(0);
-        if major >= 8 {
-            return c;
-        }
-    }
-    panic!("no qemu-user >= 8 for {arch}: install bookworm-backports' qemu-user into /opt/hcontainer/qemu or set HCONTAINER_QEMU_DIR")
-}
-
-/// Run `exe` on this machine: natively for x86-64, else under the matching qemu-user.
-fn run(isa: HostIsa, exe: &Path) -> std::process::Output {
-    let mut cmd = match isa {
-        HostIsa::X86_64 => Command::new(exe),
-        HostIsa::Aarch64 | HostIsa::Riscv64 => {
-            let mut c = Command::new(qemu(isa.name()));
-            c.arg(exe);
-            c
-        }
-    };
-    cmd.output().unwrap_or_else(|e| panic!("running {} for {isa:?}: {e}", exe.display()))
 }
 
 fn build(isa: HostIsa, program: &Program, dir: &Path) -> std::path::PathBuf {
