@@ -221,6 +221,28 @@ fn program() -> (Program, Vec<u8>, Vec<String>) {
             }
         }
     }
+    // Architectural RFLAGS from lazy flags plus the other bits.
+    for (op, d, s1, s2) in [(CcOp::Sub.with_size(4), 0xffff_fffeu64, 5, 7), (CcOp::Add.with_size(1), 0, 0x80, 0x80), (CcOp::Logic.with_size(8), 0, 3, 4)] {
+        let ins = [op, d, s1, s2, 0x602].map(|v| (Type::I64, u128::from(v)));
+        g.case(format!("rflags {op:#x} {d:#x} {s1:#x} {s2:#x}"), &ins, |bl, v| {
+            for (off, val) in [(offsets::CC_OP, v[0]), (offsets::CC_DST, v[1]), (offsets::CC_SRC1, v[2]), (offsets::CC_SRC2, v[3]), (offsets::RFLAGS_OTHER, v[4])] {
+                bl.push(Op::Set(Loc { offset: off, ty: Type::I64 }, val));
+            }
+            bl.push(Op::Rflags)
+        });
+    }
+    // A runtime helper reads registers set in the block (write-back) and its results are seen
+    // afterwards (reload): cpuid leaves 0 and 1.
+    for leaf in [0u128, 1] {
+        for out in [Gpr::Rax, Gpr::Rbx, Gpr::Rcx, Gpr::Rdx] {
+            g.case(format!("cpuid {leaf} {out:?}"), &[(Type::I64, leaf), (Type::I64, 0)], |bl, v| {
+                bl.push(Op::Set(gpr(Gpr::Rax), v[0]));
+                bl.push(Op::Set(gpr(Gpr::Rcx), v[1]));
+                bl.push(Op::Helper(hcontainer_semantics::Helper::Cpuid as u32, vec![]));
+                bl.push(Op::Get(gpr(out)))
+            });
+        }
+    }
     g.finish()
 }
 
@@ -251,6 +273,7 @@ fn every_op_matches_the_interpreter_on_every_isa() {
     assert_eq!(at(&format!("FloatToSIntRound F64->I32 {:#x}", 2.5f64.to_bits())), 2);
     assert_eq!(at(&format!("FloatToSIntTrunc F64->I32 {:#x}", 2147483648.0f64.to_bits())), 0x8000_0000);
     assert_eq!(at("Shl I32 0x1 by 33"), 2);
+    assert_eq!(at("cpuid 0 Rbx"), u128::from(u32::from_le_bytes(*b"Genu")));
 
     for isa in [HostIsa::X86_64, HostIsa::Aarch64, HostIsa::Riscv64] {
         let n_blocks: usize = prog.functions.iter().map(|f| f.blocks.len()).sum();
