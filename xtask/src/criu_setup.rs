@@ -1,9 +1,12 @@
-//! Installs CRIU (≥ 4, Debian trixie packages) into a private prefix.
+//! Installs CRIU (≥ 4.2, Debian packages) into a private prefix.
 //!
 //! Debian bookworm's CRIU 3.17 fails on current kernels ("vdso: Unexpected rt vDSO area
-//! bounds"), so the set-up takes trixie's `criu` and its library closure, extracts them with
+//! bounds"); trixie's 4.1.1 passes `criu check` but cannot dump any TCP socket on kernels
+//! ≥ 6.16 (`getsockopt(SO_PASSCRED)` on an inet socket now fails with EOPNOTSUPP; CRIU 4.2
+//! only asks unix and netlink sockets). So the set-up takes Debian testing's (forky) `criu`
+//! 4.2 and its library closure, extracts them with
 //! `dpkg -x` into `<cache>/criu` (or `<cache>/criu-arm64`) and writes a launcher script
-//! `<prefix>/bin/criu` that runs trixie's own dynamic loader with `--library-path`, so the
+//! `<prefix>/bin/criu` that runs the packages' own dynamic loader with `--library-path`, so the
 //! system's libc is never touched. apt runs with a private configuration (own source list,
 //! lists and cache directories, empty dpkg status) and the system's Debian keyring: the
 //! system's apt sources and installed packages stay as they are.
@@ -53,7 +56,7 @@ impl Arch {
 }
 
 /// Version stamp written once an installation is complete; bump it to force a reinstall.
-const STAMP: &str = "trixie criu 4.1 + crit, layout 1\n";
+const STAMP: &str = "forky criu 4.2 + trixie crit, layout 2\n";
 
 /// Installs x86-64 CRIU under `<cache_dir>/criu` unless already there; returns the launcher
 /// `<cache_dir>/criu/bin/criu`. `<cache_dir>/criu/bin/crit` is installed beside it.
@@ -70,16 +73,22 @@ pub fn ensure_arch(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
     if launcher.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(STAMP) {
         return Ok(launcher);
     }
+    // Start from scratch: files of an older installation must not linger.
+    for old in ["root", "debs", "bin"] {
+        let dir = prefix.join(old);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
     std::fs::create_dir_all(&prefix)
         .with_context(|| format!("creating {}", prefix.display()))?;
     let apt = AptConfig::new(&prefix.join("apt"), arch)?;
     apt.update()?;
 
     // criu's dependency closure, computed against an empty dpkg status so that every
-    // library (libc6 included) comes from trixie.
-    let mut packages = apt.closure("criu")?;
+    // library (libc6 included) comes from the same Debian release.
+    let packages = apt.closure("criu")?;
     if arch == Arch::X86_64 {
-        packages.push("python3-pycriu".to_string());
     }
     let debs_dir = prefix.join("debs");
     std::fs::create_dir_all(&debs_dir)?;
@@ -87,6 +96,7 @@ pub fn ensure_arch(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
         packages.iter().map(|p| format!("{p}:{}", arch.debian())).collect();
     if arch == Arch::X86_64 {
         // crit needs google.protobuf; bookworm's pure-Python runtime fits the system python3.
+        specs.push("python3-pycriu/trixie".to_string());
         specs.push("python3-protobuf/bookworm".to_string());
     }
     apt.download(&specs, &debs_dir)?;
@@ -123,7 +133,7 @@ fn write_launchers(prefix: &Path, arch: Arch) -> Result<()> {
     let lib = format!("usr/lib/{}", arch.multiarch());
     let criu = format!(
         "#!/bin/sh\n\
-         # CRIU from Debian trixie, run with its own loader and libraries.\n\
+         # CRIU from Debian (forky), run with its own loader and libraries.\n\
          P=\"$(cd \"$(dirname \"$0\")/../root\" && pwd)\"\n\
          exec \"$P/{lib}/{loader}\" --library-path \"$P/{lib}\" \"$P/usr/sbin/criu\" \"$@\"\n",
         loader = arch.loader()
@@ -167,7 +177,8 @@ impl AptConfig {
         std::fs::write(
             &sources,
             format!(
-                "deb [signed-by={keyring}] http://deb.debian.org/debian trixie main\n\
+                "deb [signed-by={keyring}] http://deb.debian.org/debian forky main\n\
+                 deb [signed-by={keyring}] http://deb.debian.org/debian trixie main\n\
                  deb [signed-by={keyring}] http://deb.debian.org/debian bookworm main\n"
             ),
         )?;
@@ -182,7 +193,7 @@ impl AptConfig {
             format!("APT::Architecture={}", arch.debian()),
             format!("APT::Architectures={}", arch.debian()),
             "APT::Install-Recommends=false".to_string(),
-            "APT::Default-Release=trixie".to_string(),
+            "APT::Default-Release=forky".to_string(),
             // Downloads land in a root-owned directory the `_apt` user cannot write.
             "APT::Sandbox::User=root".to_string(),
         ]
@@ -201,6 +212,7 @@ impl AptConfig {
         let out = Command::new("apt-get")
             .args(&self.options)
             .args(["-qq", "-y", "--print-uris", "install", package])
+            .env("LC_ALL", "C")
             .output()
             .context("running apt-get --print-uris")?;
         if !out.status.success() {
