@@ -15,8 +15,12 @@
 //! The guest's main stack ends at `GUEST_STACK_TOP` (0x7e00_0000_0000, 8 MiB + 64 KiB guard);
 //! translated code runs on a 256 MiB `MAP_NORESERVE` host stack ending at `HOST_STACK_TOP`
 //! (the end of the runtime range); the runtime's small heap is the 1 GiB below that stack's
-//! guard. All are mapped with `MAP_FIXED_NOREPLACE` (and checked, as qemu-user 7.2 treats the
-//! flag as a hint).
+//! guard. Each further guest thread gets a 64 MiB host stack slot (with its `GuestState` on
+//! top) in the upper half of the runtime range. All are mapped with `MAP_FIXED_NOREPLACE`
+//! (and checked, as qemu-user 7.2 treats the flag as a hint). On arm64 and riscv64 hosts the
+//! guest's non-fixed mappings are placed top-down below the guest stack ([`place`]), so they
+//! stay inside x86-64's 47-bit user space. Guest segments listed in the optional
+//! `hc_guest_segments` table are mapped from `/proc/self/exe` at start-up.
 //!
 //! ## Exit statuses and diagnostics
 //! * 127: start-up failed (a stack cannot be mapped, `GuestState` version mismatch, unsorted
