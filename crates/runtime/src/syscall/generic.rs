@@ -120,7 +120,7 @@ pub fn compat(_st: &mut GuestState, nr_: u64, e: &Sys, a: Args) -> i64 {
         }
         5 => stat_into(a[1], |b| host_raw(nr::FSTAT, [u(a[0]), b, 0, 0, 0, 0])),
         262 => stat_into(a[2], |b| host_raw(nr::NEWFSTATAT, [u(a[0]), u(a[1]), b, u(a[3]), 0, 0])),
-        72 => match a[1] {
+        72 => match a[1] & 0xffff_ffff {
             F_GETFL => oflags_out(host_raw(nr::FCNTL, [u(a[0]), u(a[1]), 0, 0, 0, 0])),
             F_SETFL => host_raw(nr::FCNTL, [u(a[0]), u(a[1]), oflags_in(a[2]), 0, 0, 0]),
             _ => pass(nr_, e, a),
@@ -152,9 +152,10 @@ pub fn compat(_st: &mut GuestState, nr_: u64, e: &Sys, a: Args) -> i64 {
         22 => host_raw(nr::PIPE2, [u(a[0]), 0, 0, 0, 0, 0]),
         293 => host_raw(nr::PIPE2, [u(a[0]), oflags_in(a[1]), 0, 0, 0, 0]),
         33 => {
-            if a[0] == a[1] {
+            // `int` arguments: only the low 32 bits count.
+            if a[0] as u32 == a[1] as u32 {
                 let r = host_raw(nr::FCNTL, [u(a[0]), F_GETFD, 0, 0, 0, 0]);
-                if r < 0 { r } else { a[1] as i64 }
+                if r < 0 { r } else { i64::from(a[1] as i32) }
             } else {
                 host_raw(nr::DUP3, [u(a[0]), u(a[1]), 0, 0, 0, 0])
             }
@@ -223,7 +224,7 @@ pub fn compat(_st: &mut GuestState, nr_: u64, e: &Sys, a: Args) -> i64 {
             }
         }
         233 => {
-            let ev = (a[3] != 0 && a[1] != EPOLL_CTL_DEL).then(|| {
+            let ev = (a[3] != 0 && a[1] & 0xffff_ffff != EPOLL_CTL_DEL).then(|| {
                 let mut x = [0u8; conv::X86_EPOLL_EVENT_SIZE];
                 // SAFETY: the guest passes a packed 12-byte `struct epoll_event`.
                 unsafe { core::ptr::copy_nonoverlapping(a[3] as *const u8, x.as_mut_ptr(), x.len()) };

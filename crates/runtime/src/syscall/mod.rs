@@ -185,15 +185,16 @@ fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
         },
         25 => mremap(a),
         12 => mem::brk(a[0]) as i64,
-        13 => ret(signal::rt_sigaction(a[0], a[1], a[2], a[3]).map(|v| v as usize)),
+        // `int` arguments (signal numbers, option codes): only the low 32 bits count.
+        13 => ret(signal::rt_sigaction(a[0] & 0xffff_ffff, a[1], a[2], a[3]).map(|v| v as usize)),
         131 => ret(signal::sigaltstack(a[0], a[1]).map(|v| v as usize)),
         56 => process::clone(st, a),
         60 => process::exit(st, a[0]),
         57 | 58 => process::fork(),
-        158 => arch_prctl(st, a[0], a[1]),
+        158 => arch_prctl(st, a[0] & 0xffff_ffff, a[1]),
         // prctl(PR_SET_SECCOMP): a guest filter speaks x86-64 numbers and would judge the
         // runtime's host calls; refused as by a kernel without seccomp.
-        157 if a[0] == PR_SET_SECCOMP => Errno::EINVAL.neg(),
+        157 if a[0] & 0xffff_ffff == PR_SET_SECCOMP => Errno::EINVAL.neg(),
         157 => pass(nr, e, a),
         // rt_sigreturn (no guest signal frames exist yet), rseq (glibc falls back), clone3
         // (glibc falls back to clone).
@@ -269,10 +270,13 @@ fn mremap(a: Args) -> i64 {
     if !PLACE_MAPPINGS || flags & MREMAP_MAYMOVE == 0 || flags & MREMAP_FIXED != 0 {
         return host(nr::MREMAP, a);
     }
-    // Grow or shrink in place if possible, else move to a range chosen like mmap's.
-    let r = host(nr::MREMAP, [old, old_len, new_len, flags & !MREMAP_MAYMOVE, 0, 0]);
-    if r != Errno::ENOMEM.neg() {
-        return r;
+    // Grow or shrink in place if possible (MREMAP_DONTUNMAP always moves), else move to a
+    // range chosen like mmap's.
+    if flags & MREMAP_DONTUNMAP == 0 {
+        let r = host(nr::MREMAP, [old, old_len, new_len, flags & !MREMAP_MAYMOVE, 0, 0]);
+        if r != Errno::ENOMEM.neg() {
+            return r;
+        }
     }
     let moved = place(0, new_len, |at| {
         // Reserve the target first: MREMAP_FIXED would replace whatever is there.
