@@ -102,6 +102,8 @@ struct Func {
     pending: Vec<u64>,
     indirect: Vec<u64>,
     swept: bool,
+    /// For a function without a known extent: the next function entry after it, once known.
+    bound: Option<u64>,
 }
 
 enum Indirect {
@@ -157,7 +159,7 @@ impl<'a> Discoverer<'a> {
         for s in &bin.symbols {
             self.add_function(s.0);
         }
-        for &p in &bin.code_pointers {
+        for &p in bin.code_pointers.iter().chain(&bin.landing_pads) {
             self.add_code_ref(p, None);
         }
         let mut scanned = false;
@@ -173,10 +175,16 @@ impl<'a> Discoverer<'a> {
             if self.confirm_maybe_refs() {
                 continue;
             }
+            if self.refine_bounds() {
+                continue;
+            }
             if self.resolve_indirect_jumps() {
                 continue;
             }
             if self.sweep_unresolved() {
+                continue;
+            }
+            if self.fill_gaps() {
                 continue;
             }
             break;
@@ -297,7 +305,7 @@ impl<'a> Discoverer<'a> {
             // A tail call or a jump to another function's entry.
         } else if let Some(owner) = self.fde_owner(t) {
             self.add_leader(owner, t);
-        } else if extent.is_none() && t > f {
+        } else if extent.is_none() && t > f && self.bound(f).is_none_or(|b| t < b) {
             self.add_leader(f, t);
         } else {
             self.add_function(t);
@@ -311,8 +319,112 @@ impl<'a> Discoverer<'a> {
         }
         match self.extent(f) {
             Some(r) => r.contains(&next),
-            None => !self.funcs.contains_key(&next) && self.bin.fde_containing(next).is_none(),
+            None => {
+                !self.funcs.contains_key(&next)
+                    && self.bin.fde_containing(next).is_none()
+                    && self.bound(f).is_none_or(|b| next < b)
+            }
         }
+    }
+
+    fn bound(&self, func: u64) -> Option<u64> {
+        self.funcs.get(&func).and_then(|f| f.bound)
+    }
+
+    /// The first function entry or FDE start after `entry`, or the end of its code range.
+    fn next_boundary(&self, entry: u64) -> u64 {
+        let next_func = self.funcs.range(entry + 1..).next().map(|(&e, _)| e);
+        let i = self.bin.fdes.partition_point(|r| r.start <= entry);
+        let next_fde = self.bin.fdes.get(i).map(|r| r.start);
+        let range_end = self.bin.code_ranges.iter().find(|r| r.contains(&entry)).map(|r| r.end);
+        let seg_end = self.bin.exec_range_of(entry).map(|r| r.end);
+        [next_func, next_fde, range_end, seg_end].into_iter().flatten().min().unwrap_or(entry)
+    }
+
+    /// Functions without a known extent end at the next function entry. When that bound
+    /// changes, the function is decoded again within it: jumps beyond it are tail calls and
+    /// make new functions, which refine the bounds of others. Returns whether any changed.
+    fn refine_bounds(&mut self) -> bool {
+        let entries: Vec<u64> =
+            self.funcs.iter().filter(|(_, f)| f.extent.is_none()).map(|(&e, _)| e).collect();
+        let mut changed = false;
+        for e in entries {
+            let b = self.next_boundary(e);
+            let Some(f) = self.funcs.get_mut(&e) else { continue };
+            if f.bound == Some(b) {
+                continue;
+            }
+            f.bound = Some(b);
+            f.visited.clear();
+            f.indirect.clear();
+            f.leaders.retain(|&l| (e..b).contains(&l));
+            f.pending = f.leaders.iter().copied().collect();
+            self.work.push(e);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Code ranges not covered by any decoded instruction or FDE: after padding, the first
+    /// instruction of such a gap starts a function (unreferenced, or only reached through
+    /// pointers computed at run time). Returns whether any was added.
+    fn fill_gaps(&mut self) -> bool {
+        let mut covered: Vec<(u64, u64)> = self.insns.iter().map(|(&a, i)| (a, i.next_ip())).collect();
+        covered.extend(self.bin.fdes.iter().map(|r| (r.start, r.end)));
+        covered.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in covered {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let mut added = false;
+        let bin = self.bin;
+        for r in &bin.code_ranges {
+            let mut a = r.start;
+            let mut i = merged.partition_point(|m| m.1 <= a);
+            while a < r.end {
+                if let Some(&(s, e)) = merged.get(i) {
+                    if s <= a {
+                        a = a.max(e);
+                        i += 1;
+                        continue;
+                    }
+                }
+                let gap_end = merged.get(i).map_or(r.end, |m| m.0.min(r.end));
+                // Skip padding.
+                while a < gap_end {
+                    if bin.read(a, 1) == Some(&[0]) {
+                        a += 1;
+                        continue;
+                    }
+                    match self.decode_at(a) {
+                        Some(insn) if matches!(insn.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) => {
+                            a = insn.next_ip();
+                        }
+                        _ => break,
+                    }
+                }
+                if a >= gap_end {
+                    continue;
+                }
+                if self.decode_at(a).is_none() || self.funcs.contains_key(&a) {
+                    a = gap_end;
+                    continue;
+                }
+                // Decode the new function now and continue after the code it covers, so a
+                // run of unreferenced functions is found in one pass.
+                self.add_function(a);
+                self.descend();
+                added = true;
+                let end = self.funcs.get(&a).map_or(a, |f| {
+                    f.visited.iter().filter_map(|v| self.insns.get(v)).map(|i| i.next_ip()).max().unwrap_or(a)
+                });
+                a = if end > a { end.min(gap_end) } else { gap_end };
+            }
+        }
+        added
     }
 
     fn fall_through(&mut self, f: u64, next: u64) {
@@ -554,16 +666,7 @@ impl<'a> Discoverer<'a> {
         for &entry in &todo {
             let end = match self.extent(entry) {
                 Some(r) => r.end,
-                None => {
-                    let next_func = self.funcs.range(entry + 1..).next().map(|(&e, _)| e);
-                    let next_fde = self.bin.fdes.iter().find(|r| r.start > entry).map(|r| r.start);
-                    let seg_end = self.bin.exec_range_of(entry).map_or(entry, |r| r.end);
-                    [next_func, next_fde, Some(seg_end), Some(entry.saturating_add(MAX_SWEEP))]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .unwrap_or(entry)
-                }
+                None => self.next_boundary(entry).min(entry.saturating_add(MAX_SWEEP)),
             };
             if let Some(f) = self.funcs.get_mut(&entry) {
                 f.swept = true;

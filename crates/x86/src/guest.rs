@@ -109,6 +109,12 @@ pub struct GuestBinary {
     pub tls: Option<TlsTemplate>,
     /// Guest address range of `.eh_frame` when found (biased).
     pub eh_frame: Option<Range<u64>>,
+    /// Where code is (biased, sorted): the executable sections when the file has section
+    /// headers, else the file-backed parts of the executable segments.
+    pub code_ranges: Vec<Range<u64>>,
+    /// Exception landing pads from the FDEs' language-specific data (`.gcc_except_table`),
+    /// biased, sorted, deduplicated: the unwinder jumps to them.
+    pub landing_pads: Vec<u64>,
 }
 
 const EHDR_SIZE: usize = 64;
@@ -358,6 +364,8 @@ impl GuestBinary {
             code_pointers: Vec::new(),
             tls,
             eh_frame: None,
+            code_ranges: Vec::new(),
+            landing_pads: Vec::new(),
         };
 
         // Program header table address: PT_PHDR, else the PT_LOAD that maps e_phoff.
@@ -400,6 +408,7 @@ impl GuestBinary {
 
         bin.bytes = bytes;
         let sections = bin.section_headers();
+        bin.find_code_ranges(&sections);
         bin.find_eh_frame(&sections, eh_frame_hdr);
         bin.collect_symbols();
         bin.collect_code_pointers(&sections, &dyninfo);
@@ -531,6 +540,7 @@ impl GuestBinary {
         eh.set_address_size(8);
         let bases = gimli::BaseAddresses::default().set_eh_frame(range.start);
         let mut fdes = Vec::new();
+        let mut pads = Vec::new();
         let mut entries = eh.entries(&bases);
         let mut cies = std::collections::HashMap::new();
         while let Ok(Some(entry)) = entries.next() {
@@ -549,12 +559,43 @@ impl GuestBinary {
             if fde.len() == 0 || !self.is_code(start) {
                 continue;
             }
+            if let Some(gimli::Pointer::Direct(lsda)) = fde.lsda() {
+                self.landing_pads_of(start, lsda, &mut pads);
+            }
             fdes.push(start..end);
         }
+        pads.sort_unstable();
+        pads.dedup();
+        pads.retain(|&p| self.is_code(p));
         fdes.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
         fdes.dedup_by_key(|r| r.start);
         self.eh_frame = Some(range);
         self.fdes = fdes;
+        self.landing_pads = pads;
+    }
+
+    fn find_code_ranges(&mut self, sections: &[elf::SectionHeader64<LE>]) {
+        let mut ranges = Vec::new();
+        for sh in sections {
+            let flags = sh.sh_flags(LE);
+            if flags & u64::from(elf::SHF_EXECINSTR) == 0
+                || flags & u64::from(elf::SHF_ALLOC) == 0
+                || sh.sh_type(LE) == elf::SHT_NOBITS
+            {
+                continue;
+            }
+            let start = sh.sh_addr(LE).wrapping_add(self.load_bias);
+            let Some(r) = self.exec_range_of(start) else { continue };
+            let end = start.saturating_add(sh.sh_size(LE)).min(r.end);
+            if start < end {
+                ranges.push(start..end);
+            }
+        }
+        if ranges.is_empty() {
+            ranges = self.segments.iter().filter(|s| s.exec).map(Segment::file_backed).collect();
+        }
+        ranges.sort_by_key(|r| r.start);
+        self.code_ranges = ranges;
     }
 
     fn collect_symbols(&mut self) {
@@ -658,6 +699,117 @@ impl GuestBinary {
         let mut out: Vec<u64> = ptrs.into_iter().filter(|&p| self.is_code(p)).collect();
         out.sort_unstable();
         self.code_pointers = out;
+    }
+}
+
+impl GuestBinary {
+    /// Landing pads of the GCC LSDA at `lsda` for the function starting at `func`.
+    fn landing_pads_of(&self, func: u64, lsda: u64, out: &mut Vec<u64>) {
+        let Some(seg) = self.segment_at(lsda) else { return };
+        let avail = seg.file_backed().end.saturating_sub(lsda).min(1 << 20);
+        let Some(raw) = usize::try_from(avail).ok().and_then(|n| self.read(lsda, n)) else { return };
+        let mut r = EhReader { raw, pos: 0, base: lsda };
+        let Some(lp_enc) = r.u8() else { return };
+        let lp_start = if lp_enc == DW_EH_PE_OMIT {
+            func
+        } else {
+            match r.encoded(lp_enc) {
+                Some(v) => v,
+                None => return,
+            }
+        };
+        let Some(tt_enc) = r.u8() else { return };
+        if tt_enc != DW_EH_PE_OMIT && r.uleb().is_none() {
+            return;
+        }
+        let Some(cs_enc) = r.u8() else { return };
+        let Some(cs_len) = r.uleb() else { return };
+        let Some(end) = usize::try_from(cs_len).ok().and_then(|n| r.pos.checked_add(n)) else { return };
+        while r.pos < end {
+            let (Some(_start), Some(_len), Some(lp), Some(_action)) =
+                (r.encoded(cs_enc), r.encoded(cs_enc), r.encoded(cs_enc), r.uleb())
+            else {
+                return;
+            };
+            if lp != 0 {
+                out.push(lp_start.wrapping_add(lp));
+            }
+        }
+    }
+}
+
+const DW_EH_PE_OMIT: u8 = 0xff;
+
+/// A cursor over exception-handling data with DWARF pointer encodings.
+struct EhReader<'a> {
+    raw: &'a [u8],
+    pos: usize,
+    /// Guest address of `raw[0]`.
+    base: u64,
+}
+
+impl EhReader<'_> {
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        let b = self.raw.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(b)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.bytes(1)?[0])
+    }
+
+    fn uleb(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn sleb(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+            shift += 7;
+            if b & 0x80 == 0 {
+                if shift < 64 && b & 0x40 != 0 {
+                    v |= u64::MAX << shift;
+                }
+                return Some(v);
+            }
+            if shift >= 70 {
+                return None;
+            }
+        }
+    }
+
+    /// A value in DWARF exception-header encoding `enc` (absolute or pc-relative only).
+    fn encoded(&mut self, enc: u8) -> Option<u64> {
+        let at = self.base.wrapping_add(self.pos as u64);
+        let le = |b: &[u8]| b.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+        let v = match enc & 0x0f {
+            0x00 | 0x04 => le(self.bytes(8)?),
+            0x01 => self.uleb()?,
+            0x02 => le(self.bytes(2)?),
+            0x03 => le(self.bytes(4)?),
+            0x09 => self.sleb()?,
+            0x0a => le(self.bytes(2)?) as i16 as u64,
+            0x0b => le(self.bytes(4)?) as i32 as u64,
+            0x0c => le(self.bytes(8)?),
+            _ => return None,
+        };
+        match enc & 0x70 {
+            0x00 => Some(v),
+            0x10 => Some(at.wrapping_add(v)),
+            _ => None,
+        }
     }
 }
 
