@@ -1,0 +1,372 @@
+//! Running `criu dump` and `criu restore`, timing them and explaining their failures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hcontainer_criu_image::{pb, ImageFile};
+use serde::Serialize;
+
+use crate::Criu;
+
+/// File in the images directory holding the dump's [`Timings`] as JSON.
+pub const TIMINGS_DUMP_FILE: &str = "hcontainer-timings-dump.json";
+/// File in the images directory holding the restore's [`Timings`] as JSON.
+pub const TIMINGS_RESTORE_FILE: &str = "hcontainer-timings-restore.json";
+
+/// Why a dump or restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CriuError {
+    /// No process has that pid.
+    #[error("no process with pid {0}")]
+    NoSuchProcess(u32),
+    /// CRIU needs root (CAP_SYS_ADMIN and friends).
+    #[error("checkpoint and restore need root (effective uid is {0}); run as root")]
+    NotRoot(u32),
+    /// The images directory already holds files.
+    #[error("{0} is not empty; give an empty or new directory")]
+    DirNotEmpty(PathBuf),
+    /// The images directory has no dump.
+    #[error("{0} holds no CRIU dump (no inventory.img)")]
+    NoImages(PathBuf),
+    /// File system trouble around the images directory.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// CRIU ran and failed.
+    #[error("criu {action} failed ({status}): {last_error}\n  full log: {}", log.display())]
+    Failed {
+        /// `dump` or `restore`.
+        action: &'static str,
+        /// Exit status.
+        status: String,
+        /// The last error line of CRIU's log.
+        last_error: String,
+        /// CRIU's log file.
+        log: PathBuf,
+    },
+    /// The timing images CRIU writes could not be read.
+    #[error("reading CRIU statistics: {0}")]
+    Stats(#[from] hcontainer_criu_image::DecodeError),
+}
+
+/// The `--network-lock` method hcontainer uses unless told otherwise.
+pub const DEFAULT_NETWORK_LOCK: &str = "nftables";
+
+/// What `criu dump` should do.
+#[derive(Clone, Debug)]
+pub struct DumpOptions {
+    /// Root of the process tree.
+    pub pid: u32,
+    /// Images directory (created if missing; must be empty).
+    pub dir: PathBuf,
+    /// Keep the tree running after the dump.
+    pub leave_running: bool,
+    /// Dump established TCP connections (`--tcp-established`).
+    pub tcp_established: bool,
+    /// The tree belongs to a shell session outside it (`--shell-job`).
+    pub shell_job: bool,
+    /// How CRIU blocks the network while sockets are dumped (`--network-lock`); CRIU's
+    /// default, iptables, needs the iptables program, nftables only the library.
+    pub network_lock: String,
+}
+
+/// What `criu restore` should do.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// Images directory.
+    pub dir: PathBuf,
+    /// Return once the tree runs (`--restore-detached`) instead of waiting for it to exit.
+    pub detach: bool,
+    /// Restore established TCP connections.
+    pub tcp_established: bool,
+    /// Restore as a shell job.
+    pub shell_job: bool,
+    /// `--network-lock` method, as for the dump.
+    pub network_lock: String,
+}
+
+/// Result of a restore.
+#[derive(Clone, Debug)]
+pub struct RestoreOutcome {
+    /// Pid of the restored root task.
+    pub pid: u32,
+    /// The time breakdown.
+    pub timings: Timings,
+}
+
+impl DumpOptions {
+    /// Dump of `pid` into `dir` with hcontainer's defaults: stop the tree, dump established
+    /// TCP connections, nftables network lock.
+    pub fn new(pid: u32, dir: impl Into<PathBuf>) -> Self {
+        DumpOptions {
+            pid,
+            dir: dir.into(),
+            leave_running: false,
+            tcp_established: true,
+            shell_job: false,
+            network_lock: DEFAULT_NETWORK_LOCK.into(),
+        }
+    }
+}
+
+impl RestoreOptions {
+    /// Restore from `dir` with hcontainer's defaults (matching [`DumpOptions::new`]).
+    pub fn new(dir: impl Into<PathBuf>, detach: bool) -> Self {
+        RestoreOptions {
+            dir: dir.into(),
+            detach,
+            tcp_established: true,
+            shell_job: false,
+            network_lock: DEFAULT_NETWORK_LOCK.into(),
+        }
+    }
+}
+
+/// Time breakdown of a dump or a restore, in microseconds (CRIU's own statistics plus the
+/// wall clock of the whole `criu` run).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Timings {
+    /// `dump` or `restore`.
+    pub action: String,
+    /// Time to freeze the tree (dump).
+    pub freeze_us: Option<u64>,
+    /// Time the tree stayed frozen (dump).
+    pub frozen_us: Option<u64>,
+    /// Time to collect memory pages (dump).
+    pub memdump_us: Option<u64>,
+    /// Time to write pages into images (dump).
+    pub memwrite_us: Option<u64>,
+    /// Pages scanned / written (dump).
+    pub pages_scanned: Option<u64>,
+    /// Pages written into `pages-*.img` (dump).
+    pub pages_written: Option<u64>,
+    /// Time to fork the tree (restore).
+    pub forking_us: Option<u64>,
+    /// Time to restore the tree (restore).
+    pub restore_us: Option<u64>,
+    /// Pages restored (restore).
+    pub pages_restored: Option<u64>,
+    /// Wall clock of the whole `criu` run, as hcontainer measured it.
+    pub total_us: u64,
+}
+
+impl Timings {
+    /// A human-readable breakdown, one line per phase.
+    pub fn to_text(&self) -> String {
+        let ms = |us: u64| format!("{:9.3} ms", us as f64 / 1000.0);
+        let mut lines = Vec::new();
+        let mut add = |name: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                lines.push(format!("  {name:<14}{}", ms(v)));
+            }
+        };
+        add("freeze", self.freeze_us);
+        add("frozen", self.frozen_us);
+        add("memory dump", self.memdump_us);
+        add("image write", self.memwrite_us);
+        add("fork", self.forking_us);
+        add("restore", self.restore_us);
+        let mut text = format!("{} timings:\n", self.action);
+        for l in lines {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        if let (Some(s), Some(w)) = (self.pages_scanned, self.pages_written) {
+            text.push_str(&format!("  pages         {s} scanned, {w} written\n"));
+        }
+        if let Some(r) = self.pages_restored {
+            text.push_str(&format!("  pages         {r} restored\n"));
+        }
+        text.push_str(&format!("  {:<14}{}\n", "total (criu)", ms(self.total_us)));
+        text
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CriuError + '_ {
+    move |source| CriuError::Io { path: path.to_path_buf(), source }
+}
+
+fn require_root() -> Result<(), CriuError> {
+    let uid = rustix::process::geteuid().as_raw();
+    if uid != 0 {
+        return Err(CriuError::NotRoot(uid));
+    }
+    Ok(())
+}
+
+/// The error lines of CRIU's log worth quoting: the last one, preceded by the first one
+/// when they differ (the first usually names the cause, the last what gave up). CRIU's
+/// harmless complaint about RLIMIT_NOFILE and its closing "FAILED." summaries are skipped.
+pub fn last_error_line(log: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return format!("(no log at {})", log.display());
+    };
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Error (") || l.contains("Error:"))
+        .filter(|l| !l.contains("RLIMIT_NOFILE") && !l.trim_end().ends_with("FAILED."))
+        .map(str::trim)
+        .collect();
+    match errors.as_slice() {
+        [] => text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| "(empty log)".to_string()),
+        [one] => one.to_string(),
+        [first, .., last] => format!("{last}\n  first error: {first}"),
+    }
+}
+
+impl Criu {
+    fn run_logged(
+        &self,
+        action: &'static str,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Duration, CriuError> {
+        let start = Instant::now();
+        let out = Command::new(self.path())
+            .arg(action)
+            .args(args)
+            .output()
+            .map_err(io(self.path()))?;
+        let elapsed = start.elapsed();
+        if !out.status.success() {
+            let mut last_error = last_error_line(log);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !log.exists() && !stderr.trim().is_empty() {
+                last_error = stderr.trim().to_string();
+            }
+            return Err(CriuError::Failed {
+                action,
+                status: out.status.to_string(),
+                last_error,
+                log: log.to_path_buf(),
+            });
+        }
+        Ok(elapsed)
+    }
+
+    /// Dumps the tree rooted at `opts.pid` into `opts.dir`; writes the timings there too.
+    pub fn dump(&self, opts: &DumpOptions) -> Result<Timings, CriuError> {
+        require_root()?;
+        if !Path::new(&format!("/proc/{}", opts.pid)).exists() {
+            return Err(CriuError::NoSuchProcess(opts.pid));
+        }
+        std::fs::create_dir_all(&opts.dir).map_err(io(&opts.dir))?;
+        if std::fs::read_dir(&opts.dir).map_err(io(&opts.dir))?.next().is_some() {
+            return Err(CriuError::DirNotEmpty(opts.dir.clone()));
+        }
+        let dir = std::fs::canonicalize(&opts.dir).map_err(io(&opts.dir))?;
+        let log = dir.join("dump.log");
+        let mut args = vec![
+            "-t".to_string(),
+            opts.pid.to_string(),
+            "-D".to_string(),
+            dir.display().to_string(),
+            "-o".to_string(),
+            log.display().to_string(),
+            "-v4".to_string(),
+        ];
+        if opts.leave_running {
+            args.push("--leave-running".into());
+        }
+        if opts.tcp_established {
+            args.push("--tcp-established".into());
+        }
+        if opts.shell_job {
+            args.push("--shell-job".into());
+        }
+        args.push("--network-lock".into());
+        args.push(opts.network_lock.clone());
+        let elapsed = self.run_logged("dump", &args, &log)?;
+        let mut t = Timings { action: "dump".into(), total_us: micros(elapsed), ..Timings::default() };
+        let stats = dir.join("stats-dump");
+        if stats.exists() {
+            let file = ImageFile::read(&stats)?;
+            if let Some(d) = file.decode_all::<pb::StatsEntry>()?.into_iter().find_map(|s| s.dump) {
+                t.freeze_us = Some(d.freezing_time.into());
+                t.frozen_us = Some(d.frozen_time.into());
+                t.memdump_us = Some(d.memdump_time.into());
+                t.memwrite_us = Some(d.memwrite_time.into());
+                t.pages_scanned = Some(d.pages_scanned);
+                t.pages_written = Some(d.pages_written);
+            }
+        }
+        write_timings(&dir.join(TIMINGS_DUMP_FILE), &t)?;
+        Ok(t)
+    }
+
+    /// Restores the tree dumped in `opts.dir`. With `detach`, returns once it runs; without,
+    /// waits until the restored root task exits.
+    pub fn restore(&self, opts: &RestoreOptions) -> Result<RestoreOutcome, CriuError> {
+        require_root()?;
+        let dir = std::fs::canonicalize(&opts.dir).map_err(io(&opts.dir))?;
+        if !dir.join("inventory.img").exists() {
+            return Err(CriuError::NoImages(dir));
+        }
+        let log = dir.join("restore.log");
+        let pidfile = dir.join("restore.pid");
+        // Files of an earlier restore would be mistaken for this one's.
+        for f in [&pidfile, &dir.join("stats-restore")] {
+            if f.exists() {
+                std::fs::remove_file(f).map_err(io(f))?;
+            }
+        }
+        let mut args = vec![
+            "-D".to_string(),
+            dir.display().to_string(),
+            "-o".to_string(),
+            log.display().to_string(),
+            "-v4".to_string(),
+            "--pidfile".to_string(),
+            pidfile.display().to_string(),
+        ];
+        if opts.detach {
+            args.push("--restore-detached".into());
+        }
+        if opts.tcp_established {
+            args.push("--tcp-established".into());
+        }
+        if opts.shell_job {
+            args.push("--shell-job".into());
+        }
+        args.push("--network-lock".into());
+        args.push(opts.network_lock.clone());
+        let elapsed = self.run_logged("restore", &args, &log)?;
+        let mut t =
+            Timings { action: "restore".into(), total_us: micros(elapsed), ..Timings::default() };
+        let stats = dir.join("stats-restore");
+        if stats.exists() {
+            let file = ImageFile::read(&stats)?;
+            if let Some(r) = file.decode_all::<pb::StatsEntry>()?.into_iter().find_map(|s| s.restore)
+            {
+                t.forking_us = Some(r.forking_time.into());
+                t.restore_us = Some(r.restore_time.into());
+                t.pages_restored = r.pages_restored;
+            }
+        }
+        let pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        write_timings(&dir.join(TIMINGS_RESTORE_FILE), &t)?;
+        Ok(RestoreOutcome { pid, timings: t })
+    }
+}
+
+fn write_timings(path: &Path, t: &Timings) -> Result<(), CriuError> {
+    let text = serde_json::to_string_pretty(t).unwrap_or_default();
+    std::fs::write(path, text + "\n").map_err(io(path))
+}
