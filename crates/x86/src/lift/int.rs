@@ -245,8 +245,22 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
                 }
             };
             let acc_v = l.select(eq, acc, acc_new);
-            l.set_gpr64(RAX, acc_v);
-            l.write_op(ins, 0, newv);
+            // A register destination is written only on success; memory is always written.
+            let dst_reg = if ins.op_kind(0) == OpKind::Register { super::builder::gpr_index(ins.op_register(0)) } else { None };
+            match dst_reg {
+                Some(i) => {
+                    l.set_gpr64(RAX, acc_v);
+                    let before = l.gpr64(i);
+                    l.write_op(ins, 0, src);
+                    let after = l.gpr64(i);
+                    let v = l.select(eq, after, before);
+                    l.set_gpr64(i, v);
+                }
+                None => {
+                    l.set_gpr64(RAX, acc_v);
+                    l.write_op(ins, 0, newv);
+                }
+            }
             l.set_flags(CcOp::Sub, d, acc_t, old);
         }
         M::Cmpxchg16b | M::Cmpxchg8b => {
@@ -541,10 +555,16 @@ fn lea_addr(l: &mut Lifter, ins: &Instruction) -> Value {
             None => x,
         });
     }
-    match acc {
+    let a = match acc {
         Some(a) if disp != 0 => l.bin_imm(BinOp::Add, a, u128::from(disp)),
         Some(a) => a,
         None => l.c64(disp),
+    };
+    // 32-bit address size (0x67 prefix): the address wraps at 4 GiB.
+    if base.size() == 4 || index.size() == 4 {
+        l.bin_imm(BinOp::And, a, 0xffff_ffff)
+    } else {
+        a
     }
 }
 
