@@ -94,20 +94,28 @@ impl SparseMemory {
 impl Memory for SparseMemory {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
         self.check(addr, buf.len(), false)?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            let a = addr + i as u64;
-            *b = self.pages.get(&(a / PAGE)).map_or(0, |p| p[(a % PAGE) as usize]);
+        let mut done = 0;
+        while done < buf.len() {
+            let a = addr + done as u64;
+            let off = (a % PAGE) as usize;
+            let n = (PAGE as usize - off).min(buf.len() - done);
+            let page = self.pages.get(&(a / PAGE)).ok_or(Fault { addr, len: buf.len(), write: false })?;
+            buf[done..done + n].copy_from_slice(&page[off..off + n]);
+            done += n;
         }
         Ok(())
     }
 
     fn write(&mut self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
         self.check(addr, buf.len(), true)?;
-        for (i, b) in buf.iter().enumerate() {
-            let a = addr + i as u64;
-            if let Some(p) = self.pages.get_mut(&(a / PAGE)) {
-                p[(a % PAGE) as usize] = *b;
-            }
+        let mut done = 0;
+        while done < buf.len() {
+            let a = addr + done as u64;
+            let off = (a % PAGE) as usize;
+            let n = (PAGE as usize - off).min(buf.len() - done);
+            let page = self.pages.get_mut(&(a / PAGE)).ok_or(Fault { addr, len: buf.len(), write: true })?;
+            page[off..off + n].copy_from_slice(&buf[done..done + n]);
+            done += n;
         }
         Ok(())
     }

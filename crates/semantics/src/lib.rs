@@ -66,7 +66,6 @@ pub const UNKNOWN: u64 = u64::MAX;
 /// Returns the helper's result (0 for helpers that only change the state), or [`UNKNOWN`]
 /// when `helper` or the op id it was given is not defined.
 pub fn call(state: &mut GuestState, helper: u32, a0: u64, a1: u64, a2: u64, host: &mut dyn Host) -> u64 {
-    let _ = a2;
     match Helper::from_u32(helper) {
         Some(Helper::Cpuid) => {
             let leaf = state.gpr[Gpr::Rax as usize] as u32;
@@ -95,7 +94,7 @@ pub fn call(state: &mut GuestState, helper: u32, a0: u64, a1: u64, a2: u64, host
             Some(op) => x87::execute(state, op, a1, host),
             None => UNKNOWN,
         },
-        // Out-of-line SSE operations are defined by the `sse` module when present.
-        Some(Helper::Sse) | None => UNKNOWN,
+        Some(Helper::Sse) => sse::execute(state, a0, a1, a2).unwrap_or(UNKNOWN),
+        None => UNKNOWN,
     }
 }
