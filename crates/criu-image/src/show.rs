@@ -78,7 +78,7 @@ macro_rules! schemas {
                 return "PagemapHead";
             }
             match kind.name {
-                $( $name => stringify!($ty), )*
+                $( $name => stringify!($ty).trim_start_matches("pb::"), )*
                 _ => "unknown message",
             }
         }
