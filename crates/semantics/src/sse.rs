@@ -347,7 +347,8 @@ fn fcmp(imm: u32, x: f64, y: f64) -> bool {
 /// Round half to even (for |x| < 2^52; larger values are already integers).
 fn round_even(x: f64) -> f64 {
     const BIG: f64 = 4_503_599_627_370_496.0; // 2^52
-    if !(x.abs() < BIG) {
+    // Larger magnitudes (and NaN, infinities) are returned unchanged.
+    if x.is_nan() || x.abs() >= BIG {
         return x;
     }
     if x >= 0.0 {

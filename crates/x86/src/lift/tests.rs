@@ -396,7 +396,7 @@ mod consistency {
                         st.gpr[0] = a;
                         st.gpr[3] = b;
                         st.gpr[1] = count;
-                        st.cc_dst = ((i * 7 + j) as u64 & 1) | if j % 3 == 0 { 0x40 } else { 0 } | 0x800 * ((i % 2) as u64);
+                        st.cc_dst = ((i * 7 + j) as u64 & 1) | if j % 3 == 0 { 0x40 } else { 0 } | (0x800 * ((i % 2) as u64));
                         let mut st2 = st;
                         run(&one, &mut st);
                         run(op, &mut st2);
