@@ -57,6 +57,29 @@ struct Locations {
     assigned: Vec<u32>,
 }
 
+/// Functions with more blocks than this are compiled in block-local mode (see `Tr::local`):
+/// the SSA variables of whole-function mode make compile time grow faster than linearly.
+const LOCAL_MODE_BLOCKS: usize = 48;
+
+/// Locations a block reads (state offsets).
+fn block_reads(b: &Block) -> Vec<u32> {
+    let mut r = std::collections::BTreeSet::new();
+    for inst in &b.insts {
+        match &inst.op {
+            Op::Get(loc) => {
+                r.insert(loc.offset);
+            }
+            Op::EvalCond(_) => r.extend(FLAG_LOCS),
+            Op::Rflags => {
+                r.extend(FLAG_LOCS);
+                r.insert(offsets::RFLAGS_OTHER);
+            }
+            _ => {}
+        }
+    }
+    r.into_iter().collect()
+}
+
 /// Lazy-flag locations, with the type they are always accessed with.
 const FLAG_LOCS: [u32; 4] = [offsets::CC_OP, offsets::CC_DST, offsets::CC_SRC1, offsets::CC_SRC2];
 
@@ -160,6 +183,14 @@ struct Tr<'a, 'b> {
     f: &'a Function,
     sh: &'a Shared<'a>,
     locs: Locations,
+    /// Block-local mode (large functions): each block loads the locations it reads on entry
+    /// and stores the ones it wrote before leaving, so no value crosses a block boundary in a
+    /// host register. Compiles in linear time; small functions keep values in registers.
+    local: bool,
+    /// Local mode: locations the current block reads (loaded on entry and after runtime calls).
+    reads: Vec<u32>,
+    /// Local mode: locations written since the last write-back.
+    dirty: Vec<u32>,
     refs: Refs,
     state: CValue,
     /// Guest block address → (index in `f.blocks`, Cranelift block).
@@ -237,8 +268,13 @@ pub(crate) fn translate(
         blocks,
         callees: HashMap::new(),
         fi,
+        local: f.blocks.len() > LOCAL_MODE_BLOCKS,
+        reads: Vec::new(),
+        dirty: Vec::new(),
     };
-    t.reload_all();
+    if !t.local {
+        t.reload_all();
+    }
     // Resume points: entry 0 polls first, entry i > 0 enters block i.
     let poll_entry = t.b.create_block();
     let bad_entry = t.b.create_block();
@@ -303,23 +339,32 @@ impl<'a> Tr<'a, '_> {
         self.b.ins().iconst(types::I64, v as i64)
     }
 
-    /// Load every location into its variable.
+    /// Load every location into its variable (local mode: those the block reads).
     fn reload_all(&mut self) {
-        let all: Vec<(u32, Type, Variable)> =
-            self.locs.all.iter().map(|(&o, &(t, v))| (o, t, v)).collect();
-        for (off, ty, var) in all {
+        let offs: Vec<u32> = if self.local { self.reads.clone() } else { self.locs.all.keys().copied().collect() };
+        for off in offs {
+            let (ty, var) = self.locs.all[&off];
             let v = self.b.ins().load(cl_type(ty), state_flags(), self.state, off as i32);
             self.b.def_var(var, v);
         }
     }
 
-    /// Store every assigned location back to the state.
+    /// Store every assigned location back to the state (local mode: those written since the
+    /// last write-back).
     fn write_back(&mut self) {
-        for i in 0..self.locs.assigned.len() {
-            let off = self.locs.assigned[i];
+        let offs = if self.local { self.dirty.clone() } else { self.locs.assigned.clone() };
+        for off in offs {
             let var = self.locs.all[&off].1;
             let v = self.b.use_var(var);
             self.b.ins().store(state_flags(), v, self.state, off as i32);
+        }
+    }
+
+    /// Local mode: write back now, before control leaves the block on every path.
+    fn flush_local(&mut self) {
+        if self.local {
+            self.write_back();
+            self.dirty.clear();
         }
     }
 
@@ -350,8 +395,12 @@ impl<'a> Tr<'a, '_> {
     /// Continue at guest address `to` from block `from`, in the current block.
     fn goto(&mut self, from: u64, to: u64) {
         match self.block_of(to) {
-            Some((_, cb)) if to <= from => self.poll_then_jump(to, cb),
+            Some((_, cb)) if to <= from => {
+                self.flush_local();
+                self.poll_then_jump(to, cb)
+            }
             Some((_, cb)) => {
+                self.flush_local();
                 self.b.ins().jump(cb, &[]);
             }
             None => self.exit_const(to),
@@ -361,6 +410,11 @@ impl<'a> Tr<'a, '_> {
     fn block(&mut self, blk: &Block) -> Result<(), CodegenError> {
         let mut vals: Vec<Option<CValue>> = Vec::with_capacity(blk.insts.len());
         let mut know = FlagKnowledge::default();
+        if self.local {
+            self.reads = block_reads(blk);
+            self.dirty.clear();
+            self.reload_all();
+        }
         for inst in &blk.insts {
             let v = self.op(blk, &inst.op, &vals, &mut know)?;
             vals.push(v);
@@ -370,6 +424,7 @@ impl<'a> Tr<'a, '_> {
             Terminator::Branch { cond, taken, fallthrough } => {
                 let c = self.val(blk, &vals, cond)?;
                 let c = self.truthy(c);
+                self.flush_local();
                 let (t, e) = (self.b.create_block(), self.b.create_block());
                 self.b.ins().brif(c, t, &[], e, &[]);
                 for (cb, to) in [(t, *taken), (e, *fallthrough)] {
@@ -430,7 +485,10 @@ impl<'a> Tr<'a, '_> {
                 let n = self.iconst(*next);
                 self.b.ins().store(state_flags(), n, self.state, offsets::RIP as i32);
                 self.b.ins().call(self.refs.syscall, &[self.state]);
-                self.reload_all();
+                if !self.local {
+                    self.reload_all();
+                }
+                self.dirty.clear();
                 self.goto(blk.addr, *next);
             }
             Terminator::Trap { addr, .. } => {
@@ -463,7 +521,9 @@ impl<'a> Tr<'a, '_> {
                 self.b.ins().return_(&[r]);
                 self.b.switch_to_block(cont);
                 self.b.seal_block(cont);
-                self.reload_all();
+                if !self.local {
+                    self.reload_all();
+                }
                 self.b.ins().jump(cb, &[]);
             }
             None => {
@@ -546,6 +606,9 @@ impl<'a> Tr<'a, '_> {
                 }
                 let var = self.locs.all[&loc.offset].1;
                 self.b.def_var(var, v);
+                if self.local && !self.dirty.contains(&loc.offset) {
+                    self.dirty.push(loc.offset);
+                }
                 return Ok(None);
             }
             Op::Load { ty, addr } => {

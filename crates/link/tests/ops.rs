@@ -20,6 +20,8 @@ const OUT: u64 = 0x600000;
 const OUT_SIZE: u64 = 0x80000;
 /// Cases per translated function (a jump to the next one goes through the dispatcher).
 const PER_FUNCTION: usize = 256;
+/// Cases per function in the first half.
+const SMALL_FUNCTION: usize = 24;
 
 fn gpr(r: Gpr) -> Loc {
     Loc { offset: offsets::gpr(r as u8), ty: Type::I64 }
@@ -76,9 +78,12 @@ impl Gen {
         self.blocks.push(e);
         let t = Block::new(self.next_addr());
         self.blocks.push(t);
-        let functions = self
-            .blocks
-            .chunks(PER_FUNCTION)
+        // The first half in small functions (values kept in registers across blocks), the
+        // rest in large ones (compiled block by block): both code generator modes.
+        let half = self.blocks.len() / 2;
+        let functions = self.blocks[..half]
+            .chunks(SMALL_FUNCTION)
+            .chain(self.blocks[half..].chunks(PER_FUNCTION))
             .map(|c| Function { entry: c[0].addr, blocks: c.to_vec() })
             .collect();
         let prog = Program { functions };
