@@ -452,8 +452,7 @@ impl<'a> Discoverer<'a> {
     /// Recursive descent until no function has pending leaders.
     fn descend(&mut self) {
         while let Some(f) = self.work.pop() {
-            loop {
-                let Some(start) = self.funcs.get_mut(&f).and_then(|x| x.pending.pop()) else { break };
+            while let Some(start) = self.funcs.get_mut(&f).and_then(|x| x.pending.pop()) {
                 self.decode_block(f, start);
             }
         }

@@ -318,7 +318,9 @@ impl GuestBinary {
                     interp = Some(String::from_utf8_lossy(path).into_owned());
                 }
                 elf::PT_DYNAMIC => {
-                    dynamic = Some(file_slice(&bytes, off, filesz, "PT_DYNAMIC")?);
+                    let raw = file_slice(&bytes, off, filesz, "PT_DYNAMIC")?;
+                    // Checked by file_slice.
+                    dynamic = Some(off as usize..off as usize + raw.len());
                 }
                 elf::PT_PHDR => phdr_seg = Some(vaddr),
                 elf::PT_GNU_EH_FRAME => eh_frame_hdr = Some((vaddr, memsz)),
@@ -385,17 +387,11 @@ impl GuestBinary {
             }
         };
 
-        if bin.exec_range_of(bin.entry).is_none() {
-            return Err(GuestError::Malformed(format!(
-                "entry point {:#x} is not in an executable segment",
-                bin.entry
-            )));
-        }
-
         // Dynamic section: reject needed libraries, collect relocation tables of a static-pie.
+        bin.bytes = bytes;
         let mut dyninfo = DynInfo::default();
         if let Some(dynamic) = dynamic {
-            dyninfo = parse_dynamic(dynamic);
+            dyninfo = parse_dynamic(bin.bytes.get(dynamic).unwrap_or_default());
             if !dyninfo.needed.is_empty() {
                 let names: Vec<String> = dyninfo
                     .needed
@@ -406,7 +402,13 @@ impl GuestBinary {
             }
         }
 
-        bin.bytes = bytes;
+        if bin.exec_range_of(bin.entry).is_none() {
+            return Err(GuestError::Malformed(format!(
+                "entry point {:#x} is not in an executable segment",
+                bin.entry
+            )));
+        }
+
         let sections = bin.section_headers();
         bin.find_code_ranges(&sections);
         bin.find_eh_frame(&sections, eh_frame_hdr);
@@ -820,7 +822,7 @@ fn parse_dynamic(raw: &[u8]) -> DynInfo {
         let Ok((dy, _)) = object::pod::from_bytes::<elf::Dyn64<LE>>(chunk) else { break };
         let tag = dy.d_tag(LE);
         let val = dy.d_val(LE);
-        match tag as i64 {
+        match tag {
             elf::DT_NULL => break,
             elf::DT_NEEDED => d.needed.push(val),
             elf::DT_STRTAB => d.strtab = Some(val),
