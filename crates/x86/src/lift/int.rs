@@ -144,6 +144,7 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
         }
         M::Shl | M::Sal | M::Shr | M::Sar => shift(l, ins),
         M::Rol | M::Ror => rotate(l, ins),
+        M::Rcl | M::Rcr => rotate_carry(l, ins),
         M::Shld | M::Shrd => double_shift(l, ins),
         M::Imul => imul(l, ins),
         M::Mul => mul1(l, ins, false),
@@ -740,6 +741,64 @@ fn rotate(l: &mut Lifter, ins: &Instruction) {
     };
     let kept = l.bin_imm(BinOp::And, old, u128::from(!(bits::CF | bits::OF)));
     let nf = l.pack_flags(&[(Some(cf), bits::CF), (Some(of), bits::OF)]);
+    let nf = l.or(kept, nf);
+    let f = match count {
+        Ok(_) => nf,
+        Err(n) => {
+            let nz = l.icmp_imm(IntCC::Ne, n, 0);
+            l.select(nz, nf, old)
+        }
+    };
+    l.set_eflags(f);
+}
+
+/// `rcl`/`rcr`: a rotation of the (w+1)-bit value CF:operand, done in 128 bits.
+fn rotate_carry(l: &mut Lifter, ins: &Instruction) {
+    let sz = l.op_size(ins, 0);
+    let ty = ity(sz);
+    let w = ty.bits();
+    let v = l.read_op(ins, 0, ty);
+    let count = shift_count(l, ins, 1, sz);
+    let left = ins.mnemonic() == Mnemonic::Rcl;
+    let n = match count {
+        Ok(0) => {
+            l.write_op(ins, 0, v);
+            return;
+        }
+        Ok(n) => l.c8((n % (w + 1)) as u8),
+        Err(n) if w < 32 => l.bin_imm(BinOp::URem, n, u128::from(w + 1)),
+        Err(n) => n,
+    };
+    let cf = l.carry();
+    let c128 = l.zext(cf, Type::I128);
+    let c128 = l.bin_imm(BinOp::Shl, c128, u128::from(w));
+    let v128 = l.zext(v, Type::I128);
+    let x = l.or(c128, v128);
+    let n128 = l.zext(n, Type::I128);
+    let wn = l.cst(Type::I128, u128::from(w + 1));
+    let back = l.sub(wn, n128);
+    let (a, b) = if left {
+        (l.bin(BinOp::Shl, x, n128), l.bin(BinOp::LShr, x, back))
+    } else {
+        (l.bin(BinOp::LShr, x, n128), l.bin(BinOp::Shl, x, back))
+    };
+    let r = l.or(a, b);
+    let r = l.bin_imm(BinOp::And, r, (1u128 << (w + 1)) - 1);
+    let res = l.zext(r, ty);
+    l.write_op(ins, 0, res);
+    let top = l.bin_imm(BinOp::LShr, r, u128::from(w));
+    let ncf = l.zext(top, Type::I8);
+    let msb = l.icmp_imm(IntCC::Slt, res, 0);
+    let of = if left {
+        l.xor(msb, ncf)
+    } else {
+        let sh = l.bin_imm(BinOp::Shl, res, 1);
+        let m2 = l.icmp_imm(IntCC::Slt, sh, 0);
+        l.xor(msb, m2)
+    };
+    let old = l.cur_eflags();
+    let kept = l.bin_imm(BinOp::And, old, u128::from(!(bits::CF | bits::OF)));
+    let nf = l.pack_flags(&[(Some(ncf), bits::CF), (Some(of), bits::OF)]);
     let nf = l.or(kept, nf);
     let f = match count {
         Ok(_) => nf,
