@@ -193,9 +193,19 @@ impl<'a> Discoverer<'a> {
 
     fn finish(self) -> CodeMap {
         let mut swept = Vec::new();
+        // An FDE that starts one byte before its function (the signal-return trampoline
+        // convention) does not start code itself.
+        let early: HashSet<u64> = self
+            .bin
+            .fdes
+            .iter()
+            .filter(|r| r.end - r.start > 1 && self.funcs.contains_key(&(r.start + 1)))
+            .map(|r| r.start)
+            .collect();
         let functions = self
             .funcs
             .into_iter()
+            .filter(|(entry, _)| !early.contains(entry))
             .map(|(entry, f)| {
                 if f.swept {
                     swept.push(entry);

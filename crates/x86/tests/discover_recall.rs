@@ -67,6 +67,7 @@ fn recall(cfg: &Config) -> (usize, usize, Vec<String>) {
         println!("  missed: {}", missed.join(" "));
     }
     check_switch(cfg, &full, &map);
+    check_boundaries(cfg, &exe, full.load_bias, &map);
     check_map_invariants(&bin, &map);
     (found, funcs.len(), missed)
 }
@@ -88,6 +89,25 @@ fn check_switch(cfg: &Config, full: &GuestBinary, map: &hcontainer_x86::CodeMap)
         assert!(f.leaders.binary_search(t).is_ok(), "{}: case target {t:#x} not a leader of sw", cfg.label);
     }
     assert!(!map.swept.contains(&sw), "{}: sw was swept although its table is recognized", cfg.label);
+}
+
+/// Leaders must be instruction starts of objdump's linear disassembly (gcc puts no data in
+/// code, so a linear sweep of `.text` is the truth there), except for the few real targets
+/// inside an instruction: glibc's `je 1f; lock; 1: cmpxchg` skips a `lock` prefix.
+fn check_boundaries(cfg: &Config, exe: &std::path::Path, bias: u64, map: &hcontainer_x86::CodeMap) {
+    let text = output("objdump", &["-d", "--no-show-raw-insn", exe.to_str().expect("utf-8")]);
+    let starts: HashSet<u64> = text
+        .lines()
+        .filter_map(|l| {
+            let (a, rest) = l.trim_start().split_once(":\t")?;
+            (!rest.is_empty()).then(|| u64::from_str_radix(a, 16).ok()).flatten()
+        })
+        .map(|a| a + bias)
+        .collect();
+    let leaders = map.all_leaders();
+    let bad: Vec<String> = leaders.iter().filter(|l| !starts.contains(l)).map(|l| format!("{l:#x}")).collect();
+    println!("  {} leaders, {} not at objdump instruction starts {:?}", leaders.len(), bad.len(), &bad[..bad.len().min(10)]);
+    assert!(bad.len() * 1000 <= leaders.len(), "{}: {} misaligned leaders", cfg.label, bad.len());
 }
 
 fn check_map_invariants(bin: &GuestBinary, map: &hcontainer_x86::CodeMap) {
