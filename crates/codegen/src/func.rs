@@ -66,7 +66,7 @@ fn block_reads(b: &Block) -> Vec<u32> {
     let mut r = std::collections::BTreeSet::new();
     for inst in &b.insts {
         match &inst.op {
-            Op::Get(loc) => {
+            Op::Get(loc) if loc.offset != offsets::POLL => {
                 r.insert(loc.offset);
             }
             Op::EvalCond(_) => r.extend(FLAG_LOCS),
@@ -104,6 +104,8 @@ fn collect_locations(f: &Function) -> Result<Locations, CodegenError> {
     for b in &f.blocks {
         for inst in &b.insts {
             match &inst.op {
+                // The runtime raises `poll` asynchronously: always accessed in memory.
+                Op::Get(loc) | Op::Set(loc, _) if loc.offset == offsets::POLL => {}
                 Op::Get(loc) => add(loc.offset, loc.ty)?,
                 Op::Set(loc, _) => {
                     add(loc.offset, loc.ty)?;
@@ -382,6 +384,10 @@ impl<'a> Tr<'a, '_> {
 
     /// In the current (unterminated) block: if `state.poll != 0` leave to the runtime so it
     /// resumes at `addr`, else jump to `target`.
+    ///
+    /// The load is never merged with an earlier one by Cranelift's redundant-load elimination:
+    /// every block is a `br_table` target of the entry block, so no poll load outside a loop
+    /// dominates the loop's own.
     fn poll_then_jump(&mut self, addr: u64, target: ir::Block) {
         let poll = self.b.ins().load(types::I64, state_flags(), self.state, offsets::POLL as i32);
         let leave = self.b.create_block();
@@ -584,6 +590,14 @@ impl<'a> Tr<'a, '_> {
         let ins_ty = |this: &Self, v: CValue| this.b.func.dfg.value_type(v);
         Ok(Some(match op {
             Op::Const { ty, bits } => self.constant(*ty, *bits),
+            Op::Get(loc) if loc.offset == offsets::POLL => {
+                self.b.ins().load(cl_type(loc.ty), state_flags(), self.state, loc.offset as i32)
+            }
+            Op::Set(loc, v) if loc.offset == offsets::POLL => {
+                let v = self.val(blk, vals, v)?;
+                self.b.ins().store(state_flags(), v, self.state, loc.offset as i32);
+                return Ok(None);
+            }
             Op::Get(loc) => {
                 let var = self.locs.all[&loc.offset].1;
                 self.b.use_var(var)

@@ -122,6 +122,36 @@ fn program() -> Program {
     }
 }
 
+/// The same program with `state.poll` raised in the loop body: every back-edge leaves to the
+/// runtime, which clears it and resumes the loop head through its dispatch entry.
+fn program_with_poll() -> Program {
+    let poll = Loc { offset: offsets::POLL, ty: Type::I64 };
+    let mut p = program();
+    // Loop body: r8 += poll (0 when the back-edge check handed the request to the runtime),
+    // then raise it.
+    let b1 = &mut p.functions[0].blocks[1];
+    let seen = b1.push(Op::Get(poll));
+    let r8 = b1.push(Op::Get(gpr(Gpr::R8)));
+    let sum = b1.push(Op::Bin(BinOp::Add, r8, seen));
+    b1.push(Op::Set(gpr(Gpr::R8), sum));
+    let one = b1.push(Op::Const { ty: Type::I64, bits: 1 });
+    b1.push(Op::Set(poll, one));
+    // Before exiting: rdi += 2 * r8 + 64 * poll (poll is 0 again when the callee's entry
+    // check handed the last request to the runtime).
+    let b4 = &mut p.functions[0].blocks[4];
+    let left = b4.push(Op::Get(poll));
+    let r8 = b4.push(Op::Get(gpr(Gpr::R8)));
+    let two = b4.push(Op::Const { ty: Type::I64, bits: 2 });
+    let sixty_four = b4.push(Op::Const { ty: Type::I64, bits: 64 });
+    let a = b4.push(Op::Bin(BinOp::Mul, r8, two));
+    let b = b4.push(Op::Bin(BinOp::Mul, left, sixty_four));
+    let rdi = b4.push(Op::Get(gpr(Gpr::Rdi)));
+    let rdi = b4.push(Op::Bin(BinOp::Add, rdi, a));
+    let rdi = b4.push(Op::Bin(BinOp::Add, rdi, b));
+    b4.push(Op::Set(gpr(Gpr::Rdi), rdi));
+    p
+}
+
 fn guest() -> GuestDescription {
     GuestDescription {
         info: GuestInfo {
@@ -178,6 +208,16 @@ fn loop_calls_and_syscall_run_on_every_isa() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+#[test]
+fn poll_exits_resume_at_the_loop_head() {
+    let (_keep, dir) = out_dir();
+    for isa in ISAS {
+        let exe = build(isa, &program_with_poll(), &dir);
+        let out = run(isa, &exe);
+        assert_eq!(out.status.code(), Some(108), "{isa:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
