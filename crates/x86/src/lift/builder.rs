@@ -4,7 +4,7 @@
 
 use hcontainer_abi::flags::{bits, CcOp};
 use hcontainer_abi::offsets;
-use hcontainer_ir::{BinOp, Block, ConvOp, IntCC, Loc, Op, Type, UnOp, Value};
+use hcontainer_ir::{BinOp, Block, ConvOp, FloatCC, IntCC, Loc, Op, Type, UnOp, Value};
 use iced_x86::{Instruction, OpKind, Register};
 
 /// The last flag producer of the current block, with its operands as IR values of type `ty`
@@ -45,6 +45,9 @@ pub(crate) struct Lifter {
     /// The current instruction's memory operand address, once computed (an instruction
     /// computes its address once, before any of its register writes).
     pub addr_cache: Option<Value>,
+    /// When the current flags are the materialized result of a `(u)comisd`/`(u)comiss` of
+    /// `a` and `b`: (flags value, a, b), so conditions become one float comparison.
+    pub fcmp: Option<(Value, Value, Value)>,
 }
 
 /// An integer type of `bytes` bytes (1, 2, 4, 8, 16; anything else is treated as 8).
@@ -90,7 +93,7 @@ pub(crate) fn is_high_byte(reg: Register) -> bool {
 
 impl Lifter {
     pub fn new(addr: u64) -> Lifter {
-        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing, live_after: bits::ARITH, addr_cache: None }
+        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing, live_after: bits::ARITH, addr_cache: None, fcmp: None }
     }
 
     pub fn push(&mut self, op: Op) -> Value {
@@ -581,6 +584,23 @@ impl Lifter {
             return self.push(Op::EvalCond(cc & 15));
         };
         let cc = cc & 15;
+        if let Some((fl, a, b)) = self.fcmp {
+            if f.dst == fl {
+                // ZF = unordered or equal, CF = unordered or less, PF = unordered.
+                let direct = match cc {
+                    2 => Some((FloatCC::Unle, b, a)),
+                    3 => Some((FloatCC::Le, b, a)),
+                    6 => Some((FloatCC::Unlt, b, a)),
+                    7 => Some((FloatCC::Lt, b, a)),
+                    10 => Some((FloatCC::Uno, a, b)),
+                    11 => Some((FloatCC::Ord, a, b)),
+                    _ => None,
+                };
+                if let Some((c, x, y)) = direct {
+                    return self.push(Op::Fcmp(c, x, y));
+                }
+            }
+        }
         // Direct comparisons for the common producers.
         if f.op == CcOp::Sub {
             let (a, b) = (f.src1, f.src2);

@@ -284,6 +284,9 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
             let zf = l.or(uno, eq);
             let f = l.pack_flags(&[(Some(cf), bits::CF), (Some(zf), bits::ZF), (Some(uno), bits::PF)]);
             l.set_eflags(f);
+            if let Some(fl) = l.flags {
+                l.fcmp = Some((fl.dst, a, b));
+            }
         }
         M::Cvtsi2sd | M::Cvtsi2ss => {
             let fty = if m == M::Cvtsi2sd { Type::F64 } else { Type::F32 };

@@ -414,6 +414,48 @@ mod consistency {
     }
 
     #[test]
+    fn float_compare() {
+        let vals = [0.0f64, -0.0, 1.0, -1.0, 2.5, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+        for op in [&[0x66, 0x0f, 0x2e, 0xc1][..], &[0x66, 0x0f, 0x2f, 0xc1], &[0x0f, 0x2e, 0xc1]] {
+            for cc in 0..16u8 {
+                let setcc = [0x0f, 0x90 + cc, 0xc2];
+                let mut one = op.to_vec();
+                one.extend_from_slice(&setcc);
+                for &a in &vals {
+                    for &b in &vals {
+                        let mut st = GuestState::new();
+                        let (xa, xb) = if op.len() == 3 {
+                            (u128::from((a as f32).to_bits()), u128::from((b as f32).to_bits()))
+                        } else {
+                            (u128::from(a.to_bits()), u128::from(b.to_bits()))
+                        };
+                        st.xmm[0] = xa.to_le_bytes();
+                        st.xmm[1] = xb.to_le_bytes();
+                        let mut st2 = st;
+                        run(&one, &mut st);
+                        run(op, &mut st2);
+                        run(&setcc, &mut st2);
+                        assert_eq!(st.gpr[2] & 0xff, st2.gpr[2] & 0xff, "op {op:02x?} cc {cc} {a} {b}");
+                        // And against the comparison itself for the unsigned conditions.
+                        let want = match cc {
+                            2 => Some(a.is_nan() || b.is_nan() || a < b),
+                            3 => Some(a >= b),
+                            4 => Some(a.is_nan() || b.is_nan() || a == b),
+                            6 => Some(!(a > b)),
+                            7 => Some(a > b),
+                            10 => Some(a.is_nan() || b.is_nan()),
+                            _ => None,
+                        };
+                        if let Some(w) = want {
+                            assert_eq!(st.gpr[2] & 0xff, u64::from(w), "op {op:02x?} cc {cc} {a} {b}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn arithmetic_64() {
         for op in [
             &[0x48, 0x01, 0xd8][..], // add rax, rbx
