@@ -130,6 +130,8 @@ struct Discoverer<'a> {
     /// Numbers in data or immediates that point inside an FDE extent: leaders of its function
     /// once they turn out to be instruction boundaries there.
     maybe_refs: Vec<u64>,
+    /// FDE starts one byte before their function (not functions themselves).
+    early_fdes: HashSet<u64>,
     info: InstructionInfoFactory,
 }
 
@@ -146,6 +148,7 @@ impl<'a> Discoverer<'a> {
             resolved: HashSet::new(),
             symbol_addrs: bin.symbols.iter().map(|s| s.0).collect(),
             maybe_refs: Vec::new(),
+            early_fdes: HashSet::new(),
             info: InstructionInfoFactory::new(),
         }
     }
@@ -193,15 +196,7 @@ impl<'a> Discoverer<'a> {
 
     fn finish(self) -> CodeMap {
         let mut swept = Vec::new();
-        // An FDE that starts one byte before its function (the signal-return trampoline
-        // convention) does not start code itself.
-        let early: HashSet<u64> = self
-            .bin
-            .fdes
-            .iter()
-            .filter(|r| r.end - r.start > 1 && self.funcs.contains_key(&(r.start + 1)))
-            .map(|r| r.start)
-            .collect();
+        let early = self.early_fdes;
         let functions = self
             .funcs
             .into_iter()
@@ -277,10 +272,14 @@ impl<'a> Discoverer<'a> {
             }
         }
         if let Some(owner) = self.fde_owner(t) {
-            if t - owner == 1 || self.only_padding(owner, t) {
+            let overlaps = t - owner == 1 && self.decode_at(owner).is_none_or(|i| i.len() > 1);
+            if overlaps {
                 // An FDE that starts one byte early on purpose (signal-return trampolines, so
-                // that unwinders looking up `pc - 1` find it) or covers the alignment padding
-                // before its function.
+                // that unwinders looking up `pc - 1` find it): the byte before is not code.
+                self.early_fdes.insert(owner);
+                self.add_function(t);
+            } else if self.only_padding(owner, t) {
+                // An FDE that covers the alignment padding before its function.
                 self.add_function(t);
             } else {
                 self.add_leader(owner, t);

@@ -159,3 +159,39 @@ fn busybox_discovery_is_fast() {
     assert!(!map.jump_tables.is_empty());
     assert!(took.as_secs_f64() < 10.0, "discovery took {took:?}");
 }
+
+const EH_CC: &str = r#"
+#include <cstdio>
+#include <stdexcept>
+__attribute__((noinline)) int may_throw(int x) { if (x > 2) throw std::runtime_error("big"); return x * 2; }
+int main(int argc, char **argv) {
+  int s = 0;
+  for (int i = 0; i < argc + 3; i++) {
+    try { s += may_throw(i); } catch (const std::exception &e) { s += 100; }
+  }
+  std::printf("%d\n", s);
+  return 0;
+}
+"#;
+
+/// C++ landing pads (reached only by the unwinder) are found from the LSDAs and are leaders.
+#[test]
+fn cxx_landing_pads_are_leaders() {
+    let exe = build("g++", &["-static", "-O2", "-x", "c++"], EH_CC, "eh-cxx");
+    let full = load(&exe);
+    let bin = load(&strip(&exe));
+    assert_eq!(bin.landing_pads, full.landing_pads);
+    let (main, size, _) = full.symbols.iter().find(|s| s.2 == "main").expect("main").clone();
+    let in_main: Vec<u64> = bin.landing_pads.iter().copied().filter(|p| (main..main + size).contains(p)).collect();
+    assert!(!in_main.is_empty(), "main's catch handler is a landing pad");
+    let map = discover(&bin).expect("discover");
+    let f = map.function(main).expect("main is a function");
+    for p in &in_main {
+        assert!(f.leaders.binary_search(p).is_ok(), "landing pad {p:#x} is a leader of main");
+    }
+    for p in &bin.landing_pads {
+        assert!(map.is_leader(*p), "landing pad {p:#x} is a leader");
+    }
+    println!("{} landing pads, {} in main", bin.landing_pads.len(), in_main.len());
+    check_map_invariants(&bin, &map);
+}
