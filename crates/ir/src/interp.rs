@@ -495,8 +495,8 @@ fn exec(
                 FloatCC::Le => fx <= fy,
                 FloatCC::Uno => uno,
                 FloatCC::Une => uno || fx != fy,
-                FloatCC::Unlt => !(fx < fy),
-                FloatCC::Unle => !(fx <= fy),
+                FloatCC::Unlt => uno || fx >= fy,
+                FloatCC::Unle => uno || fx > fy,
                 FloatCC::Ord => !uno,
             };
             v(Type::I8, u128::from(r))

@@ -338,7 +338,7 @@ impl F80 {
         F80::from_bits(v.to_bits())
     }
 
-    /// Exact conversion from an IEEE double (a signalling NaN is quieted; the caller raises IE).
+    /// Exact conversion from an IEEE double (a signalling NaN stays signalling).
     pub fn from_f64(bits: u64) -> F80 {
         let sign = bits >> 63 != 0;
         let e = ((bits >> 52) & 0x7ff) as u16;
@@ -350,10 +350,10 @@ impl F80 {
                 let lz = f.leading_zeros(); // >= 12
                 let mant = f << lz;
                 // value = f * 2^-1074 = mant * 2^(-1074 - lz); exponent of bit 63.
-                let exp = (16383 - 1074 + 63) as i32 - lz as i32;
+                let exp = (16383 - 1074 + 63) - lz as i32;
                 F80 { sign, exp: exp as u16, mant }
             }
-            0x7ff => F80 { sign, exp: 0x7fff, mant: INT_BIT | (f << 11) | if f != 0 { QUIET } else { 0 } },
+            0x7ff => F80 { sign, exp: 0x7fff, mant: INT_BIT | (f << 11) },
             _ => F80 { sign, exp: e + (16383 - 1023), mant: INT_BIT | (f << 11) },
         }
     }
@@ -368,10 +368,10 @@ impl F80 {
             0 => {
                 let lz = f.leading_zeros();
                 let mant = f << lz;
-                let exp = (16383 - 149 + 63) as i32 - lz as i32;
+                let exp = (16383 - 149 + 63) - lz as i32;
                 F80 { sign, exp: exp as u16, mant }
             }
-            0xff => F80 { sign, exp: 0x7fff, mant: INT_BIT | (f << 40) | if f != 0 { QUIET } else { 0 } },
+            0xff => F80 { sign, exp: 0x7fff, mant: INT_BIT | (f << 40) },
             _ => F80 { sign, exp: e + (16383 - 127), mant: INT_BIT | (f << 40) },
         }
     }
@@ -535,17 +535,48 @@ pub fn arith(opc: Opc, a: F80, b: F80, cw: u16) -> (F80, Flags) {
     };
     let rc = round_of(cw);
     let (x, y) = (a.apf(), b.apf());
-    let r = match opc {
+    let op = |x: Ext, y: Ext| match opc {
         Opc::Add => x.add_r(y, rc),
         Opc::Sub => x.sub_r(y, rc),
         Opc::SubR => y.sub_r(x, rc),
         Opc::Mul => x.mul_r(y, rc),
         Opc::Div => x.div_r(y, rc),
-        Opc::DivR => y.div_r(x, rc),
-        _ => return (F80::INDEFINITE, sw::IE),
+        _ => y.div_r(x, rc),
     };
+    if !matches!(opc, Opc::Add | Opc::Sub | Opc::SubR | Opc::Mul | Opc::Div | Opc::DivR) {
+        return (F80::INDEFINITE, sw::IE);
+    }
+    let mut r = op(x, y);
+    if missed_overflow(&r) {
+        // Redo the operation at half the result's scale (exactly, as the operands involved
+        // are huge or tiny): an overflow iff that result exceeds half the largest value.
+        let half = match opc {
+            Opc::Add | Opc::Sub | Opc::SubR => op(x.scalbn(-1), y.scalbn(-1)),
+            Opc::Mul if x.abs() >= y.abs() => op(x.scalbn(-1), y),
+            Opc::Mul => op(x, y.scalbn(-1)),
+            Opc::Div => op(x, y.scalbn(1)),
+            _ => op(x.scalbn(1), y),
+        };
+        if half.value.abs() > Ext::largest().scalbn(-1) {
+            r.status |= Status::OVERFLOW;
+        }
+    }
     let (v, f) = finish(r, cw);
-    (v, f | de)
+    (v, no_de_after_ie_ze(f | de))
+}
+
+/// apfloat reports no overflow when directed rounding yields the largest finite value.
+fn missed_overflow<T: Float>(r: &rustc_apfloat::StatusAnd<T>) -> bool {
+    r.status == Status::INEXACT && r.value.abs().bitwise_eq(T::largest())
+}
+
+/// The denormal-operand exception is not reported together with invalid or divide-by-zero.
+fn no_de_after_ie_ze(f: Flags) -> Flags {
+    if f & (sw::IE | sw::ZE) != 0 {
+        f & !sw::DE
+    } else {
+        f
+    }
 }
 
 /// Square root, correctly rounded.
@@ -655,8 +686,15 @@ pub fn to_f64(a: F80, cw: u16) -> (u64, Flags) {
         return (bits, if a.is_snan() { sw::IE } else { 0 });
     }
     let mut loses = false;
-    let r: rustc_apfloat::StatusAnd<Double> = a.apf().convert_r(round_of(cw), &mut loses);
-    let de = if a.is_denormal() { sw::DE } else { 0 };
+    let mut r: rustc_apfloat::StatusAnd<Double> = a.apf().convert_r(round_of(cw), &mut loses);
+    if missed_overflow(&r) {
+        let half: rustc_apfloat::StatusAnd<Double> = a.apf().scalbn(-1).convert_r(round_of(cw), &mut loses);
+        if half.value.abs() > Double::largest().scalbn(-1) {
+            r.status |= Status::OVERFLOW;
+        }
+    }
+    // Stores do not report denormal operands.
+    let de = 0;
     (r.value.to_bits() as u64, status_flags(r.status) | de)
 }
 
@@ -670,8 +708,15 @@ pub fn to_f32(a: F80, cw: u16) -> (u32, Flags) {
         return (bits, if a.is_snan() { sw::IE } else { 0 });
     }
     let mut loses = false;
-    let r: rustc_apfloat::StatusAnd<Single> = a.apf().convert_r(round_of(cw), &mut loses);
-    let de = if a.is_denormal() { sw::DE } else { 0 };
+    let mut r: rustc_apfloat::StatusAnd<Single> = a.apf().convert_r(round_of(cw), &mut loses);
+    if missed_overflow(&r) {
+        let half: rustc_apfloat::StatusAnd<Single> = a.apf().scalbn(-1).convert_r(round_of(cw), &mut loses);
+        if half.value.abs() > Single::largest().scalbn(-1) {
+            r.status |= Status::OVERFLOW;
+        }
+    }
+    // Stores do not report denormal operands.
+    let de = 0;
     (r.value.to_bits() as u32, status_flags(r.status) | de)
 }
 
@@ -691,18 +736,19 @@ pub fn compare(a: F80, b: F80, quiet: bool) -> (Option<Ordering>, Flags) {
 
 /// `fscale`: `a * 2^trunc(b)`.
 pub fn scale(a: F80, b: F80, cw: u16) -> (F80, Flags) {
-    if let Err(r) = screen2(a, b) {
-        return r;
-    }
+    let de = match screen2(a, b) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if b.is_inf() {
         return match (b.sign, a.is_zero(), a.is_inf()) {
             (false, true, _) | (true, _, true) => (F80::INDEFINITE, sw::IE),
-            (false, false, _) => (F80 { sign: a.sign, exp: 0x7fff, mant: INT_BIT }, 0),
-            (true, _, false) => (F80 { sign: a.sign, exp: 0, mant: 0 }, 0),
+            (false, false, _) => (F80 { sign: a.sign, exp: 0x7fff, mant: INT_BIT }, de),
+            (true, _, false) => (F80 { sign: a.sign, exp: 0, mant: 0 }, de),
         };
     }
     if a.is_zero() || a.is_inf() {
-        return (a, 0);
+        return (a, de);
     }
     let t = b.apf().round_to_integral(Round::TowardZero).value;
     let tb = F80::of_apf(t);
@@ -723,28 +769,26 @@ pub fn scale(a: F80, b: F80, cw: u16) -> (F80, Flags) {
     // scalbn does not report status; derive overflow/underflow/inexact from the result.
     let back = r.scalbn_r(-n, rc);
     let mut f = 0;
-    if r.is_infinite() {
-        f |= sw::OE | sw::PE;
-    } else if back.to_bits() != x.to_bits() {
-        f |= sw::UE | sw::PE;
+    if r.is_infinite() || back.to_bits() != x.to_bits() {
+        f |= if n > 0 { sw::OE | sw::PE } else { sw::UE | sw::PE };
     }
     let (v, pf) = round_precision(F80::of_apf(r), precision_bits(cw), rc);
-    (v, f | pf)
+    (v, f | pf | de)
 }
 
 /// `fprem` (`round == false`, truncated quotient) and `fprem1` (quotient rounded to nearest):
 /// the remainder, the low three quotient bits, and whether the reduction is incomplete.
 pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, u64, bool, Flags) {
-    if let Err((r, f)) = screen2(a, b) {
-        return (r, 0, false, f);
-    }
+    let de = match screen2(a, b) {
+        Ok(f) => f,
+        Err((r, f)) => return (r, 0, false, f),
+    };
     if a.is_inf() || b.is_zero() {
         return (F80::INDEFINITE, 0, false, sw::IE);
     }
     if a.is_zero() || b.is_inf() {
-        return (a, 0, false, 0);
+        return (a, 0, false, de);
     }
-    let de = if a.is_denormal() || b.is_denormal() { sw::DE } else { 0 };
     // Normalize both: value = m * 2^(e - 63).
     let norm = |v: F80| {
         let lz = v.mant.leading_zeros();
@@ -814,6 +858,9 @@ struct Fpu<'a> {
     s: &'a mut GuestState,
     /// Exception flags and condition codes raised by the current instruction.
     flags: Flags,
+    /// The memory operand was a denormal in its source format (reported as DE unless a
+    /// NaN, invalid or divide-by-zero takes precedence).
+    src_den: bool,
 }
 
 impl Fpu<'_> {
@@ -958,7 +1005,8 @@ fn operand(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> Option
         Kind::None => f.get(1),
         k => {
             let (v, fl) = load_operand(k, addr, host)?;
-            f.flags |= fl;
+            f.src_den = fl & sw::DE != 0;
+            f.flags |= fl & !sw::DE;
             Some(v)
         }
     }
@@ -967,7 +1015,7 @@ fn operand(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> Option
 /// Execute one x87 instruction. Returns 0, or [`crate::UNKNOWN`] for a form that does not
 /// exist (e.g. `fadd` with an 80-bit memory operand).
 pub fn execute(state: &mut GuestState, op: X87Op, addr: u64, host: &mut dyn Host) -> u64 {
-    let mut f = Fpu { s: state, flags: 0 };
+    let mut f = Fpu { s: state, flags: 0, src_den: false };
     let ok = step(&mut f, op, addr, host);
     // Condition codes written by this instruction replace the old ones; exception flags
     // are sticky.
@@ -1018,7 +1066,10 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             };
             let r = match (d, s) {
                 (Some(d), Some(s)) => {
-                    let (v, fl) = arith(op.opc, d, s, cw);
+                    let (v, mut fl) = arith(op.opc, d, s, cw);
+                    if f.src_den && !d.is_nan() && !s.is_nan() {
+                        fl = no_de_after_ie_ze(fl | sw::DE);
+                    }
                     f.flags |= fl;
                     v
                 }
@@ -1035,7 +1086,10 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             let b = if matches!(op.opc, Opc::ComPP | Opc::UComPP) { f.get(1) } else { operand(f, op, addr, host) };
             let ord = match (a, b) {
                 (Some(a), Some(b)) => {
-                    let (o, fl) = compare(a, b, quiet);
+                    let (o, mut fl) = compare(a, b, quiet);
+                    if f.src_den && !a.is_nan() && !b.is_nan() {
+                        fl = no_de_after_ie_ze(fl | sw::DE);
+                    }
                     f.flags |= fl;
                     o
                 }
@@ -1126,8 +1180,13 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
                 Kind::St => f.get(op.sti).unwrap_or(F80::INDEFINITE),
                 k => match load_operand(k, addr, host) {
                     Some((v, fl)) => {
-                        f.flags |= fl;
-                        v
+                        f.flags |= if f.is_empty(7) { fl } else { fl & !sw::DE };
+                        // A signalling NaN is quieted by the conversion.
+                        if v.is_nan() && matches!(k, Kind::M32 | Kind::M64) {
+                            v.quiet()
+                        } else {
+                            v
+                        }
                     }
                     None => return false,
                 },
@@ -1218,6 +1277,11 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             };
         }
         Opc::Xtract => match f.get(0) {
+            Some(_) if !f.is_empty(7) => {
+                // Stack overflow: both results are the indefinite.
+                f.set(0, F80::INDEFINITE);
+                f.push(F80::INDEFINITE);
+            }
             Some(v) => {
                 if v.is_unsupported() {
                     f.flags |= sw::IE;
@@ -1303,12 +1367,14 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             };
             let s = &*f.s;
             let holds = flags::eval_cond(cc, s.cc_op, s.cc_dst, s.cc_src1, s.cc_src2);
-            let src = f.get(op.sti);
-            if f.is_empty(0) {
+            if f.is_empty(0) || f.is_empty(op.sti) {
+                // Stack underflow, whatever the condition.
                 f.flags |= sw::IE | sw::SF;
+                f.flags &= !sw::C1;
                 f.set(0, F80::INDEFINITE);
             } else if holds {
-                f.set(0, src.unwrap_or(F80::INDEFINITE));
+                let v = f.raw(op.sti);
+                f.set(0, v);
             }
         }
     }

@@ -1,0 +1,248 @@
+//! x87 instructions (the software x87 of `hcontainer_semantics` behind `Helper::X87`) against
+//! native execution: random register stacks (with empty slots, NaNs, denormals, infinities,
+//! unnormals), random memory operands, every rounding mode, 64-bit precision control.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+mod native;
+
+use native::{check, layout, random_machine, Compare, Layout, Machine, Rng};
+
+/// Inputs per instruction form.
+const N: usize = 1000;
+
+/// An 80-bit value, often an edge case.
+fn ext(rng: &mut Rng) -> [u8; 10] {
+    let sign = (rng.next() & 1) << 15;
+    let (exp, mant): (u64, u64) = match rng.below(12) {
+        0 => (0, 0),
+        1 => (0x7fff, 1 << 63),
+        2 => (0x7fff, (1 << 63) | (1 << 62) | (rng.next() >> 2)),         // qNaN
+        3 => (0x7fff, (1 << 63) | (rng.next() >> 2) | 1),                 // sNaN (or qNaN)
+        4 => (0, rng.next() >> 1 | 1),                                    // denormal
+        5 => (1 + rng.below(64), (1 << 63) | rng.next()),                 // tiny
+        6 => (0x7ffe - rng.below(64), (1 << 63) | rng.next()),            // huge
+        7 => (0x3fff + rng.below(70), (1 << 63) | (rng.next() << 40)),     // integer-ish
+        8 => (0x3fff + rng.below(3), (1 << 63) | (rng.next() & !0xff)),    // near 1
+        9 if rng.below(8) == 0 => (0x4000 + rng.below(100), rng.next() >> 1), // unnormal
+        _ => (0x3fff - 80 + rng.below(160), (1 << 63) | rng.next()),
+    };
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&mant.to_le_bytes());
+    b[8..].copy_from_slice(&((exp as u16) | sign as u16).to_le_bytes());
+    b
+}
+
+/// A random x87 state: TOP, tags (mostly valid), registers; rounding mode random, all
+/// exceptions masked, 64-bit precision. Memory at [rsi] holds random operand bytes.
+fn x87_state(m: &mut Machine, rng: &mut Rng, lay: Layout) {
+    let rc = rng.below(4) as u16;
+    m.set_fcw(0x037f | (rc << 10));
+    let top = rng.below(8) as u16;
+    m.set_fsw(top << 11);
+    let mut tag = 0u8;
+    for phys in 0..8 {
+        if rng.below(8) != 0 {
+            tag |= 1 << phys;
+        }
+    }
+    // Keep st(0) and st(1) valid most of the time, and leave room to push sometimes.
+    if rng.below(4) != 0 {
+        tag |= 1 << top | 1 << ((top + 1) & 7);
+    }
+    if rng.below(3) == 0 {
+        tag &= !(1 << ((top + 7) & 7));
+    }
+    m.set_ftw(tag);
+    for i in 0..8 {
+        let v = ext(rng);
+        m.set_st(i, v);
+    }
+    m.gpr[6] = lay.data + 0x800 + rng.below(32);
+    let off = (m.gpr[6] - lay.data) as usize;
+    // Memory operand: an extended, double, single or integer edge value at [rsi].
+    let mut b = [0u8; 16];
+    match rng.below(5) {
+        0 => b[..10].copy_from_slice(&ext(rng)),
+        1 => {
+            let e = ext(rng);
+            b[..8].copy_from_slice(&e[..8]);
+            // Reuse as a double: sign and exponent from the top bits of a random edge.
+            let d = f64::from_bits(rng.value()).to_bits();
+            b[..8].copy_from_slice(&d.to_le_bytes());
+        }
+        2 => b[..4].copy_from_slice(&(rng.value() as u32).to_le_bytes()),
+        3 => b[..8].copy_from_slice(&((rng.below(100_000) as i64 - 50_000) as u64).to_le_bytes()),
+        _ => rng.bytes(&mut b),
+    }
+    m.data[off..off + 16].copy_from_slice(&b);
+}
+
+/// A valid control word (all exceptions masked) at [rsi] for fldcw.
+fn fldcw_state(m: &mut Machine, rng: &mut Rng, lay: Layout) {
+    x87_state(m, rng, lay);
+    let cw = 0x037fu16 | ((rng.below(4) as u16) << 10) | ((rng.below(4) as u16) << 8);
+    let off = (m.gpr[6] - lay.data) as usize;
+    m.data[off..off + 2].copy_from_slice(&cw.to_le_bytes());
+}
+
+type Setup = fn(&mut Machine, &mut Rng, Layout);
+
+/// Status word bits compared: everything but C1 (the round-up indicator) and the summary
+/// bits, which masked exceptions never set.
+const FSW_MASK: u16 = !(1 << 9);
+
+fn run(list: &[(String, Vec<u8>, Setup)]) -> usize {
+    let lay = layout();
+    let cmp = Compare { x87: true, fsw_mask: FSW_MASK, ..Compare::default() };
+    let mut total = 0;
+    let mut errors = Vec::new();
+    'forms: for (name, bytes, setup) in list {
+        let mut rng = Rng::new(bytes.iter().fold(0x87_u64, |h, b| h.rotate_left(11) ^ u64::from(*b)));
+        for _ in 0..N {
+            let mut m = random_machine(&mut rng, lay);
+            setup(&mut m, &mut rng, lay);
+            if let Err(e) = check(bytes, &m, cmp, 0) {
+                errors.push(format!("{name} ({bytes:02x?}) differs from native:\n{}", short(&e, &m)));
+                continue 'forms;
+            }
+            total += 1;
+        }
+    }
+    assert!(errors.is_empty(), "{} forms differ:\n{}", errors.len(), errors.join("\n\n"));
+    total
+}
+
+/// The difference report without the IR dump, plus the x87 input.
+fn short(e: &str, m: &Machine) -> String {
+    let head: Vec<&str> = e.lines().take_while(|l| !l.starts_with("block ")).collect();
+    let sts: Vec<String> = (0..8).map(|i| format!("{:02x?}", m.st(i))).collect();
+    format!(
+        "{}\n  x87 in: fcw {:#06x} fsw {:#06x} ftw {:#04x} st {}\n  mem [rsi] {:02x?}",
+        head.join("\n"),
+        m.fcw(),
+        m.fsw(),
+        m.ftw(),
+        sts.join(" "),
+        &m.data[(m.gpr[6] & 0xfff) as usize..(m.gpr[6] & 0xfff) as usize + 10]
+    )
+}
+
+fn f(name: &str, bytes: &[u8]) -> (String, Vec<u8>, Setup) {
+    (name.to_string(), bytes.to_vec(), x87_state)
+}
+
+#[test]
+fn x87_arithmetic() {
+    let names = ["add", "mul", "com", "comp", "sub", "subr", "div", "divr"];
+    let mut list = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let n = n as u8;
+        list.push(f(&format!("f{name} m32"), &[0xd8, 0x06 | (n << 3)]));
+        list.push(f(&format!("f{name} m64"), &[0xdc, 0x06 | (n << 3)]));
+        list.push(f(&format!("fi{name} m32"), &[0xda, 0x06 | (n << 3)]));
+        list.push(f(&format!("fi{name} m16"), &[0xde, 0x06 | (n << 3)]));
+        for i in [0u8, 1, 5] {
+            list.push(f(&format!("f{name} st0,st{i}"), &[0xd8, 0xc0 | (n << 3) | i]));
+            if n != 2 && n != 3 {
+                list.push(f(&format!("f{name} st{i},st0"), &[0xdc, 0xc0 | (n << 3) | i]));
+                list.push(f(&format!("f{name}p st{i},st0"), &[0xde, 0xc0 | (n << 3) | i]));
+            }
+        }
+    }
+    eprintln!("x87 arithmetic: {} inputs", run(&list));
+}
+
+#[test]
+fn x87_loads_stores() {
+    let list = vec![
+        f("fld m32", &[0xd9, 0x06]),
+        f("fld m64", &[0xdd, 0x06]),
+        f("fld m80", &[0xdb, 0x2e]),
+        f("fild m16", &[0xdf, 0x06]),
+        f("fild m32", &[0xdb, 0x06]),
+        f("fild m64", &[0xdf, 0x2e]),
+        f("fld st0", &[0xd9, 0xc0]),
+        f("fld st3", &[0xd9, 0xc3]),
+        f("fst m32", &[0xd9, 0x16]),
+        f("fstp m32", &[0xd9, 0x1e]),
+        f("fst m64", &[0xdd, 0x16]),
+        f("fstp m64", &[0xdd, 0x1e]),
+        f("fstp m80", &[0xdb, 0x3e]),
+        f("fst st2", &[0xdd, 0xd2]),
+        f("fstp st1", &[0xdd, 0xd9]),
+        f("fstp st0", &[0xdd, 0xd8]),
+        f("fist m16", &[0xdf, 0x16]),
+        f("fistp m16", &[0xdf, 0x1e]),
+        f("fist m32", &[0xdb, 0x16]),
+        f("fistp m32", &[0xdb, 0x1e]),
+        f("fistp m64", &[0xdf, 0x3e]),
+        f("fisttp m16", &[0xdf, 0x0e]),
+        f("fisttp m32", &[0xdb, 0x0e]),
+        f("fisttp m64", &[0xdd, 0x0e]),
+        f("fld1", &[0xd9, 0xe8]),
+        f("fldl2t", &[0xd9, 0xe9]),
+        f("fldl2e", &[0xd9, 0xea]),
+        f("fldpi", &[0xd9, 0xeb]),
+        f("fldlg2", &[0xd9, 0xec]),
+        f("fldln2", &[0xd9, 0xed]),
+        f("fldz", &[0xd9, 0xee]),
+    ];
+    eprintln!("x87 loads/stores: {} inputs", run(&list));
+}
+
+#[test]
+fn x87_unary_and_special() {
+    let list = vec![
+        f("fchs", &[0xd9, 0xe0]),
+        f("fabs", &[0xd9, 0xe1]),
+        f("ftst", &[0xd9, 0xe4]),
+        f("fxam", &[0xd9, 0xe5]),
+        f("fxtract", &[0xd9, 0xf4]),
+        f("fprem1", &[0xd9, 0xf5]),
+        f("fprem", &[0xd9, 0xf8]),
+        f("fsqrt", &[0xd9, 0xfa]),
+        f("frndint", &[0xd9, 0xfc]),
+        f("fscale", &[0xd9, 0xfd]),
+    ];
+    eprintln!("x87 unary: {} inputs", run(&list));
+}
+
+#[test]
+fn x87_compare_and_cmov() {
+    let mut list = vec![
+        f("fcompp", &[0xde, 0xd9]),
+        f("fucompp", &[0xda, 0xe9]),
+        f("fucom st1", &[0xdd, 0xe1]),
+        f("fucomp st2", &[0xdd, 0xea]),
+        f("fucomi st1", &[0xdb, 0xe9]),
+        f("fcomi st1", &[0xdb, 0xf1]),
+        f("fucomip st1", &[0xdf, 0xe9]),
+        f("fcomip st3", &[0xdf, 0xf3]),
+    ];
+    for (k, op) in [(0u8, 0xdau8), (1, 0xdb)] {
+        for n in 0..4u8 {
+            list.push(f(&format!("fcmov{k}{n} st1"), &[op, 0xc0 | (n << 3) | 1]));
+        }
+    }
+    eprintln!("x87 compare: {} inputs", run(&list));
+}
+
+#[test]
+fn x87_control() {
+    let mut list = vec![
+        f("fxch st1", &[0xd9, 0xc9]),
+        f("fxch st6", &[0xd9, 0xce]),
+        f("ffree st2", &[0xdd, 0xc2]),
+        f("fincstp", &[0xd9, 0xf7]),
+        f("fdecstp", &[0xd9, 0xf6]),
+        f("fninit", &[0xdb, 0xe3]),
+        f("fnclex", &[0xdb, 0xe2]),
+        f("fnop", &[0xd9, 0xd0]),
+        f("fwait", &[0x9b]),
+        f("fnstsw ax", &[0xdf, 0xe0]),
+        f("fnstsw m16", &[0xdd, 0x3e]),
+        f("fnstcw m16", &[0xd9, 0x3e]),
+    ];
+    list.push(("fldcw m16".to_string(), vec![0xd9, 0x2e], fldcw_state as Setup));
+    eprintln!("x87 control: {} inputs", run(&list));
+}
