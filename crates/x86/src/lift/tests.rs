@@ -572,3 +572,84 @@ mod golden {
         check("shl_cl_then_jz", &[0xd3, 0xe0, 0x74, 0x00]);
     }
 }
+
+mod sse_values {
+    //! SSE instructions lifted and interpreted on known values.
+    use super::*;
+    use hcontainer_abi::GuestState;
+    use hcontainer_ir::interp::{run_block, Memory, SparseMemory, StepClock};
+
+    const DATA: u64 = 0x10_0000;
+
+    fn run(code: &[u8], st: &mut GuestState, mem: &mut SparseMemory) {
+        let mut clock = StepClock::default();
+        let b = lift_block(code, 0x1000, &|_| false);
+        run_block(&b, st, mem, &mut clock).unwrap_or_else(|e| panic!("{code:02x?}: {e}"));
+    }
+
+    fn xmm(st: &GuestState, i: usize) -> u128 {
+        u128::from_le_bytes(st.xmm[i])
+    }
+
+    #[test]
+    fn strlen_kernel() {
+        let mut mem = SparseMemory::new();
+        mem.map(DATA, 0x1000);
+        mem.write(DATA, b"hello, world\0xyz").expect("mapped");
+        let mut st = GuestState::new();
+        st.gpr[7] = DATA;
+        st.xmm[1] = [0xaa; 16];
+        // movdqu xmm0, [rdi] ; pxor xmm1, xmm1 ; pcmpeqb xmm0, xmm1 ; pmovmskb eax, xmm0 ; bsf eax, eax
+        let code = [0xf3, 0x0f, 0x6f, 0x07, 0x66, 0x0f, 0xef, 0xc9, 0x66, 0x0f, 0x74, 0xc1, 0x66, 0x0f, 0xd7, 0xc0, 0x0f, 0xbc, 0xc0];
+        run(&code, &mut st, &mut mem);
+        assert_eq!(xmm(&st, 1), 0);
+        assert_eq!(st.gpr[0], 12);
+    }
+
+    #[test]
+    fn conversions() {
+        let mut mem = SparseMemory::new();
+        let mut st = GuestState::new();
+        st.xmm[0] = (u128::from(1e30f64.to_bits()) | (7u128 << 64)).to_le_bytes();
+        st.xmm[1] = u128::from((-3.7f64).to_bits()).to_le_bytes();
+        st.gpr[3] = (-5i64) as u64;
+        // cvttsd2si rax, xmm0 ; cvttsd2si ecx, xmm1 ; cvtsi2sd xmm0, rbx ; cvtsd2si rdx, xmm1
+        let code = [0xf2, 0x48, 0x0f, 0x2c, 0xc0, 0xf2, 0x0f, 0x2c, 0xc9, 0xf2, 0x48, 0x0f, 0x2a, 0xc3, 0xf2, 0x48, 0x0f, 0x2d, 0xd1];
+        run(&code, &mut st, &mut mem);
+        assert_eq!(st.gpr[0], 0x8000_0000_0000_0000);
+        assert_eq!(st.gpr[1], 0xffff_fffd);
+        assert_eq!(xmm(&st, 0), u128::from((-5.0f64).to_bits()) | (7u128 << 64));
+        assert_eq!(st.gpr[2], (-4i64) as u64);
+    }
+
+    #[test]
+    fn moves_and_lanes() {
+        let mut mem = SparseMemory::new();
+        let mut st = GuestState::new();
+        st.gpr[0] = 0x1122_3344_5566_7788;
+        st.xmm[0] = [0xff; 16];
+        st.xmm[1] = (0xaaaa_u128 | (0xbbbb_u128 << 64)).to_le_bytes();
+        st.xmm[2] = (0xcccc_u128 | (0xdddd_u128 << 64)).to_le_bytes();
+        st.xmm[3] = (0xcccc_u128 | (0xdddd_u128 << 64)).to_le_bytes();
+        // movq xmm0, rax ; unpcklpd xmm1, xmm2 ; movhlps xmm3, xmm1 ; pshufd xmm4, xmm0, 0x1b
+        let code = [0x66, 0x48, 0x0f, 0x6e, 0xc0, 0x66, 0x0f, 0x14, 0xca, 0x0f, 0x12, 0xd9, 0x66, 0x0f, 0x70, 0xe0, 0x1b];
+        run(&code, &mut st, &mut mem);
+        assert_eq!(xmm(&st, 0), 0x1122_3344_5566_7788);
+        assert_eq!(xmm(&st, 1), 0xaaaa | (0xcccc << 64));
+        assert_eq!(xmm(&st, 3), 0xcccc | (0xdddd << 64));
+        assert_eq!(xmm(&st, 4), (0x5566_7788u128 << 96) | (0x1122_3344u128 << 64));
+    }
+
+    #[test]
+    fn arithmetic_keeps_upper_lane() {
+        let mut mem = SparseMemory::new();
+        let mut st = GuestState::new();
+        st.xmm[0] = (u128::from(9.0f64.to_bits()) | (0x1234u128 << 64)).to_le_bytes();
+        st.xmm[1] = u128::from(2.0f64.to_bits()).to_le_bytes();
+        // divsd xmm0, xmm1 ; sqrtsd xmm2, xmm0 ; maxsd xmm2, xmm1
+        let code = [0xf2, 0x0f, 0x5e, 0xc1, 0xf2, 0x0f, 0x51, 0xd0, 0xf2, 0x0f, 0x5f, 0xd1];
+        run(&code, &mut st, &mut mem);
+        assert_eq!(xmm(&st, 0), u128::from(4.5f64.to_bits()) | (0x1234u128 << 64));
+        assert_eq!(xmm(&st, 2) as u64, 4.5f64.sqrt().to_bits());
+    }
+}
