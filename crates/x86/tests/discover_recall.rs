@@ -116,6 +116,9 @@ fn check_map_invariants(bin: &GuestBinary, map: &hcontainer_x86::CodeMap) {
         assert!(bin.is_code(f.entry));
         assert!(f.leaders.windows(2).all(|w| w[0] < w[1]), "leaders sorted, unique");
         assert!(f.leaders.binary_search(&f.entry).is_ok(), "entry {:#x} is a leader", f.entry);
+        if let Some(end) = f.end {
+            assert!(f.leaders.iter().all(|l| (f.entry..end).contains(l)), "leaders of {:#x} in its extent", f.entry);
+        }
     }
     assert!(map.function(bin.entry).is_some(), "entry point is a function");
 }
