@@ -501,6 +501,16 @@ fn compare(
     ))
 }
 
+/// Run `insn` natively only (no lifting), e.g. to check flag formulas against hardware.
+pub fn run_native(insn: &[u8], input: &Machine) -> Machine {
+    let mut guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let native = guard.get_or_insert_with(Native::new);
+    if native.insn != insn {
+        native.build(insn);
+    }
+    native.run(input)
+}
+
 /// Layout of the native region (for memory operands and rsp), creating it if needed.
 pub fn layout() -> Layout {
     let mut guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
