@@ -11,7 +11,7 @@
 //! lists and cache directories, empty dpkg status) and the system's Debian keyring: the
 //! system's apt sources and installed packages stay as they are.
 //!
-//! For the agreement tests it also installs trixie's `python3-pycriu` (the `crit` tool) with
+//! For the agreement tests it also installs the same release's `python3-pycriu` (`crit`) with
 //! bookworm's pure-Python protobuf runtime next to it, launched by `<prefix>/bin/crit`.
 
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ impl Arch {
 }
 
 /// Version stamp written once an installation is complete; bump it to force a reinstall.
-const STAMP: &str = "forky criu 4.2 + trixie crit, layout 2\n";
+const STAMP: &str = "forky criu 4.2 + crit 4.2, layout 3\n";
 
 /// Installs x86-64 CRIU under `<cache_dir>/criu` unless already there; returns the launcher
 /// `<cache_dir>/criu/bin/criu`. `<cache_dir>/criu/bin/crit` is installed beside it.
@@ -96,7 +96,7 @@ pub fn ensure_arch(cache_dir: &Path, arch: Arch) -> Result<PathBuf> {
         packages.iter().map(|p| format!("{p}:{}", arch.debian())).collect();
     if arch == Arch::X86_64 {
         // crit needs google.protobuf; bookworm's pure-Python runtime fits the system python3.
-        specs.push("python3-pycriu/trixie".to_string());
+        specs.push("python3-pycriu".to_string());
         specs.push("python3-protobuf/bookworm".to_string());
     }
     apt.download(&specs, &debs_dir)?;
@@ -141,7 +141,7 @@ fn write_launchers(prefix: &Path, arch: Arch) -> Result<()> {
     write_executable(&bin.join("criu"), &criu)?;
     if arch == Arch::X86_64 {
         let crit = "#!/bin/sh\n\
-             # crit from Debian trixie's python3-pycriu with a pure-Python protobuf runtime.\n\
+             # crit from Debian's python3-pycriu with a pure-Python protobuf runtime.\n\
              P=\"$(cd \"$(dirname \"$0\")/../root\" && pwd)\"\n\
              export PYTHONPATH=\"$P/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}\"\n\
              export PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python\n\

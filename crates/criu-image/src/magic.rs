@@ -120,7 +120,8 @@ pub fn kind_of(magic: u32) -> Option<&'static ImageKind> {
 /// The kind a file name implies, for files whose name CRIU fixes (`core-12.img` → `CORE`).
 /// `None` for raw images and names hcontainer does not know.
 pub fn kind_for_name(name: &str) -> Option<&'static ImageKind> {
-    let stem = name.strip_suffix(".img")?;
+    // Service images have no suffix (`stats-dump`).
+    let stem = name.strip_suffix(".img").unwrap_or(name);
     if let Some(kind) = kind_for_stem(stem) {
         return Some(kind);
     }
