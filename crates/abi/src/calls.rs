@@ -114,3 +114,37 @@ pub struct GuestSegment {
 pub const GUEST_SEGMENTS: &str = "hc_guest_segments";
 /// `u64`: number of entries in [`GUEST_SEGMENTS`].
 pub const GUEST_SEGMENTS_LEN: &str = "hc_guest_segments_len";
+
+/// `hc_resume`: the entry a restored thread continues at when its image was recoded from a
+/// native one. Entered (not called) with the host stack pointer at
+/// [`crate::layout::MAIN_RESUME_RECORD`] (the host stack below the record) and the first
+/// argument register (rdi, x0, a0) holding the address of a [`ResumeRecord`]. The runtime
+/// initializes itself if its data is fresh (the image's runtime segments come from the
+/// executable file) and continues the guest at `state.rip` with an empty host stack.
+pub const RESUME: &str = "hc_resume";
+
+/// [`ResumeRecord::magic`]: "HCRESUME" little-endian.
+pub const RESUME_MAGIC: u64 = u64::from_le_bytes(*b"HCRESUME");
+
+/// What a thread needs to continue as a translated thread: written by the runtime at
+/// start-up for the main thread and by recode for a native image.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(16))]
+pub struct ResumeRecord {
+    /// [`RESUME_MAGIC`].
+    pub magic: u64,
+    /// [`crate::GUEST_STATE_VERSION`] of `state`.
+    pub version: u64,
+    /// The guest's initial program break (CRIU's `mm_start_brk`); 0 when the runtime's
+    /// own start-up set it.
+    pub brk_start: u64,
+    /// The guest's current program break (`mm_brk`).
+    pub brk_cur: u64,
+    /// Reserved, zero.
+    pub reserved: [u64; 4],
+    /// The thread's registers.
+    pub state: crate::GuestState,
+}
+
+const _: () = assert!(core::mem::offset_of!(ResumeRecord, state) == 64);
+const _: () = assert!(core::mem::size_of::<ResumeRecord>() <= crate::layout::GUEST_PAGE_SIZE as usize);

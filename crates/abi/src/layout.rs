@@ -34,3 +34,7 @@ pub const STACK_GUARD_SIZE: u64 = 64 << 10;
 pub const HOST_STACK_TOP: u64 = RUNTIME_BASE + RUNTIME_SIZE;
 /// Size of the host stack.
 pub const HOST_STACK_SIZE: u64 = 256 << 20;
+/// The page holding the main thread's [`crate::calls::ResumeRecord`] (its `GuestState`
+/// included): the top page of the host stack mapping. The dispatcher's host stack ends
+/// below it; recode reads and writes the guest state there.
+pub const MAIN_RESUME_RECORD: u64 = HOST_STACK_TOP - GUEST_PAGE_SIZE;

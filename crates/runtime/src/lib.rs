@@ -42,6 +42,7 @@ pub mod dispatch;
 pub mod mem;
 pub mod place;
 pub mod print;
+pub mod resume;
 pub mod signal;
 pub mod start;
 pub mod sys;

@@ -27,6 +27,14 @@ pub fn init_brk(start: u64) {
     BRK_MAPPED.store(start, Ordering::Relaxed);
 }
 
+/// Adopt a program break the kernel managed (a process restored from a native image):
+/// the heap `[start, page_up(cur))` is already mapped.
+pub fn adopt_brk(start: u64, cur: u64) {
+    BRK_START.store(page_up(start), Ordering::Relaxed);
+    BRK_CUR.store(cur, Ordering::Relaxed);
+    BRK_MAPPED.store(page_up(cur).max(page_up(start)), Ordering::Relaxed);
+}
+
 /// True when `[addr, addr + len)` overlaps hcontainer's range (or wraps).
 pub fn overlaps_runtime(addr: u64, len: u64) -> bool {
     let Some(end) = addr.checked_add(len) else {

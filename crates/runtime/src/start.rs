@@ -2,21 +2,12 @@
 //! x86-64 SysV start-up stack on it exactly as Linux does for a static executable, map the
 //! host stack translated code runs on, and enter the dispatcher.
 
-use core::cell::UnsafeCell;
-
-use hcontainer_abi::{calls::GuestInfo, layout, GuestState, Gpr, GUEST_STATE_VERSION};
+use hcontainer_abi::{calls::GuestInfo, layout, Gpr, GUEST_STATE_VERSION};
 
 use crate::{arch, dispatch, eprintln, mem, print, sys};
 
 /// Status for failures before the guest runs (as a shell's "cannot execute").
 pub const EXIT_STARTUP_FAILED: i32 = 127;
-
-/// The main thread's guest state.
-struct StateCell(UnsafeCell<GuestState>);
-// SAFETY: only the main thread exists and it is the only user of the cell; threads get
-// their own state when they are supported.
-unsafe impl Sync for StateCell {}
-static MAIN_STATE: StateCell = StateCell(UnsafeCell::new(GuestState::new()));
 
 /// Auxiliary vector tags used here.
 mod at {
@@ -274,7 +265,9 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
 
     map_stack("the host stack", layout::HOST_STACK_TOP, layout::HOST_STACK_SIZE, sys::MAP_NORESERVE);
 
-    let state = MAIN_STATE.0.get();
+    // SAFETY: the host stack (with the record page on top) was just mapped.
+    let state = unsafe { crate::resume::init_main_record() };
+    crate::resume::set_initialized();
     // SAFETY: nothing else holds a reference to the main state yet.
     unsafe {
         let st = &mut *state;
@@ -282,8 +275,9 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         st.gpr[Gpr::Rdx as usize] = 0;
         st.rip = info.entry;
     }
-    // SAFETY: the host stack was just mapped, its top is page (hence 16-byte) aligned.
-    unsafe { arch::switch_stack(layout::HOST_STACK_TOP as usize, dispatch::run_main, state as usize) }
+    // SAFETY: the host stack was just mapped; it ends below the record page, page (hence
+    // 16-byte) aligned.
+    unsafe { arch::switch_stack(layout::MAIN_RESUME_RECORD as usize, dispatch::run_main, state as usize) }
 }
 
 /// Build argc, argv, envp, auxv and the strings on the guest stack; returns the guest rsp.

@@ -37,6 +37,22 @@ global_asm!(
     entry = sym crate::start::start_rust,
 );
 
+// Resume entry of a recoded image (`hcontainer_abi::calls::RESUME`): x0 holds the
+// `ResumeRecord`, sp the host stack below it.
+global_asm!(
+    ".globl hc_resume",
+    ".type hc_resume,%function",
+    "hc_resume:",
+    "    mov x9, sp",
+    "    and x9, x9, #-16",
+    "    mov sp, x9",
+    "    mov x29, #0",
+    "    mov x30, #0",
+    "    bl {entry}",
+    "    brk #0",
+    entry = sym crate::resume::resume_rust,
+);
+
 /// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
 ///
 /// # Safety

@@ -38,6 +38,20 @@ global_asm!(
     entry = sym crate::start::start_rust,
 );
 
+// Resume entry of a recoded image (`hcontainer_abi::calls::RESUME`): a0 holds the
+// `ResumeRecord`, sp the host stack below it.
+global_asm!(
+    ".globl hc_resume",
+    ".type hc_resume,@function",
+    "hc_resume:",
+    "    andi sp, sp, -16",
+    "    li ra, 0",
+    "    li s0, 0",
+    "    call {entry}",
+    "    unimp",
+    entry = sym crate::resume::resume_rust,
+);
+
 /// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
 ///
 /// # Safety

@@ -38,6 +38,19 @@ global_asm!(
     entry = sym crate::start::start_rust,
 );
 
+// Resume entry of a recoded image (`hcontainer_abi::calls::RESUME`): rdi holds the
+// `ResumeRecord`, rsp the host stack below it.
+global_asm!(
+    ".globl hc_resume",
+    ".type hc_resume,@function",
+    "hc_resume:",
+    "    xor ebp, ebp",
+    "    and rsp, -16",
+    "    call {entry}",
+    "    ud2",
+    entry = sym crate::resume::resume_rust,
+);
+
 /// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
 ///
 /// # Safety
