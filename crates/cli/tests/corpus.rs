@@ -245,7 +245,7 @@ fn corpus_translations_match_native_runs() {
         match r {
             Ok(b) => {
                 for (args, o) in programs[p].runs.iter().zip(&b.native) {
-                    if matches!(o.status, Status::Timeout | Status::NotStarted(_) | Status::Signal(_)) {
+                    if matches!(o.status, Status::Timeout | Status::MemoryLimit(_) | Status::NotStarted(_) | Status::Signal(_)) {
                         failures.push(format!("{} [{}] {args:?}: native run ended with {}", programs[p].name, b.variant, o.status));
                     }
                 }

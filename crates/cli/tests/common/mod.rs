@@ -50,6 +50,8 @@ pub enum Status {
     Exit(i32),
     Signal(i32),
     Timeout,
+    /// Killed for using more resident memory than the limit (bytes).
+    MemoryLimit(u64),
     /// The program could not be started at all.
     NotStarted(String),
 }
@@ -60,6 +62,7 @@ impl std::fmt::Display for Status {
             Status::Exit(c) => write!(f, "exit {c}"),
             Status::Signal(s) => write!(f, "signal {s}"),
             Status::Timeout => write!(f, "timeout"),
+            Status::MemoryLimit(b) => write!(f, "killed above {} MiB resident", b >> 20),
             Status::NotStarted(e) => write!(f, "not started: {e}"),
         }
     }
@@ -178,6 +181,11 @@ pub fn run(spec: &RunSpec<'_>, scratch: &Path) -> Outcome {
                         let _ = child.wait();
                         break Status::Timeout;
                     }
+                    Ok(None) if resident_bytes(child.id()) > memory_limit() => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Status::MemoryLimit(memory_limit());
+                    }
                     Ok(None) => std::thread::sleep(Duration::from_millis(5)),
                     Err(e) => break Status::NotStarted(e.to_string()),
                 }
@@ -191,6 +199,20 @@ pub fn run(spec: &RunSpec<'_>, scratch: &Path) -> Outcome {
     collect_files(&cwd, &cwd, &mut files);
     let _ = std::fs::remove_dir_all(&cwd);
     Outcome { stdout, stderr, status, files, elapsed }
+}
+
+/// Resident memory allowed to one run (`HCT_MEM_LIMIT_MB`, default 4096): two runs in
+/// parallel must not exhaust the machine.
+fn memory_limit() -> u64 {
+    std::env::var("HCT_MEM_LIMIT_MB").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(4096) << 20
+}
+
+/// Resident set size of process `pid`, from /proc (0 when unreadable).
+fn resident_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
 }
 
 fn collect_files(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
