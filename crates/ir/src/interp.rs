@@ -267,29 +267,12 @@ fn is_int(ty: Type) -> bool {
     !ty.is_float()
 }
 
-/// x86 NaN rules for a two-operand SSE operation whose host result is `r`.
 fn nan_fix64(a: f64, b: f64, r: f64) -> u64 {
-    if !r.is_nan() {
-        r.to_bits()
-    } else if a.is_nan() {
-        a.to_bits() | (1 << 51)
-    } else if b.is_nan() {
-        b.to_bits() | (1 << 51)
-    } else {
-        0xfff8_0000_0000_0000
-    }
+    hcontainer_semantics::float::fix_nan_f64(a.to_bits(), b.to_bits(), r)
 }
 
 fn nan_fix32(a: f32, b: f32, r: f32) -> u32 {
-    if !r.is_nan() {
-        r.to_bits()
-    } else if a.is_nan() {
-        a.to_bits() | (1 << 22)
-    } else if b.is_nan() {
-        b.to_bits() | (1 << 22)
-    } else {
-        0xffc0_0000
-    }
+    hcontainer_semantics::float::fix_nan_f32(a.to_bits(), b.to_bits(), r)
 }
 
 /// Adapts [`Memory`] + [`HelperHost`] to the semantics crate's infallible [`hcontainer_semantics::Host`],

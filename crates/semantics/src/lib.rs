@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod cpuid;
+pub mod float;
 pub mod sse;
 pub mod x87;
 
