@@ -246,3 +246,58 @@ fn x87_control() {
     list.push(("fldcw m16".to_string(), vec![0xd9, 0x2e], fldcw_state as Setup));
     eprintln!("x87 control: {} inputs", run(&list));
 }
+
+/// An empty x87 stack (as after `fninit`, random rounding mode) and edge values at
+/// [rsi] (double), [rsi+8] (double), [rsi+16] (extended), [rsi+32] (integer).
+fn sequence_state(m: &mut Machine, rng: &mut Rng, lay: Layout) {
+    x87_state(m, rng, lay);
+    m.set_fsw(0);
+    m.set_ftw(0);
+    m.gpr[6] = lay.data + 0x800;
+    let edge = |rng: &mut Rng| -> u64 {
+        match rng.below(4) {
+            0 => (rng.below(2_000_000) as f64 / 7.0 - 100_000.0).to_bits(),
+            1 => rng.value(),
+            2 => (rng.below(1000) as f64).to_bits(),
+            _ => rng.next(),
+        }
+    };
+    let (a, b) = (edge(rng), edge(rng));
+    m.data[0x800..0x808].copy_from_slice(&a.to_le_bytes());
+    m.data[0x808..0x810].copy_from_slice(&b.to_le_bytes());
+    m.data[0x810..0x81a].copy_from_slice(&ext(rng));
+    m.data[0x820..0x828].copy_from_slice(&((rng.below(1 << 40) as i64) - (1 << 39)).to_le_bytes());
+}
+
+/// Multi-instruction sequences as C libraries use them (long double arithmetic in
+/// printf/strtold, x87 compares feeding integer flags), lifted as one block.
+#[test]
+fn x87_sequences() {
+    let seqs: Vec<(&str, Vec<u8>)> = vec![
+        // fld qword [rsi]; fmul qword [rsi+8]; fstp tword [rsi+16]
+        ("fld; fmul; fstp m80", vec![0xdd, 0x06, 0xdc, 0x4e, 0x08, 0xdb, 0x7e, 0x10]),
+        // fild qword [rsi+32]; fld tword [rsi+16]; fdivp st1; fistp qword [rsi+40]
+        ("fild; fld m80; fdivp; fistp", vec![0xdf, 0x6e, 0x20, 0xdb, 0x6e, 0x10, 0xde, 0xf9, 0xdf, 0x7e, 0x28]),
+        // fld tword [rsi+16]; fld st0; frndint; fsubp st1; fstp qword [rsi+40]
+        ("frac via frndint", vec![0xdb, 0x6e, 0x10, 0xd9, 0xc0, 0xd9, 0xfc, 0xde, 0xe9, 0xdd, 0x5e, 0x28]),
+        // fld qword [rsi]; fld qword [rsi+8]; fucomip st1; fstp st0; setb al; seta cl; setp dl
+        (
+            "fucomip; setcc",
+            vec![0xdd, 0x06, 0xdd, 0x46, 0x08, 0xdf, 0xe9, 0xdd, 0xd8, 0x0f, 0x92, 0xc0, 0x0f, 0x97, 0xc1, 0x0f, 0x9a, 0xc2],
+        ),
+        // fld qword [rsi]; fcomp qword [rsi+8]; fnstsw ax; sahf; setb cl; setz dl
+        ("fcomp; fnstsw; sahf", vec![0xdd, 0x06, 0xdc, 0x5e, 0x08, 0xdf, 0xe0, 0x9e, 0x0f, 0x92, 0xc1, 0x0f, 0x94, 0xc2]),
+        // fnstcw [rsi+48]; fld tword [rsi+16]; fistp dword [rsi+40]; fldcw [rsi+48]
+        ("fnstcw; fistp; fldcw", vec![0xd9, 0x7e, 0x30, 0xdb, 0x6e, 0x10, 0xdb, 0x5e, 0x28, 0xd9, 0x6e, 0x30]),
+        // cmp rax, rbx; fld qword [rsi]; fld qword [rsi+8]; fcmovb st1; fstp tword [rsi+16]
+        (
+            "cmp; fcmovb",
+            vec![0x48, 0x39, 0xd8, 0xdd, 0x06, 0xdd, 0x46, 0x08, 0xda, 0xc1, 0xdb, 0x7e, 0x10],
+        ),
+        // fld tword [rsi+16]; fsqrt; fld1; fscale; fxch st1; fprem; fstp tword [rsi+16]
+        ("fsqrt; fscale; fprem", vec![0xdb, 0x6e, 0x10, 0xd9, 0xfa, 0xd9, 0xe8, 0xd9, 0xfd, 0xd9, 0xc9, 0xd9, 0xf8, 0xdb, 0x7e, 0x10]),
+    ];
+    let list: Vec<(String, Vec<u8>, Setup)> =
+        seqs.into_iter().map(|(n, b)| (n.to_string(), b, sequence_state as Setup)).collect();
+    eprintln!("x87 sequences: {} inputs", run(&list));
+}

@@ -333,6 +333,26 @@ pub fn disasm(bytes: &[u8], ip: u64) -> (Instruction, String) {
     (ins, s)
 }
 
+/// Decode a sequence of instructions: the first one (for its undefined flags) and the text
+/// of all, or an error if the bytes do not decode exactly.
+pub fn disasm_all(bytes: &[u8], ip: u64) -> Result<(Instruction, String), String> {
+    let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let mut texts = Vec::new();
+    let mut first = None;
+    while d.can_decode() {
+        let ins = d.decode();
+        if ins.is_invalid() {
+            return Err(format!("bytes {bytes:02x?} do not decode"));
+        }
+        let mut s = String::new();
+        IntelFormatter::new().format(&ins, &mut s);
+        texts.push(s);
+        first.get_or_insert(ins);
+    }
+    let first = first.ok_or_else(|| String::from("no instruction"))?;
+    Ok((first, texts.join("; ")))
+}
+
 /// Run `insn` on `input` natively and in the interpreter; `extra_undef` adds RFLAGS bits
 /// not to compare for this input. Returns a description of the first difference.
 pub fn check(insn: &[u8], input: &Machine, cmp: Compare, extra_undef: u64) -> Result<(), String> {
@@ -353,10 +373,7 @@ pub fn check(insn: &[u8], input: &Machine, cmp: Compare, extra_undef: u64) -> Re
     let out_n = native.run(input);
     drop(guard);
 
-    let (ins, text) = disasm(insn, lay.insn);
-    if ins.len() != insn.len() {
-        return Err(format!("bytes {insn:02x?} decode to {text} of {} bytes", ins.len()));
-    }
+    let (ins, text) = disasm_all(insn, lay.insn)?;
     let block = hcontainer_x86::lift::lift_block(insn, lay.insn, &|_| false);
     let mut mem = SparseMemory::new();
     mem.map(lay.data, PAGE as u64);
