@@ -14,7 +14,8 @@
 //! FDE — to the function whose descent reached them. They are seeds: the lifter adds the
 //! direct targets it meets itself.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use iced_x86::{
@@ -80,6 +81,30 @@ impl CodeMap {
     }
 }
 
+/// A hasher for guest addresses (multiplicative hashing; addresses are not adversarial
+/// keys here, and the default SipHash dominates discovery time).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<AddrHasher>>;
+type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<AddrHasher>>;
+
 /// Largest jump table accepted.
 const MAX_TABLE_ENTRIES: u64 = 1 << 16;
 /// Instructions walked backwards from an indirect jump to find its table and bound.
@@ -141,14 +166,14 @@ impl<'a> Discoverer<'a> {
             bin,
             funcs: BTreeMap::new(),
             work: Vec::new(),
-            insns: HashMap::new(),
-            prev_of: HashMap::new(),
-            preds: HashMap::new(),
+            insns: HashMap::default(),
+            prev_of: HashMap::default(),
+            preds: HashMap::default(),
             tables: BTreeMap::new(),
-            resolved: HashSet::new(),
+            resolved: HashSet::default(),
             symbol_addrs: bin.symbols.iter().map(|s| s.0).collect(),
             maybe_refs: Vec::new(),
-            early_fdes: HashSet::new(),
+            early_fdes: HashSet::default(),
             info: InstructionInfoFactory::new(),
         }
     }
@@ -231,7 +256,10 @@ impl<'a> Discoverer<'a> {
             return;
         }
         let extent = self.extent_of(entry);
-        let mut f = Func { extent, ..Func::default() };
+        // Without an extent, the function ends at the next function known so far at the
+        // latest (refined as more functions are found).
+        let bound = if extent.is_none() { Some(self.next_boundary(entry)) } else { None };
+        let mut f = Func { extent, bound, ..Func::default() };
         f.leaders.insert(entry);
         f.pending.push(entry);
         self.funcs.insert(entry, f);
@@ -726,7 +754,7 @@ impl<'a> Discoverer<'a> {
     /// The nearest instruction before `at` (searching predecessors breadth first) that
     /// writes `reg`.
     fn find_def(&mut self, at: u64, reg: Register) -> Option<Instruction> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut queue = std::collections::VecDeque::from([at]);
         let mut budget = MAX_WALK * 2;
         while let Some(addr) = queue.pop_front() {
@@ -929,7 +957,7 @@ impl<'a> Discoverer<'a> {
         // (address, where the index is just before it, bound of a comparison of a register
         // that the index may turn out to be a copy of)
         let mut stack = vec![(from, loc, None::<(Loc, u64)>)];
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut budget = MAX_WALK * 4;
         while let Some((addr, loc, pending)) = stack.pop() {
             for (p, edge) in self.preds_of(addr) {
