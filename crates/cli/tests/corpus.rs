@@ -8,7 +8,8 @@
 //! Compiled programs are cached in `target/hct-corpus/bin`, keyed by source, compiler and
 //! flags. Translations run on `HCT_JOBS` threads (default 2). For development the matrix can
 //! be narrowed with comma-separated substrings: `HCT_CORPUS` (programs), `HCT_VARIANTS`,
-//! `HCT_TARGETS`.
+//! `HCT_TARGETS`. Each run is limited in time and resident memory (`HCT_MEM_LIMIT_MB`), the
+//! whole translate-and-run phase by `HCT_CORPUS_BUDGET_MIN`.
 
 mod common;
 
@@ -37,6 +38,14 @@ const NATIVE_TIMEOUT: Duration = Duration::from_secs(60);
 const TRANSLATE_TIMEOUT: Duration = Duration::from_secs(600);
 const TRANSLATED_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Wall-time budget of the translate-and-run phase (`HCT_CORPUS_BUDGET_MIN`, default 35
+/// minutes): cells not started by then are reported as not run and fail the test, so a
+/// broken build fails CI in bounded time instead of running into CI's own limit.
+fn budget() -> Duration {
+    let min = std::env::var("HCT_CORPUS_BUDGET_MIN").ok().and_then(|s| s.parse().ok()).unwrap_or(35u64);
+    Duration::from_secs(min * 60)
+}
+
 struct Program {
     name: String,
     src: PathBuf,
@@ -54,6 +63,8 @@ enum Verdict {
     Pass,
     TranslateFailed(String),
     Mismatch(Vec<String>),
+    /// Not attempted: the time budget ran out (counts as a failure).
+    NotRun,
 }
 
 struct Cell {
@@ -266,11 +277,15 @@ fn corpus_translations_match_native_runs() {
 
     // Translate and run.
     let t1 = Instant::now();
+    let budget = budget();
     let cells_jobs: Vec<(usize, &'static str)> =
         (0..binaries.len()).flat_map(|b| targets.iter().map(move |&t| (b, t))).collect();
     let cells = parallel(&cells_jobs, threads, |&(bi, target)| {
         let b = &binaries[bi];
         let prog = &programs[b.program];
+        if t1.elapsed() > budget {
+            return Cell { binary: bi, target, translate_time: Duration::ZERO, run_time: Duration::ZERO, verdict: Verdict::NotRun };
+        }
         let out = out_dir.join(format!("{}.{target}", b.path.file_name().and_then(|s| s.to_str()).unwrap_or("x")));
         let translate_time;
         match common::translate(&b.path, target, &out, TRANSLATE_TIMEOUT) {
@@ -329,6 +344,10 @@ fn corpus_translations_match_native_runs() {
                     fail += 1;
                     "TRANSLATE FAILED".to_string()
                 }
+                Verdict::NotRun => {
+                    fail += 1;
+                    "NOT RUN (budget)".to_string()
+                }
                 Verdict::Mismatch(_) => {
                     fail += 1;
                     format!("MISMATCH {:.1}s+{:.1}s", c.translate_time.as_secs_f64(), c.run_time.as_secs_f64())
@@ -346,6 +365,7 @@ fn corpus_translations_match_native_runs() {
         let what = format!("{} [{}] -> {}", programs[b.program].name, b.variant, c.target);
         match &c.verdict {
             Verdict::Pass => {}
+            Verdict::NotRun => failures.push(format!("{what}: not run, the {} min budget was used up", budget.as_secs() / 60)),
             Verdict::TranslateFailed(e) => failures.push(format!("{what}: translation failed: {e}")),
             Verdict::Mismatch(d) => failures.push(format!("{what}: differs from the native run:\n{}", d.join("\n"))),
         }
