@@ -653,3 +653,159 @@ mod sse_values {
         assert_eq!(xmm(&st, 2) as u64, 4.5f64.sqrt().to_bits());
     }
 }
+
+mod whole_programs {
+    //! Whole static programs lifted and run on the IR interpreter (with a minimal system
+    //! call layer) print what the native program prints.
+    use super::*;
+    use hcontainer_abi::GuestState;
+    use hcontainer_ir::interp::{run_program, Memory, SparseMemory, StepClock, Stop};
+
+    const SOURCE: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    const char *xs[] = {"3.5", "0.5", "35e-1", "12345678901234567890", "1e300", ".25", "-7.125e-3"};
+    for (int i = 0; i < 7; i++) printf("%s -> %.17g\n", xs[i], strtod(xs[i], 0));
+    volatile double a = 1763.57, b = 7.0;
+    volatile long l = -123456789;
+    printf("%g %.3f %e %ld %lu\n", a / b, a * b, a - 1e9, l / 7, (unsigned long)l % 1000003);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s-%d-%x", "abc", 42, 0xbeef);
+    printf("%s %zu %d %s\n", buf, strlen(buf), strcmp(buf, "abc-42"), strchr(buf, '-'));
+    return 0;
+}
+"#;
+
+    fn compile(cc: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hc-lift-run-{}-{cc}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let src = dir.join("p.c");
+        std::fs::write(&src, SOURCE).expect("write source");
+        let out = dir.join("p");
+        let st = std::process::Command::new(cc)
+            .args(["-static", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("{cc} not runnable: {e}"));
+        assert!(st.success(), "{cc} failed");
+        out
+    }
+
+    /// Run `path` on the interpreter; returns what it wrote to stdout and its exit status.
+    fn interpret(path: &std::path::Path) -> (Vec<u8>, u64) {
+        let bytes = std::fs::read(path).expect("read program");
+        let bin = crate::guest::GuestBinary::parse(&path.display().to_string(), bytes).expect("parse");
+        let map = crate::discover::discover(&bin).expect("discover");
+        let (prog, _) = lift_program(&bin, &map).expect("lift");
+        let mut mem = SparseMemory::new();
+        let mut end = 0;
+        for s in &bin.segments {
+            let a = s.vaddr & !0xfff;
+            let e = (s.vaddr + s.memsz + 0xfff) & !0xfff;
+            mem.map(a, e - a);
+            mem.write(s.vaddr, &bin.bytes[s.file_range.clone()]).expect("segment mapped");
+            end = end.max(e);
+        }
+        let (brk0, heap) = (end, 16u64 << 20);
+        mem.map(brk0, heap);
+        let mut brk = brk0;
+        let mut mmap_next = 0x7000_0000_0000u64;
+        mem.map(mmap_next, 64 << 20);
+        let top = 0x7ff0_0000_0000u64;
+        mem.map(top - (1 << 20), 1 << 20);
+        let name = top - 0x100;
+        mem.write(name, b"p\0").expect("stack mapped");
+        let random = top - 0x80;
+        let sp = (top - 0x1000) & !15;
+        let words = [
+            1, name, 0, 0, 3, bin.phdr_addr, 4, u64::from(bin.phent), 5, u64::from(bin.phnum), 6, 4096, 9, bin.entry, 25,
+            random, 0, 0,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            mem.write(sp + 8 * i as u64, &w.to_le_bytes()).expect("stack mapped");
+        }
+        let mut st = GuestState::new();
+        st.gpr[4] = sp;
+        st.rip = bin.entry;
+        let mut out = Vec::new();
+        let mut clock = StepClock::default();
+        loop {
+            let (stop, _) = run_program(&prog, &mut st, &mut mem, &mut clock, 50_000_000)
+                .unwrap_or_else(|e| panic!("{}: {e} (rip {:#x})", path.display(), st.rip));
+            let next = match stop {
+                Stop::Syscall { next } => next,
+                Stop::Trap { addr, what } => panic!("{}: trap at {addr:#x}: {what}", path.display()),
+            };
+            let (a0, a1, a2) = (st.gpr[7], st.gpr[6], st.gpr[2]);
+            let r: i64 = match st.gpr[0] {
+                12 => {
+                    if a0 >= brk0 && a0 < brk0 + heap {
+                        brk = a0;
+                    }
+                    brk as i64
+                }
+                158 if a0 == 0x1002 => {
+                    st.fs_base = a1;
+                    0
+                }
+                218 => 1,
+                10 | 11 | 13 | 14 | 273 => 0,
+                9 => {
+                    let r = mmap_next;
+                    mmap_next += (a1 + 0xfff) & !0xfff;
+                    r as i64
+                }
+                318 => {
+                    mem.write(a0, &vec![0u8; a1 as usize]).expect("getrandom buffer");
+                    a1 as i64
+                }
+                1 => {
+                    let mut b = vec![0u8; a2 as usize];
+                    mem.read(a1, &mut b).expect("write buffer");
+                    out.extend_from_slice(&b);
+                    a2 as i64
+                }
+                20 => {
+                    let mut total = 0;
+                    for i in 0..a2 {
+                        let mut iov = [0u8; 16];
+                        mem.read(a1 + 16 * i, &mut iov).expect("iovec");
+                        let base = u64::from_le_bytes(iov[..8].try_into().expect("8 bytes"));
+                        let len = u64::from_le_bytes(iov[8..].try_into().expect("8 bytes"));
+                        let mut b = vec![0u8; len as usize];
+                        mem.read(base, &mut b).expect("writev buffer");
+                        out.extend_from_slice(&b);
+                        total += len;
+                    }
+                    total as i64
+                }
+                60 | 231 => return (out, a0),
+                _ => -38,
+            };
+            st.gpr[0] = r as u64;
+            st.gpr[1] = next;
+            st.rip = next;
+        }
+    }
+
+    fn check(cc: &str) {
+        let p = compile(cc);
+        let native = std::process::Command::new(&p).output().expect("run native");
+        let (out, status) = interpret(&p);
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&native.stdout), "{cc}");
+        assert_eq!(Some(status as i32), native.status.code());
+    }
+
+    #[test]
+    fn glibc_program_matches_native() {
+        check("gcc");
+    }
+
+    #[test]
+    fn musl_program_matches_native() {
+        check("musl-gcc");
+    }
+}
