@@ -92,10 +92,13 @@ pub enum Opc {
     CmovNe = 55,
     CmovNbe = 56,
     CmovNu = 57,
+    // fnstenv/fldenv m28 (the 64-bit mode 28-byte environment).
+    Stenv = 58,
+    Ldenv = 59,
 }
 
 impl Opc {
-    const ALL: [Opc; 58] = [
+    const ALL: [Opc; 60] = [
         Opc::Add,
         Opc::Mul,
         Opc::Sub,
@@ -154,6 +157,8 @@ impl Opc {
         Opc::CmovNe,
         Opc::CmovNbe,
         Opc::CmovNu,
+        Opc::Stenv,
+        Opc::Ldenv,
     ];
 }
 
@@ -928,6 +933,29 @@ impl Fpu<'_> {
     }
 }
 
+/// The full (two bits per register) tag word: 00 valid, 01 zero, 10 special, 11 empty.
+fn full_tag_word(s: &GuestState) -> u16 {
+    let mut tw = 0u16;
+    for phys in 0..8 {
+        let tag = if s.fpu_tag & (1 << phys) == 0 {
+            3
+        } else {
+            let mut b = [0u8; 10];
+            b.copy_from_slice(&s.fpu_regs[phys].bytes[..10]);
+            let v = F80::from_bytes(&b);
+            if v.is_zero() {
+                1
+            } else if v.exp == 0x7fff || v.exp == 0 || v.mant & INT_BIT == 0 {
+                2
+            } else {
+                0
+            }
+        };
+        tw |= tag << (2 * phys);
+    }
+    tw
+}
+
 fn read_mem<const N: usize>(host: &mut dyn Host, addr: u64) -> [u8; N] {
     let mut b = [0u8; N];
     host.read(addr, &mut b);
@@ -1020,7 +1048,8 @@ pub fn execute(state: &mut GuestState, op: X87Op, addr: u64, host: &mut dyn Host
     // Condition codes written by this instruction replace the old ones; exception flags
     // are sticky.
     let cc_written = f.flags & sw::CC;
-    let touches_cc = !matches!(op.opc, Opc::Stsw | Opc::Stcw | Opc::Ldcw | Opc::Nop | Opc::Init | Opc::Clex);
+    let touches_cc =
+        !matches!(op.opc, Opc::Stsw | Opc::Stcw | Opc::Ldcw | Opc::Nop | Opc::Init | Opc::Clex | Opc::Stenv | Opc::Ldenv);
     let mut swv = f.s.fpu_sw & !sw::TOP;
     if touches_cc {
         swv = (swv & !sw::CC) | cc_written;
@@ -1349,6 +1378,30 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             }
         }
         Opc::Stcw => host.write(addr, &f.s.fpu_cw.to_le_bytes()),
+        Opc::Stenv => {
+            // fcw, fsw, full tag word, then instruction and operand pointers (not tracked:
+            // stored as zero), each field in a 4-byte slot; afterwards all exceptions are
+            // masked.
+            let mut env = [0u8; 28];
+            env[0..2].copy_from_slice(&f.s.fpu_cw.to_le_bytes());
+            env[2..4].copy_from_slice(&0xffffu16.to_le_bytes());
+            let swv = (f.s.fpu_sw & !sw::TOP) | ((f.top() as u16) << 11);
+            env[4..6].copy_from_slice(&swv.to_le_bytes());
+            env[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
+            env[8..10].copy_from_slice(&full_tag_word(f.s).to_le_bytes());
+            env[10..12].copy_from_slice(&0xffffu16.to_le_bytes());
+            host.write(addr, &env);
+            f.s.fpu_cw |= 0x3f;
+        }
+        Opc::Ldenv => {
+            let env: [u8; 28] = read_mem(host, addr);
+            f.s.fpu_cw = (u16::from_le_bytes([env[0], env[1]]) & 0x1f3f) | 0x0040;
+            let swv = u16::from_le_bytes([env[4], env[5]]);
+            f.s.fpu_top = u32::from((swv >> 11) & 7);
+            f.s.fpu_sw = swv & !sw::TOP;
+            let tw = u16::from_le_bytes([env[8], env[9]]);
+            f.s.fpu_tag = (0..8).filter(|i| (tw >> (2 * i)) & 3 != 3).fold(0, |t, i| t | (1 << i));
+        }
         Opc::Ldcw => {
             let b: [u8; 2] = read_mem(host, addr);
             // Bits 6, 7 and 13..15 are reserved: bit 6 reads as one on every modern CPU.

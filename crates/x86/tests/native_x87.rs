@@ -301,3 +301,35 @@ fn x87_sequences() {
         seqs.into_iter().map(|(n, b)| (n.to_string(), b, sequence_state as Setup)).collect();
     eprintln!("x87 sequences: {} inputs", run(&list));
 }
+
+/// fnstenv stores the environment (instruction/operand pointers are not compared: the
+/// translated program does not track them), fldenv loads one back.
+#[test]
+fn x87_environment() {
+    let lay = layout();
+    let cmp = Compare { x87: true, fsw_mask: FSW_MASK, ..Compare::default() };
+    let mut rng = Rng::new(28);
+    for _ in 0..N {
+        let mut m = random_machine(&mut rng, lay);
+        x87_state(&mut m, &mut rng, lay);
+        let off = (m.gpr[6] - lay.data) as usize;
+        let mut native_in = m.clone();
+        native_in.gpr[5] = 0;
+        // fnstenv [rsi]; mov [rsi+12], rbp; mov [rsi+20], rbp (rbp = 0): clear the pointers.
+        let bytes = [0xd9, 0x36, 0x48, 0x89, 0x6e, 0x0c, 0x48, 0x89, 0x6e, 0x14];
+        if let Err(e) = check(&bytes, &native_in, cmp, 0) {
+            panic!("fnstenv differs from native:\n{}", short(&e, &native_in));
+        }
+        // fldenv [rsi] with an environment built from a random valid state.
+        let mut env = [0u8; 28];
+        let cw = 0x037fu16 | ((rng.below(4) as u16) << 10);
+        env[0..2].copy_from_slice(&cw.to_le_bytes());
+        env[4..6].copy_from_slice(&((rng.below(8) as u16) << 11 | (rng.next() as u16 & 0x4700)).to_le_bytes());
+        env[8..10].copy_from_slice(&(rng.next() as u16).to_le_bytes());
+        m.data[off..off + 28].copy_from_slice(&env);
+        if let Err(e) = check(&[0xd9, 0x26], &m, cmp, 0) {
+            panic!("fldenv differs from native:\n{}", short(&e, &m));
+        }
+    }
+    eprintln!("x87 environment: {} inputs", 2 * N);
+}

@@ -18,7 +18,7 @@ fn sti(instr: &Instruction, op: u32) -> u8 {
 }
 
 /// The x87 op id of `instr` (with code `code`), or `None` if it is not an x87 instruction
-/// the helper implements (transcendental functions, BCD, environment save/restore).
+/// the helper implements (transcendental functions, BCD, fsave/frstor).
 pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
     use Code as C;
     use Kind::*;
@@ -140,6 +140,8 @@ pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
         C::Fnstsw_m2byte | C::Fstsw_m2byte => (Opc::Stsw, M16, 0),
         C::Fnstcw_m2byte | C::Fstcw_m2byte => (Opc::Stcw, M16, 0),
         C::Fldcw_m2byte => (Opc::Ldcw, M16, 0),
+        C::Fnstenv_m28byte | C::Fstenv_m28byte => (Opc::Stenv, None, 0),
+        C::Fldenv_m28byte => (Opc::Ldenv, None, 0),
         C::Fcmovb_st0_sti => (Opc::CmovB, St, sti(instr, 1)),
         C::Fcmove_st0_sti => (Opc::CmovE, St, sti(instr, 1)),
         C::Fcmovbe_st0_sti => (Opc::CmovBe, St, sti(instr, 1)),
