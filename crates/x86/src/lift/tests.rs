@@ -441,7 +441,7 @@ mod consistency {
                             2 => Some(a.is_nan() || b.is_nan() || a < b),
                             3 => Some(a >= b),
                             4 => Some(a.is_nan() || b.is_nan() || a == b),
-                            6 => Some(!(a > b)),
+                            6 => Some(a.is_nan() || b.is_nan() || a <= b),
                             7 => Some(a > b),
                             10 => Some(a.is_nan() || b.is_nan()),
                             _ => None,
