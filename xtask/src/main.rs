@@ -59,11 +59,20 @@ fn test() -> anyhow::Result<bool> {
     setup::run()?;
     let root = util::repo_root();
     util::cargo(&root, &["build", "--release"])?;
+    // The runtime's own checks (it is built outside the workspace), then the workspace tests
+    // last; a failure of the first still lets the second run, and fails the command.
     let runtime_checks = root.join("crates/runtime/tests/run.sh");
+    let mut runtime_ok = true;
     if runtime_checks.exists() {
         util::step(&format!("runtime checks: bash {}", runtime_checks.display()));
-        util::run_checked(std::process::Command::new("bash").arg(&runtime_checks).current_dir(&root))?;
+        if let Err(err) = util::run_checked(std::process::Command::new("bash").arg(&runtime_checks).current_dir(&root)) {
+            eprintln!("xtask: runtime checks failed: {err:#}");
+            runtime_ok = false;
+        }
     }
     util::cargo(&root, &["test", "--workspace", "--release"])?;
+    if !runtime_ok {
+        anyhow::bail!("the runtime checks ({}) failed", runtime_checks.display());
+    }
     Ok(true)
 }

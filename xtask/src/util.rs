@@ -156,18 +156,66 @@ impl Runner {
     }
 }
 
+/// Longest a measured or demonstrated run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest resident set a run may reach (a runaway translation must not exhaust the machine).
+const RUN_MEMORY: u64 = 4 << 30;
+
 /// Runs `cmd` to completion, capturing its output; returns the outcome and the wall time.
+/// A run past [`RUN_TIMEOUT`] or above [`RUN_MEMORY`] resident is killed (status 128 + 9)
+/// and the reason appended to its stderr.
 pub fn run_captured(cmd: &mut Command) -> Result<(Outcome, Duration)> {
+    use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
     let start = Instant::now();
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let mut killed = None;
+    let st = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        let rss = std::fs::read_to_string(format!("/proc/{}/statm", child.id()))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+            .map_or(0, |pages| pages * 4096);
+        if start.elapsed() > RUN_TIMEOUT || rss > RUN_MEMORY {
+            killed = Some(if rss > RUN_MEMORY { "resident memory above 4 GiB" } else { "time limit" });
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let elapsed = start.elapsed();
-    let status = match (out.status.code(), out.status.signal()) {
+    let stdout = out_reader.join().unwrap_or_default();
+    let mut stderr = err_reader.join().unwrap_or_default();
+    if let Some(why) = killed {
+        stderr.extend_from_slice(format!("\n[xtask: killed: {why}]\n").as_bytes());
+    }
+    let status = match (st.code(), st.signal()) {
         (Some(c), _) => c,
         (None, Some(s)) => 128 + s,
         (None, None) => -1,
     };
-    Ok((Outcome { stdout: out.stdout, stderr: out.stderr, status }, elapsed))
+    Ok((Outcome { stdout, stderr, status }, elapsed))
 }
 
 /// The first differing line of two outputs, for a one-line report.
