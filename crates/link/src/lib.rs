@@ -37,6 +37,20 @@ pub struct GuestSegment<'a> {
     pub exec: bool,
 }
 
+/// How the guest segments reach memory when the executable starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GuestMapping {
+    /// The runtime maps them from the executable file at start-up, as listed in
+    /// `hc_guest_segments` (`hcontainer_abi::calls::GUEST_SEGMENTS`); the executable's
+    /// `PT_LOAD`s cover only the runtime range. Works under every qemu-user (whose loader
+    /// reserves the whole span between the lowest and highest `PT_LOAD`) and leaves the
+    /// guest's `brk` room to grow.
+    #[default]
+    RuntimeMapped,
+    /// Each guest segment is a `PT_LOAD` of its own, mapped by the kernel's ELF loader.
+    ProgramHeaders,
+}
+
 /// Why an executable could not be linked.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -69,6 +83,14 @@ pub enum LinkError {
     /// Writing the guest object failed.
     #[error("writing the guest segment object: {0}")]
     Object(String),
+    /// The linked executable is not what the script asked for.
+    #[error("linked executable {path}: {what}")]
+    Output {
+        /// The executable.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
     /// lld failed.
     #[error("{lld} failed ({status}) linking {out}:\n{stderr}")]
     Lld {
@@ -161,6 +183,99 @@ pub(crate) fn guest_section_names(i: usize) -> (String, String) {
     (format!(".hcguest.{i}"), format!(".hcguest.{i}.bss"))
 }
 
+/// Size of one `hcontainer_abi::calls::GuestSegment` record.
+const SEGMENT_RECORD: usize = std::mem::size_of::<hcontainer_abi::calls::GuestSegment>();
+const _: () = assert!(SEGMENT_RECORD == 40);
+
+/// Offset of the guest page that holds `vaddr`, i.e. `vaddr % page`.
+fn page_offset(vaddr: u64) -> u64 {
+    vaddr % layout::GUEST_PAGE_SIZE
+}
+
+/// An object for [`GuestMapping::RuntimeMapped`]: each segment's bytes in a non-allocated,
+/// page-aligned section `.hcguest.<i>` (preceded by zeros up to the segment's offset in its
+/// page, so file offset and address agree modulo the page size), and the
+/// `hc_guest_segments` table with file offsets still zero (see [`patch_segment_table`]).
+fn guest_table_object(isa: HostIsa, segs: &[GuestSegment<'_>]) -> Result<Vec<u8>, LinkError> {
+    use object::elf;
+    use object::write::{Symbol, SymbolSection};
+    let t = target::link_target(isa);
+    let mut obj = Object::new(BinaryFormat::Elf, t.arch, Endianness::Little);
+    obj.flags = object::FileFlags::Elf { os_abi: elf::ELFOSABI_NONE, abi_version: 0, e_flags: t.e_flags };
+    let mut table = Vec::with_capacity(segs.len() * SEGMENT_RECORD);
+    for (i, s) in segs.iter().enumerate() {
+        if !s.data.is_empty() {
+            let (name, _) = guest_section_names(i);
+            let id = obj.add_section(Vec::new(), name.into_bytes(), SectionKind::Elf(elf::SHT_PROGBITS));
+            obj.section_mut(id).flags = SectionFlags::Elf { sh_flags: 0 };
+            let pad = vec![0u8; page_offset(s.vaddr) as usize];
+            obj.append_section_data(id, &pad, layout::GUEST_PAGE_SIZE);
+            obj.append_section_data(id, s.data, 1);
+        }
+        let flags = (u64::from(s.read) << 2) | (u64::from(s.write) << 1) | u64::from(s.exec);
+        // The offset is patched after linking; until then it only has the right page offset.
+        for v in [s.vaddr, s.memsz, page_offset(s.vaddr), s.data.len() as u64, flags] {
+            table.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let sec = obj.add_section(Vec::new(), b".rodata.hc_guest_segments".to_vec(), SectionKind::ReadOnlyData);
+    let mut define = |name: &str, bytes: &[u8]| {
+        let off = obj.append_section_data(sec, bytes, 8);
+        obj.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value: off,
+            size: bytes.len() as u64,
+            kind: object::SymbolKind::Data,
+            scope: object::SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(sec),
+            flags: object::SymbolFlags::None,
+        });
+    };
+    define(hcontainer_abi::calls::GUEST_SEGMENTS, &table);
+    define(hcontainer_abi::calls::GUEST_SEGMENTS_LEN, &(segs.len() as u64).to_le_bytes());
+    obj.write().map_err(|e| LinkError::Object(e.to_string()))
+}
+
+/// Write the file offsets of the `.hcguest.<i>` sections into `hc_guest_segments` of the
+/// linked executable `exe`.
+fn patch_segment_table(exe: &Path, segs: &[GuestSegment<'_>]) -> Result<(), LinkError> {
+    use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
+    let mut bytes = std::fs::read(exe).map_err(io("reading", exe))?;
+    let bad = |what: String| LinkError::Output { path: exe.display().to_string(), what };
+    let mut patches = Vec::new();
+    {
+        let file = object::File::parse(&*bytes).map_err(|e| bad(format!("cannot parse: {e}")))?;
+        let table = file
+            .symbols()
+            .find(|s| s.name() == Ok(hcontainer_abi::calls::GUEST_SEGMENTS))
+            .ok_or_else(|| bad("no hc_guest_segments symbol".into()))?;
+        let seg = file
+            .segments()
+            .find(|g| table.address() >= g.address() && table.address() < g.address() + g.size())
+            .ok_or_else(|| bad("hc_guest_segments is in no segment".into()))?;
+        let table_off = seg.file_range().0 + (table.address() - seg.address());
+        for (i, s) in segs.iter().enumerate() {
+            if s.data.is_empty() {
+                continue;
+            }
+            let (name, _) = guest_section_names(i);
+            let sec = file.section_by_name(&name).ok_or_else(|| bad(format!("section {name} is missing")))?;
+            let (off, _) = sec.file_range().ok_or_else(|| bad(format!("section {name} has no file bytes")))?;
+            let at = table_off + (i * SEGMENT_RECORD + 16) as u64;
+            patches.push((at, off + page_offset(s.vaddr)));
+        }
+    }
+    for (at, v) in patches {
+        let at = usize::try_from(at).map_err(|_| bad("table offset too large".into()))?;
+        bytes
+            .get_mut(at..at + 8)
+            .ok_or_else(|| bad("table outside the file".into()))?
+            .copy_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(exe, &bytes).map_err(io("writing", exe))
+}
+
 /// An object file holding each guest segment as sections to be placed by the script.
 fn guest_object(isa: HostIsa, segs: &[GuestSegment<'_>]) -> Result<Vec<u8>, LinkError> {
     use object::elf;
@@ -202,8 +317,20 @@ fn guest_object(isa: HostIsa, segs: &[GuestSegment<'_>]) -> Result<Vec<u8>, Link
 }
 
 /// Link `translated` (an object from `hcontainer-codegen` for `isa`), the runtime for `isa`
-/// and the guest segments into the static executable `out`.
+/// and the guest segments into the static executable `out`, the guest mapped by the runtime
+/// ([`GuestMapping::RuntimeMapped`]).
 pub fn link(isa: HostIsa, translated: &[u8], guest: &[GuestSegment<'_>], out: &Path) -> Result<(), LinkError> {
+    link_with(isa, translated, guest, out, GuestMapping::default())
+}
+
+/// As [`link`], choosing how the guest segments are mapped.
+pub fn link_with(
+    isa: HostIsa,
+    translated: &[u8],
+    guest: &[GuestSegment<'_>],
+    out: &Path,
+    mapping: GuestMapping,
+) -> Result<(), LinkError> {
     let runtime = runtime::archive(isa).ok_or(LinkError::RuntimeMissing(isa.name()))?;
     let lld = find_lld()?;
     let segs = check_segments(guest)?;
@@ -217,9 +344,12 @@ pub fn link(isa: HostIsa, translated: &[u8], guest: &[GuestSegment<'_>], out: &P
         Ok(p)
     };
     let translated_o = write(script::TRANSLATED_OBJECT, translated)?;
-    let guest_o = write("hc_guest.o", &guest_object(isa, &segs)?)?;
+    let guest_o = match mapping {
+        GuestMapping::RuntimeMapped => write(script::GUEST_OBJECT, &guest_table_object(isa, &segs)?)?,
+        GuestMapping::ProgramHeaders => write(script::GUEST_OBJECT, &guest_object(isa, &segs)?)?,
+    };
     let runtime_a = write("libhcontainer_runtime.a", runtime)?;
-    let script_path = write("link.ld", script::linker_script(&segs).as_bytes())?;
+    let script_path = write("link.ld", script::linker_script(&segs, mapping).as_bytes())?;
     let t = target::link_target(isa);
     let mut cmd = Command::new(&lld.program);
     cmd.args(&lld.prefix)
@@ -239,6 +369,9 @@ pub fn link(isa: HostIsa, translated: &[u8], guest: &[GuestSegment<'_>], out: &P
             out: out.display().to_string(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         });
+    }
+    if mapping == GuestMapping::RuntimeMapped {
+        patch_segment_table(out, &segs)?;
     }
     Ok(())
 }

@@ -6,11 +6,13 @@ use std::fmt::Write;
 
 use hcontainer_abi::layout::RUNTIME_BASE;
 
-use crate::{guest_section_names, GuestSegment};
+use crate::{guest_section_names, GuestMapping, GuestSegment};
 
 /// File name of the translated object inside the link directory (the script keeps its
 /// sections alive with `KEEP`).
 pub(crate) const TRANSLATED_OBJECT: &str = "hc_translated.o";
+/// File name of the object holding the guest segments.
+pub(crate) const GUEST_OBJECT: &str = "hc_guest.o";
 
 const PAGE: u64 = 4096;
 
@@ -24,8 +26,12 @@ enum Item<'a> {
     Runtime,
 }
 
-pub(crate) fn linker_script(segs: &[GuestSegment<'_>]) -> String {
-    let mut items: Vec<(u64, Item<'_>)> = segs.iter().enumerate().map(|(i, s)| (s.vaddr, Item::Guest(i, s))).collect();
+pub(crate) fn linker_script(segs: &[GuestSegment<'_>], mapping: GuestMapping) -> String {
+    let mut items: Vec<(u64, Item<'_>)> = match mapping {
+        GuestMapping::ProgramHeaders => segs.iter().enumerate().map(|(i, s)| (s.vaddr, Item::Guest(i, s))).collect(),
+        // The runtime maps them; their sections are not allocated.
+        GuestMapping::RuntimeMapped => Vec::new(),
+    };
     items.push((RUNTIME_BASE, Item::Runtime));
     items.sort_by_key(|(a, _)| *a);
 
@@ -57,10 +63,11 @@ pub(crate) fn linker_script(segs: &[GuestSegment<'_>]) -> String {
             }
             Item::Runtime => {
                 let t = TRANSLATED_OBJECT;
+                let g = GUEST_OBJECT;
                 let _ = write!(
                     s,
                     "  .text {RUNTIME_BASE:#x} : {{ KEEP(*(.text._start)) KEEP(*{t}(.text .text.*)) *(.text .text.*) }} :rt_text
-  .rodata ALIGN({PAGE:#x}) : {{ KEEP(*{t}(.rodata .rodata.*)) *(.rodata .rodata.* .srodata .srodata.*) }} :rt_rodata
+  .rodata ALIGN({PAGE:#x}) : {{ KEEP(*{t}(.rodata .rodata.*)) KEEP(*{g}(.rodata.hc_guest_segments)) *(.rodata .rodata.* .srodata .srodata.*) }} :rt_rodata
   .note.gnu.build-id : {{ *(.note.gnu.build-id) }} :rt_rodata :note
   .eh_frame : {{ *(.eh_frame) }} :rt_rodata
   .data ALIGN({PAGE:#x}) : {{ KEEP(*{t}(.data .data.* .data.rel.ro .data.rel.ro.*)) *(.data .data.* .data.rel.ro .data.rel.ro.*) *(.got .got.*) }} :rt_data

@@ -10,7 +10,7 @@ use hcontainer_abi::meta::{Header, HostIsa};
 use hcontainer_abi::{offsets, Gpr};
 use hcontainer_codegen::{compile, GuestDescription};
 use hcontainer_ir::{BinOp, Block, CallTarget, Function, Loc, Op, Program, Terminator, Type, Value};
-use hcontainer_link::{link, GuestSegment};
+use hcontainer_link::{link_with, GuestMapping, GuestSegment};
 
 mod common;
 use common::run;
@@ -170,7 +170,7 @@ fn guest() -> GuestDescription {
     }
 }
 
-fn build(isa: HostIsa, program: &Program, dir: &Path) -> std::path::PathBuf {
+fn build(isa: HostIsa, program: &Program, dir: &Path, mapping: GuestMapping) -> std::path::PathBuf {
     let obj = compile(program, &guest(), isa).expect("compiles");
     let code = vec![0xccu8; 0x3000];
     let data = [7u8; 16];
@@ -178,8 +178,8 @@ fn build(isa: HostIsa, program: &Program, dir: &Path) -> std::path::PathBuf {
         GuestSegment { vaddr: 0x401000, memsz: 0x3000, data: &code, read: true, write: false, exec: true },
         GuestSegment { vaddr: 0x404000, memsz: 0x2000, data: &data, read: true, write: true, exec: false },
     ];
-    let exe = dir.join(format!("loop-{}", isa.name()));
-    link(isa, &obj, &segs, &exe).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
+    let exe = dir.join(format!("loop-{}-{mapping:?}", isa.name()));
+    link_with(isa, &obj, &segs, &exe, mapping).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
     exe
 }
 
@@ -199,15 +199,17 @@ fn out_dir() -> (Option<tempfile::TempDir>, std::path::PathBuf) {
 fn loop_calls_and_syscall_run_on_every_isa() {
     let (_keep, dir) = out_dir();
     for isa in ISAS {
-        let exe = build(isa, &program(), &dir);
-        let out = run(isa, &exe);
-        assert_eq!(
-            out.status.code(),
-            Some(108),
-            "{isa:?}: status {:?}, stderr {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for mapping in [GuestMapping::RuntimeMapped, GuestMapping::ProgramHeaders] {
+            let exe = build(isa, &program(), &dir, mapping);
+            let out = run(isa, &exe);
+            assert_eq!(
+                out.status.code(),
+                Some(108),
+                "{isa:?} {mapping:?}: status {:?}, stderr {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
 
@@ -215,7 +217,7 @@ fn loop_calls_and_syscall_run_on_every_isa() {
 fn poll_exits_resume_at_the_loop_head() {
     let (_keep, dir) = out_dir();
     for isa in ISAS {
-        let exe = build(isa, &program_with_poll(), &dir);
+        let exe = build(isa, &program_with_poll(), &dir, GuestMapping::RuntimeMapped);
         let out = run(isa, &exe);
         assert_eq!(out.status.code(), Some(108), "{isa:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -226,7 +228,7 @@ fn executable_layout_keeps_guest_segments_and_metadata() {
     use object::{Object, ObjectSection, ObjectSegment};
     let dir = tempfile::tempdir().expect("temp dir");
     for isa in ISAS {
-        let exe = build(isa, &program(), dir.path());
+        let exe = build(isa, &program(), dir.path(), GuestMapping::ProgramHeaders);
         let bytes = std::fs::read(&exe).expect("read executable");
         let file = object::File::parse(&*bytes).expect("ELF");
         assert_eq!(file.kind(), object::ObjectKind::Executable, "{isa:?}: static, not PIE");
@@ -269,5 +271,39 @@ fn executable_layout_keeps_guest_segments_and_metadata() {
             .expect("PT_GNU_STACK");
         assert_eq!(stack.p_flags(e) & object::elf::PF_X, 0);
         assert!(elf.elf_program_headers().iter().all(|p| p.p_type(e) != object::elf::PT_DYNAMIC));
+    }
+}
+
+#[test]
+fn runtime_mapped_executable_has_only_runtime_segments_and_a_segment_table() {
+    use object::{Object, ObjectSegment, ObjectSymbol};
+    let dir = tempfile::tempdir().expect("temp dir");
+    for isa in ISAS {
+        let exe = build(isa, &program(), dir.path(), GuestMapping::RuntimeMapped);
+        let bytes = std::fs::read(&exe).expect("read executable");
+        let file = object::File::parse(&*bytes).expect("ELF");
+        assert!(
+            file.segments().all(|s| s.address() == 0 || hcontainer_abi::layout::is_runtime_addr(s.address())),
+            "{isa:?}: a PT_LOAD outside the runtime range"
+        );
+        let table = file
+            .symbols()
+            .find(|s| s.name() == Ok(hcontainer_abi::calls::GUEST_SEGMENTS))
+            .expect("hc_guest_segments");
+        assert_eq!(table.size(), 2 * 40);
+        let seg = file
+            .segments()
+            .find(|g| table.address() >= g.address() && table.address() < g.address() + g.size())
+            .expect("table is loaded");
+        let at = (seg.file_range().0 + table.address() - seg.address()) as usize;
+        let word = |i: usize| u64::from_le_bytes(bytes[at + 8 * i..at + 8 * i + 8].try_into().expect("8 bytes"));
+        // Record 1: the data segment; its file bytes must be at the recorded offset.
+        assert_eq!((word(5), word(6), word(8), word(9)), (0x404000, 0x2000, 16, 6), "{isa:?}");
+        let off = word(7) as usize;
+        assert_eq!(off % 4096, 0x404000 % 4096);
+        assert_eq!(&bytes[off..off + 16], &[7u8; 16], "{isa:?}: guest data at the recorded offset");
+        let code_off = word(2) as usize;
+        assert_eq!((word(0), word(3), word(4)), (0x401000, 0x3000, 5));
+        assert_eq!(&bytes[code_off..code_off + 0x3000], &vec![0xccu8; 0x3000][..]);
     }
 }
