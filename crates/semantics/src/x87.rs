@@ -8,8 +8,10 @@
 //!
 //! Arithmetic on finite values uses `rustc_apfloat`'s IEEE extended type; NaN propagation,
 //! invalid-operation results (the "real indefinite"), unsupported encodings, stack faults and
-//! condition codes follow the Intel SDM. Precision control below 64 bits rounds the 64-bit
-//! result once more (a double rounding that can differ from hardware in the last bit).
+//! condition codes follow the Intel SDM. Precision control below 64 bits (fadd, fsub, fmul,
+//! fdiv, fsqrt) computes with round-to-odd at 64 bits and rounds once to 24 or 53 bits,
+//! keeping the extended exponent range; results in the denormal range are rounded at 64 bits.
+//! C1 is not set to the round-up indicator.
 //! Exceptions are always treated as masked: flags are recorded in the status word, no
 //! floating-point exception is delivered.
 
@@ -486,6 +488,10 @@ fn round_precision(v: F80, bits: u32, rc: Round) -> (F80, Flags) {
     if up {
         flags |= sw::C1;
     }
+    if v.exp == 0 {
+        // A tiny result that is inexact at this precision underflows.
+        flags |= sw::UE;
+    }
     if exp >= 0x7fff {
         // Overflow: infinity or the largest value at this precision.
         let to_inf = matches!(rc, Round::NearestTiesToEven | Round::NearestTiesToAway)
@@ -511,11 +517,25 @@ fn precision_bits(cw: u16) -> u32 {
 }
 
 /// Finish an arithmetic result: map apfloat's status, apply precision control.
+/// The rounding an operation is computed with: the control word's, or round-to-odd
+/// (truncate, then set the last bit when inexact) when precision control asks for fewer
+/// than 64 bits, so that [`finish`] rounds exactly once to the final precision.
+fn op_round(cw: u16) -> Round {
+    if precision_bits(cw) < 64 {
+        Round::TowardZero
+    } else {
+        round_of(cw)
+    }
+}
+
 fn finish(r: rustc_apfloat::StatusAnd<Ext>, cw: u16) -> (F80, Flags) {
     if r.status.contains(Status::INVALID_OP) {
         return (F80::INDEFINITE, sw::IE);
     }
-    let v = F80::of_apf(r.value);
+    let mut v = F80::of_apf(r.value);
+    if precision_bits(cw) < 64 && r.status.contains(Status::INEXACT) && v.exp != 0x7fff {
+        v.mant |= 1;
+    }
     let f = status_flags(r.status);
     let (v, pf) = round_precision(v, precision_bits(cw), round_of(cw));
     (v, f | pf)
@@ -538,9 +558,9 @@ pub fn arith(opc: Opc, a: F80, b: F80, cw: u16) -> (F80, Flags) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let rc = round_of(cw);
+    let rc0 = op_round(cw);
     let (x, y) = (a.apf(), b.apf());
-    let op = |x: Ext, y: Ext| match opc {
+    let op_r = |x: Ext, y: Ext, rc: Round| match opc {
         Opc::Add => x.add_r(y, rc),
         Opc::Sub => x.sub_r(y, rc),
         Opc::SubR => y.sub_r(x, rc),
@@ -551,7 +571,12 @@ pub fn arith(opc: Opc, a: F80, b: F80, cw: u16) -> (F80, Flags) {
     if !matches!(opc, Opc::Add | Opc::Sub | Opc::SubR | Opc::Mul | Opc::Div | Opc::DivR) {
         return (F80::INDEFINITE, sw::IE);
     }
+    let op = |x: Ext, y: Ext| op_r(x, y, rc0);
     let mut r = op(x, y);
+    if r.value.is_zero() {
+        // The sign of an exact zero depends on the real rounding mode.
+        r = op_r(x, y, round_of(cw));
+    }
     if missed_overflow(&r) {
         // Redo the operation at half the result's scale (exactly, as the operands involved
         // are huge or tiny): an overflow iff that result exceeds half the largest value.
@@ -615,7 +640,7 @@ pub fn sqrt(a: F80, cw: u16) -> (F80, Flags) {
     // Two extra bits for rounding: half bit and sticky bit.
     let q = (r << 2) | if rem > r { 3 } else if rem != 0 { 1 } else { 0 };
     let half_exp = (e - 63 - s as i32) / 2 - 2;
-    let rc = round_of(cw);
+    let rc = op_round(cw);
     let v = Ext::from_u128_r(q, rc);
     let status = v.status;
     let v = v.value.scalbn_r(half_exp, rc);
@@ -777,8 +802,8 @@ pub fn scale(a: F80, b: F80, cw: u16) -> (F80, Flags) {
     if r.is_infinite() || back.to_bits() != x.to_bits() {
         f |= if n > 0 { sw::OE | sw::PE } else { sw::UE | sw::PE };
     }
-    let (v, pf) = round_precision(F80::of_apf(r), precision_bits(cw), rc);
-    (v, f | pf | de)
+    // Precision control does not apply to fscale.
+    (F80::of_apf(r), f | de)
 }
 
 /// `fprem` (`round == false`, truncated quotient) and `fprem1` (quotient rounded to nearest):

@@ -333,3 +333,22 @@ fn x87_environment() {
     }
     eprintln!("x87 environment: {} inputs", 2 * N);
 }
+
+/// Precision control at 24 and 53 bits (and 64) for the operations it applies to.
+#[test]
+fn x87_precision_control() {
+    fn pc_state(m: &mut Machine, rng: &mut Rng, lay: Layout) {
+        x87_state(m, rng, lay);
+        let pc = [0u16, 2, 3][rng.below(3) as usize];
+        m.set_fcw((m.fcw() & !0x0300) | (pc << 8));
+    }
+    let mut list: Vec<(String, Vec<u8>, Setup)> = Vec::new();
+    for (name, n) in [("add", 0u8), ("mul", 1), ("sub", 4), ("subr", 5), ("div", 6), ("divr", 7)] {
+        list.push((format!("f{name} st0,st1"), vec![0xd8, 0xc0 | (n << 3) | 1], pc_state as Setup));
+        list.push((format!("f{name} m64"), vec![0xdc, 0x06 | (n << 3)], pc_state as Setup));
+    }
+    list.push(("fsqrt".to_string(), vec![0xd9, 0xfa], pc_state as Setup));
+    list.push(("fscale".to_string(), vec![0xd9, 0xfd], pc_state as Setup));
+    list.push(("frndint".to_string(), vec![0xd9, 0xfc], pc_state as Setup));
+    eprintln!("x87 precision control: {} inputs", run(&list));
+}
