@@ -104,6 +104,24 @@ impl Lifter {
         self.b.push(op)
     }
 
+    /// Call helper `id` with `args`; `writes` are the state locations the helper may change.
+    /// They are read first, so that the block's IR names every location whose value the
+    /// helper replaces (a code generator that reloads only locations a block touches still
+    /// sees the helper's results).
+    pub fn call_helper(&mut self, id: u32, args: Vec<Value>, writes: &[Loc]) -> Value {
+        for loc in writes {
+            self.get(*loc);
+        }
+        self.push(Op::Helper(id, args))
+    }
+
+    /// Locations of the lazy flags.
+    pub const FLAG_LOCS: [Loc; 4] = [CC_OP, CC_DST, CC_SRC1, CC_SRC2];
+
+    pub fn gpr_locs(idx: &[u8]) -> Vec<Loc> {
+        idx.iter().map(|i| gpr_loc(*i)).collect()
+    }
+
     pub fn ty(&self, v: Value) -> Type {
         self.b.type_of(v).unwrap_or(Type::I64)
     }

@@ -480,18 +480,18 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
             return Ok(Step::End);
         }
         M::Cpuid => {
-            l.push(Op::Helper(Helper::Cpuid as u32, Vec::new()));
+            l.call_helper(Helper::Cpuid as u32, Vec::new(), &Lifter::gpr_locs(&[RAX, 3, RCX, RDX]));
         }
         M::Rdtsc => {
-            l.push(Op::Helper(Helper::Rdtsc as u32, Vec::new()));
+            l.call_helper(Helper::Rdtsc as u32, Vec::new(), &Lifter::gpr_locs(&[RAX, RDX]));
         }
         M::Rdtscp => {
-            l.push(Op::Helper(Helper::Rdtsc as u32, Vec::new()));
+            l.call_helper(Helper::Rdtsc as u32, Vec::new(), &Lifter::gpr_locs(&[RAX, RDX]));
             let z = l.c64(0);
             l.set_gpr64(RCX, z);
         }
         M::Xgetbv => {
-            l.push(Op::Helper(Helper::Xgetbv as u32, Vec::new()));
+            l.call_helper(Helper::Xgetbv as u32, Vec::new(), &Lifter::gpr_locs(&[RAX, RDX]));
         }
         M::Ud2 | M::Ud0 | M::Ud1 | M::Hlt | M::Int3 | M::Int | M::Int1 | M::Into => {
             l.b.term = Terminator::Trap {
@@ -943,7 +943,7 @@ fn div(l: &mut Lifter, ins: &Instruction) -> R {
         // 128-by-64-bit division out of line; the helper leaves the state alone on error.
         let op = if signed { SseOp::Div128S } else { SseOp::Div128U };
         let a0 = l.c64(op as u64);
-        let r = l.push(Op::Helper(Helper::Sse as u32, vec![a0, s]));
+        let r = l.call_helper(Helper::Sse as u32, vec![a0, s], &Lifter::gpr_locs(&[RAX, RDX]));
         let bad = l.icmp_imm(IntCC::Ne, r, 0);
         l.b.term = Terminator::Branch { cond: bad, taken: trap_at, fallthrough: ins.next_ip() };
         return Ok(Step::End);

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use crate::discover::CodeMap;
 use crate::guest::{GuestBinary, GuestError};
 use builder::Lifter;
-use hcontainer_ir::{Block, Function, Op, Program, Terminator};
+use hcontainer_ir::{Block, Function, Program, Terminator};
 use hcontainer_semantics::Helper;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
 
@@ -221,7 +221,10 @@ fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported
             l.c64(0)
         };
         let id = l.c64(u64::from(op));
-        l.push(Op::Helper(Helper::X87 as u32, vec![id, a]));
+        // x87 helpers may write ax (fnstsw) and the flags (fcomi).
+        let mut writes = Lifter::gpr_locs(&[0]);
+        writes.extend(Lifter::FLAG_LOCS);
+        l.call_helper(Helper::X87 as u32, vec![id, a], &writes);
         // fcomi and friends set the arithmetic flags through the state.
         l.flags = None;
         return Ok(Step::Continue);

@@ -4,11 +4,11 @@
 //! the `I128` register value; other packed operations call the `Helper::Sse` helper
 //! (`hcontainer_semantics::sse`) with the source operand's value.
 
-use super::builder::{xmm_num, Lifter, MXCSR};
+use super::builder::{xmm_loc, xmm_num, Lifter, MXCSR};
 use super::int::Unsupported;
 use super::Step;
 use hcontainer_abi::flags::bits;
-use hcontainer_ir::{BinOp, ConvOp, FloatCC, Op, Type, UnOp, Value};
+use hcontainer_ir::{BinOp, ConvOp, FloatCC, Loc, Op, Type, UnOp, Value};
 use hcontainer_semantics::sse::SseOp;
 use hcontainer_semantics::Helper;
 use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
@@ -83,7 +83,13 @@ fn helper(l: &mut Lifter, op: SseOp, dst: u8, imm: u32, src: Value) -> Value {
     let lo = l.zext(src, Type::I64);
     let h = l.bin_imm(BinOp::LShr, src, 64);
     let hi = l.zext(h, Type::I64);
-    l.push(Op::Helper(Helper::Sse as u32, vec![a0, lo, hi]))
+    // Ops that return a value leave the registers alone; the others write xmm `dst`.
+    let writes: &[Loc] = if returns_value(op) { &[] } else { &[xmm_loc(dst)] };
+    l.call_helper(Helper::Sse as u32, vec![a0, lo, hi], writes)
+}
+
+fn returns_value(op: SseOp) -> bool {
+    matches!(op, SseOp::Pmovmskb | SseOp::Movmskps | SseOp::Movmskpd | SseOp::Pextrw)
 }
 
 /// Packed operation through the helper: `dst = op(dst, src)`.

@@ -4,7 +4,7 @@
 use super::*;
 use hcontainer_abi::flags::CcOp;
 use hcontainer_abi::offsets;
-use hcontainer_ir::{BinOp, CallTarget, IntCC, Loc, Type};
+use hcontainer_ir::{BinOp, CallTarget, IntCC, Loc, Op, Type};
 
 fn no_leader(_: u64) -> bool {
     false
