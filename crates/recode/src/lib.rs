@@ -7,6 +7,7 @@
 //! * [`regs`]: home-ISA registers in CRIU's core image ⇄ [`hcontainer_abi::GuestState`].
 #![deny(missing_docs)]
 
+pub mod image;
 pub mod launch;
 pub mod regs;
 pub mod store;
