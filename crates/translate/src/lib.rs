@@ -114,7 +114,7 @@ pub fn translate_file(
 ) -> Result<Report, TranslateError> {
     let path = input.to_path_buf();
     let mut timings = Vec::new();
-    let mut timed = |stage: Stage, progress: &mut dyn FnMut(Stage)| {
+    let timed = |stage: Stage, progress: &mut dyn FnMut(Stage)| {
         progress(stage);
         let start = Instant::now();
         move |timings: &mut Vec<(Stage, Duration)>| timings.push((stage, start.elapsed()))
