@@ -404,6 +404,28 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
     Ok(report)
 }
 
+/// The executable of the (single) process in the images directory `dir`: the name of the
+/// `files.img` entry its `mm-<pid>.img` names as `exe_file_id`.
+pub fn exe_of(dir: &Path) -> Result<PathBuf, RecodeError> {
+    let procs: Vec<PstreeEntry> = read(dir, "pstree.img")?.decode_all()?;
+    let pid = procs
+        .first()
+        .map(|p| p.pid)
+        .ok_or_else(|| RecodeError::Missing { file: "pstree.img".into(), what: "no process".into() })?;
+    let mm_name = format!("mm-{pid}.img");
+    let mm: MmEntry = first(&read(dir, &mm_name)?)?;
+    let files: Vec<FileEntry> = read(dir, "files.img")?.decode_all()?;
+    files
+        .iter()
+        .find(|f| f.id == mm.exe_file_id)
+        .and_then(|f| f.reg.as_ref())
+        .map(|r| PathBuf::from(&r.name))
+        .ok_or_else(|| RecodeError::Missing {
+            file: "files.img".into(),
+            what: format!("no regular file with id {} (the exe_file_id of {mm_name})", mm.exe_file_id),
+        })
+}
+
 fn anon(start: u64, end: u64, prot: u32, extra: u32) -> VmaEntry {
     VmaEntry {
         start,

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use hcontainer_criu::{Criu, DumpOptions, RestoreOptions};
-use hcontainer_recode::image::{native_to_translated, TranslatedExe};
+use hcontainer_recode::image::{exe_of, native_to_translated, TranslatedExe};
+use hcontainer_recode::store::{sha256_file, Store};
 
 const COUNTER: &str = r#"
 #include <stdio.h>
@@ -59,9 +60,19 @@ fn native_counter_continues_translated() {
     let before = numbers(&out);
     assert!(before.len() > 3, "counter ran: {before:?}");
 
+    // The translation is found through the store, by the content of the dumped executable.
+    let store = Store::open(Some(&d.join("store"))).expect("store");
+    let stored = store.put(&sha256_file(&native).expect("hash"), "x86_64", &translated).expect("put");
+    let original = exe_of(&images).expect("exe of the image");
+    assert_eq!(original, std::fs::canonicalize(&native).expect("path"));
+    let found = store.get_for(&original, "x86_64").expect("store lookup").expect("a stored translation");
+    assert_eq!(found, stored);
+    let translated = found;
     let exe = TranslatedExe::open(&translated).expect("translated exe");
     let recoded = d.join("translated");
+    let t = std::time::Instant::now();
     let report = native_to_translated(&images, &exe, &recoded).expect("recode");
+    eprintln!("recode took {:?}: {report:?}", t.elapsed());
     assert!(report.pages_kept > 0 && report.pages_written >= 1, "{report:?}");
 
     let restored = criu.restore(&RestoreOptions::new(&recoded, true)).expect("criu restore");
