@@ -10,8 +10,7 @@
 //! invalid-operation results (the "real indefinite"), unsupported encodings, stack faults and
 //! condition codes follow the Intel SDM. Precision control below 64 bits (fadd, fsub, fmul,
 //! fdiv, fsqrt) computes with round-to-odd at 64 bits and rounds once to 24 or 53 bits,
-//! keeping the extended exponent range; results in the denormal range are rounded at 64 bits.
-//! C1 is not set to the round-up indicator.
+//! keeping the extended exponent range. C1 reports rounding away from zero, as hardware does.
 //! Exceptions are always treated as masked: flags are recorded in the status word, no
 //! floating-point exception is delivered.
 
@@ -591,8 +590,12 @@ pub fn arith(opc: Opc, a: F80, b: F80, cw: u16) -> (F80, Flags) {
             r.status |= Status::OVERFLOW;
         }
     }
+    // C1: the result was rounded away from zero.
+    let away = precision_bits(cw) == 64
+        && r.status.contains(Status::INEXACT)
+        && !r.value.bitwise_eq(op_r(x, y, Round::TowardZero).value);
     let (v, f) = finish(r, cw);
-    (v, no_de_after_ie_ze(f | de))
+    (v, no_de_after_ie_ze(f | de | if away { sw::C1 } else { 0 }))
 }
 
 /// apfloat reports no overflow when directed rounding yields the largest finite value.
@@ -643,9 +646,12 @@ pub fn sqrt(a: F80, cw: u16) -> (F80, Flags) {
     let rc = op_round(cw);
     let v = Ext::from_u128_r(q, rc);
     let status = v.status;
+    let away = precision_bits(cw) == 64
+        && status.contains(Status::INEXACT)
+        && !v.value.bitwise_eq(Ext::from_u128_r(q, Round::TowardZero).value);
     let v = v.value.scalbn_r(half_exp, rc);
     let (v, f) = finish(rustc_apfloat::StatusAnd { status, value: v }, cw);
-    (v, f | de)
+    (v, f | de | if away { sw::C1 } else { 0 })
 }
 
 fn isqrt(n: u128) -> u128 {
@@ -676,7 +682,8 @@ pub fn rndint(a: F80, cw: u16) -> (F80, Flags) {
     }
     let r = a.apf().round_to_integral(round_of(cw));
     let de = if a.is_denormal() { sw::DE } else { 0 };
-    (F80::of_apf(r.value), status_flags(r.status) | de)
+    let away = !r.value.bitwise_eq(a.apf().round_to_integral(Round::TowardZero).value);
+    (F80::of_apf(r.value), status_flags(r.status) | de | if away { sw::C1 } else { 0 })
 }
 
 /// Integer conversion: round per `rc` (or truncate), `None` when out of `bits` range or NaN.
@@ -689,7 +696,8 @@ pub fn to_int(a: F80, bits: u32, rc: Round) -> (Option<i64>, Flags) {
     }
     let r = a.apf().round_to_integral(rc);
     let v = F80::of_apf(r.value);
-    let flags = status_flags(r.status);
+    let away = !r.value.bitwise_eq(a.apf().round_to_integral(Round::TowardZero).value);
+    let flags = status_flags(r.status) | if away { sw::C1 } else { 0 };
     if v.is_zero() {
         return (Some(0), flags);
     }
@@ -725,7 +733,11 @@ pub fn to_f64(a: F80, cw: u16) -> (u64, Flags) {
     }
     // Stores do not report denormal operands.
     let de = 0;
-    (r.value.to_bits() as u64, status_flags(r.status) | de)
+    let away = r.status.contains(Status::INEXACT) && {
+        let t: rustc_apfloat::StatusAnd<Double> = a.apf().convert_r(Round::TowardZero, &mut loses);
+        !t.value.bitwise_eq(r.value)
+    };
+    (r.value.to_bits() as u64, status_flags(r.status) | de | if away { sw::C1 } else { 0 })
 }
 
 /// Convert to an IEEE single (bits) per the rounding control.
@@ -747,7 +759,11 @@ pub fn to_f32(a: F80, cw: u16) -> (u32, Flags) {
     }
     // Stores do not report denormal operands.
     let de = 0;
-    (r.value.to_bits() as u32, status_flags(r.status) | de)
+    let away = r.status.contains(Status::INEXACT) && {
+        let t: rustc_apfloat::StatusAnd<Single> = a.apf().convert_r(Round::TowardZero, &mut loses);
+        !t.value.bitwise_eq(r.value)
+    };
+    (r.value.to_bits() as u32, status_flags(r.status) | de | if away { sw::C1 } else { 0 })
 }
 
 /// Compare: `None` when unordered. Flags: IE for any NaN (`quiet == false`) or for a
@@ -796,6 +812,7 @@ pub fn scale(a: F80, b: F80, cw: u16) -> (F80, Flags) {
     let rc = round_of(cw);
     let x = a.apf();
     let r = x.scalbn_r(n, rc);
+    let away = !r.bitwise_eq(x.scalbn_r(n, Round::TowardZero));
     // scalbn does not report status; derive overflow/underflow/inexact from the result.
     let back = r.scalbn_r(-n, rc);
     let mut f = 0;
@@ -803,7 +820,7 @@ pub fn scale(a: F80, b: F80, cw: u16) -> (F80, Flags) {
         f |= if n > 0 { sw::OE | sw::PE } else { sw::UE | sw::PE };
     }
     // Precision control does not apply to fscale.
-    (F80::of_apf(r), f | de)
+    (F80::of_apf(r), f | de | if away { sw::C1 } else { 0 })
 }
 
 /// `fprem` (`round == false`, truncated quotient) and `fprem1` (quotient rounded to nearest):
@@ -1231,7 +1248,15 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
         }
         Opc::Ld => {
             let v = match op.kind {
-                Kind::St => f.get(op.sti).unwrap_or(F80::INDEFINITE),
+                Kind::St => match f.get(op.sti) {
+                    Some(v) => v,
+                    None => {
+                        // Underflow takes precedence over an overflow of the push.
+                        f.push(F80::INDEFINITE);
+                        f.flags &= !sw::C1;
+                        return true;
+                    }
+                },
                 k => match load_operand(k, addr, host) {
                     Some((v, fl)) => {
                         f.flags |= if f.is_empty(7) { fl } else { fl & !sw::DE };
@@ -1367,6 +1392,7 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             None => {
                 f.set(0, F80::INDEFINITE);
                 f.push(F80::INDEFINITE);
+                f.flags &= !sw::C1;
             }
         },
         Opc::Xch => {
