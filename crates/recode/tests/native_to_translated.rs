@@ -1,7 +1,7 @@
 //! A native musl program, dumped by real CRIU, recoded and restored by real CRIU as its
 //! translated executable, carries on counting where it stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ fn native_counter_continues_translated() {
     let _ = Command::new("kill").arg("-9").arg(restored.pid.to_string()).status();
     let after = numbers(&out);
     assert!(running, "restored process died; output {:?}", &after[after.len().saturating_sub(5)..]);
-    assert_eq!(exe_link.expect("exe link"), PathBuf::from(std::fs::canonicalize(&translated).expect("path")));
+    assert_eq!(exe_link.expect("exe link"), std::fs::canonicalize(&translated).expect("path"));
     // The numbers go on without a gap or repeat from where the native process stopped.
     assert!(after.len() >= before.len() + 5, "only {} new lines", after.len() - before.len());
     for (i, n) in after.iter().enumerate() {
