@@ -29,6 +29,10 @@ enum Command {
     Image(commands::image::Command),
     /// Check this machine: CRIU, its version and `criu check`.
     Doctor(commands::doctor::Args),
+    /// Start a program natively in a migratable configuration.
+    Run(commands::run::Args),
+    /// Recode a CRIU images directory between native and translated execution.
+    Recode(commands::recode::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,8 @@ fn main() -> std::process::ExitCode {
         Command::Restore(args) => commands::restore::run(args),
         Command::Image(cmd) => commands::image::run(cmd),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Recode(args) => commands::recode::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,5 +4,7 @@ pub mod checkpoint;
 pub mod doctor;
 pub mod image;
 pub mod inspect;
+pub mod recode;
 pub mod restore;
+pub mod run;
 pub mod translate;

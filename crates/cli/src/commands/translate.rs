@@ -42,6 +42,10 @@ pub struct Args {
     /// Where to write the translated executable.
     #[arg(long, short)]
     output: PathBuf,
+    /// Translation store to record the result in (default: `$HCONTAINER_STORE`, else
+    /// `~/.cache/hcontainer/store`), where `recode` finds it.
+    #[arg(long)]
+    store: Option<PathBuf>,
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
@@ -64,6 +68,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = report?;
     make_executable(&args.output)
         .with_context(|| format!("cannot make {} executable", args.output.display()))?;
+    let sha: String = report.guest_sha256.iter().map(|b| format!("{b:02x}")).collect();
+    let store = hcontainer_recode::store::Store::open(args.store.as_deref())?;
+    let stored = store.put(&sha, isa.name(), &args.output)?;
     if !args.quiet {
         let stages: Vec<String> = report
             .timings
@@ -82,6 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             report.total().as_secs_f64(),
             stages.join(", ")
         );
+        println!("store: {}", stored.display());
         match l.trap_examples.first() {
             None => println!("traps: 0 instructions left untranslated"),
             Some((addr, what)) => println!(
