@@ -249,3 +249,49 @@ fn run(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// Version stamp of the private qemu-user installation.
+const QEMU_STAMP: &str = "forky qemu-user, layout 1\n";
+
+/// Installs a current qemu-user (Debian testing's, statically linked) under
+/// `<cache_dir>/qemu` with the same private apt configuration as CRIU, and returns the
+/// directory holding `qemu-aarch64` and `qemu-riscv64`. bookworm's qemu-user 7.2 reserves
+/// the whole span between the lowest and highest `PT_LOAD` of an executable at start-up, so
+/// tests of executables with guest segments as program headers need a newer one.
+pub fn ensure_qemu(cache_dir: &Path) -> Result<PathBuf> {
+    let prefix = cache_dir.join("qemu");
+    let bin = prefix.join("root/usr/bin");
+    let stamp = prefix.join(".installed");
+    if bin.join("qemu-aarch64").exists()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(QEMU_STAMP)
+    {
+        return Ok(bin);
+    }
+    for old in ["root", "debs"] {
+        let dir = prefix.join(old);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    let apt = AptConfig::new(&prefix.join("apt"), Arch::X86_64)?;
+    apt.update()?;
+    let debs = prefix.join("debs");
+    std::fs::create_dir_all(&debs)?;
+    apt.download(&["qemu-user".to_string()], &debs)?;
+    let root = prefix.join("root");
+    for entry in std::fs::read_dir(&debs)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "deb") {
+            run(Command::new("dpkg").arg("-x").arg(&path).arg(&root))?;
+        }
+    }
+    let out = Command::new(bin.join("qemu-aarch64"))
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {}", bin.join("qemu-aarch64").display()))?;
+    if !out.status.success() {
+        bail!("{}/qemu-aarch64 --version failed", bin.display());
+    }
+    std::fs::write(&stamp, QEMU_STAMP)?;
+    Ok(bin)
+}

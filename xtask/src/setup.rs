@@ -10,6 +10,8 @@ use crate::util::{cache_dir, run_checked, step};
 /// Debian packages the build, the tests and the benchmarks use.
 pub const PACKAGES: &[&str] = &[
     "gcc",
+    "g++",
+    "binutils",
     "qemu-user",
     "musl-tools",
     "busybox-static",
@@ -33,6 +35,10 @@ pub fn run() -> Result<()> {
     rust_targets()?;
     let criu = crate::criu_setup::ensure(&cache_dir()).context("installing CRIU")?;
     step(&format!("criu: {}", criu.display()));
+    let qemu = crate::criu_setup::ensure_qemu(&cache_dir()).context("installing qemu-user")?;
+    step(&format!("qemu-user (current): {}", qemu.display()));
+    // Tests that need a qemu-user newer than bookworm's find it here.
+    std::env::set_var("HCONTAINER_QEMU_DIR", &qemu);
     Ok(())
 }
 
