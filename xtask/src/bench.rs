@@ -98,7 +98,7 @@ fn bench_one(
     let native = cache.join(format!("{name}.x86_64-native"));
     let arm_native = cache.join(format!("{name}.aarch64-native"));
     util::compile("gcc", &["-static", "-O2", "-w"], src, &native)?;
-    util::compile("aarch64-linux-gnu-gcc", &["-static", "-O2", "-w"], src, &arm_native)?;
+    util::compile("aarch64-linux-gnu-gcc", &["-static", "-O2", "-w", "-ffp-contract=off"], src, &arm_native)?;
     let mut row = Row {
         name: name.to_string(),
         native: Duration::ZERO,
