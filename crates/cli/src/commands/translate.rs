@@ -68,9 +68,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = report?;
     make_executable(&args.output)
         .with_context(|| format!("cannot make {} executable", args.output.display()))?;
+    // The output is complete at this point; recording it in the store is a convenience for
+    // `recode`, so a store that cannot be used costs a warning, not the translation.
     let sha: String = report.guest_sha256.iter().map(|b| format!("{b:02x}")).collect();
-    let store = hcontainer_recode::store::Store::open(args.store.as_deref())?;
-    let stored = store.put(&sha, isa.name(), &args.output)?;
+    let stored = hcontainer_recode::store::Store::open(args.store.as_deref())
+        .and_then(|store| store.put(&sha, isa.name(), &args.output));
+    match &stored {
+        Ok(path) if !args.quiet => println!("store: {}", path.display()),
+        Ok(_) => {}
+        Err(e) => eprintln!("hcontainer: warning: translation not recorded in the store: {e}"),
+    }
     if !args.quiet {
         let stages: Vec<String> = report
             .timings
@@ -89,7 +96,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             report.total().as_secs_f64(),
             stages.join(", ")
         );
-        println!("store: {}", stored.display());
         match l.trap_examples.first() {
             None => println!("traps: 0 instructions left untranslated"),
             Some((addr, what)) => println!(
