@@ -15,11 +15,12 @@ use hcontainer_codegen::GuestDescription;
 use hcontainer_link::GuestSegment;
 use hcontainer_x86::{GuestBinary, LiftStats};
 
-/// Why a translation failed. Every variant names the input file.
+/// Why a translation failed. Every variant names the input file; the cause is the error's
+/// `source()` (printed after it by `anyhow`'s `{:#}`).
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
     /// The input could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Read {
         /// Input path.
         path: PathBuf,
@@ -27,7 +28,7 @@ pub enum TranslateError {
         source: std::io::Error,
     },
     /// The input is not a translatable executable.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Guest {
         /// Input path.
         path: PathBuf,
@@ -35,7 +36,7 @@ pub enum TranslateError {
         source: hcontainer_x86::GuestError,
     },
     /// Code generation failed.
-    #[error("{}: code generation for {isa} failed: {source}", path.display(), isa = isa.name())]
+    #[error("{}: code generation for {isa} failed", path.display(), isa = isa.name())]
     Codegen {
         /// Input path.
         path: PathBuf,
@@ -45,7 +46,7 @@ pub enum TranslateError {
         source: hcontainer_codegen::CodegenError,
     },
     /// Linking failed.
-    #[error("{}: linking the {isa} executable failed: {source}", path.display(), isa = isa.name())]
+    #[error("{}: linking the {isa} executable failed", path.display(), isa = isa.name())]
     Link {
         /// Input path.
         path: PathBuf,
