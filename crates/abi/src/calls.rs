@@ -140,11 +140,36 @@ pub struct ResumeRecord {
     pub brk_start: u64,
     /// The guest's current program break (`mm_brk`).
     pub brk_cur: u64,
+    /// Host thread id of the thread this record belongs to (0 before the thread starts).
+    /// Recode pairs CRIU's per-thread core images with records through it.
+    pub tid: u64,
+    /// [`THREAD_RUNNING`] or [`THREAD_PARKED`]; a futex word (its low 32 bits) while parked.
+    pub status: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 4],
+    pub reserved: [u64; 2],
     /// The thread's registers.
     pub state: crate::GuestState,
 }
 
 const _: () = assert!(core::mem::offset_of!(ResumeRecord, state) == 64);
-const _: () = assert!(core::mem::size_of::<ResumeRecord>() <= crate::layout::GUEST_PAGE_SIZE as usize);
+const _: () =
+    assert!(core::mem::size_of::<ResumeRecord>() <= crate::layout::GUEST_PAGE_SIZE as usize);
+
+/// [`ResumeRecord::status`]: the thread runs guest code or the runtime.
+pub const THREAD_RUNNING: u64 = 0;
+/// [`ResumeRecord::status`]: the thread stopped at a migration point after a notify: its
+/// whole register state is in the record, `state.rip` is a migration point (a block start
+/// listed in the metadata, or the guest `syscall` instruction it was blocked in, with
+/// `rax = orig_rax` so that resuming there reissues the call), and it waits until the status
+/// changes or [`RESUME_SIGNAL`] arrives.
+pub const THREAD_PARKED: u64 = 1;
+
+/// Host signal that asks a translated thread to stop at its next migration point (notify).
+/// The checkpointer sends it to every thread (`tgkill`); the runtime's handler raises the
+/// thread's `state.poll`, and a blocking host syscall it interrupts is rewound to the guest
+/// `syscall` instruction. The same number on every host ISA (x86-64, arm64 and riscv64 share
+/// the generic real-time signal numbers).
+pub const NOTIFY_SIGNAL: i32 = 60;
+/// Host signal that lets parked threads continue where they are: a notify abandoned (the
+/// dump failed, or `--leave-running`).
+pub const RESUME_SIGNAL: i32 = 61;

@@ -38,3 +38,44 @@ pub const HOST_STACK_SIZE: u64 = 256 << 20;
 /// included): the top page of the host stack mapping. The dispatcher's host stack ends
 /// below it; recode reads and writes the guest state there.
 pub const MAIN_RESUME_RECORD: u64 = HOST_STACK_TOP - GUEST_PAGE_SIZE;
+
+/// Threads other than the main one each own a slot in the upper half of hcontainer's range:
+/// an inaccessible guard of [`STACK_GUARD_SIZE`], then the thread's host stack, whose top page
+/// holds the thread's [`crate::calls::ResumeRecord`] (its `GuestState` included). Slots are
+/// found from the mappings alone (by the checkpointer in `/proc/PID/maps`, by recode in the
+/// image's VMAs): every mapping that starts at [`thread_slot_base`] of some index is a thread.
+pub const THREAD_SLOTS_BASE: u64 = RUNTIME_BASE + RUNTIME_SIZE / 2;
+/// Host stack of a thread slot (record page included), `MAP_NORESERVE`.
+pub const THREAD_HOST_STACK_SIZE: u64 = 64 << 20;
+/// Distance between consecutive slots.
+pub const THREAD_SLOT_STRIDE: u64 = THREAD_HOST_STACK_SIZE + (1 << 20);
+/// Number of thread slots.
+pub const THREAD_SLOTS: u64 = 4096;
+/// Bytes mapped per slot: guard plus host stack.
+pub const THREAD_SLOT_LEN: u64 = STACK_GUARD_SIZE + THREAD_HOST_STACK_SIZE;
+
+/// Start (the guard's first byte) of thread slot `index`.
+pub const fn thread_slot_base(index: u64) -> u64 {
+    THREAD_SLOTS_BASE + index * THREAD_SLOT_STRIDE
+}
+
+/// The [`crate::calls::ResumeRecord`] of thread slot `index`: the top page of its host
+/// stack; the host stack pointer starts just below it.
+pub const fn thread_resume_record(index: u64) -> u64 {
+    thread_slot_base(index) + THREAD_SLOT_LEN - GUEST_PAGE_SIZE
+}
+
+/// The slot index whose mapping starts at `addr`, if any.
+pub const fn thread_slot_at(addr: u64) -> Option<u64> {
+    if addr < THREAD_SLOTS_BASE || (addr - THREAD_SLOTS_BASE) % THREAD_SLOT_STRIDE != 0 {
+        return None;
+    }
+    let i = (addr - THREAD_SLOTS_BASE) / THREAD_SLOT_STRIDE;
+    if i < THREAD_SLOTS {
+        Some(i)
+    } else {
+        None
+    }
+}
+
+const _: () = assert!(thread_slot_base(THREAD_SLOTS) <= MAIN_RESUME_RECORD - HOST_STACK_SIZE);

@@ -239,7 +239,9 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
         version: u64::from(GUEST_STATE_VERSION),
         brk_start: mm.mm_start_brk,
         brk_cur: mm.mm_brk,
-        reserved: [0; 4],
+        tid: 0,
+        status: 0,
+        reserved: [0; 2],
         state,
     };
     let r = &mut ti.gpregs;

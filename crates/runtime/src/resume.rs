@@ -41,7 +41,9 @@ pub unsafe fn init_main_record() -> *mut GuestState {
             version: u64::from(GUEST_STATE_VERSION),
             brk_start: 0,
             brk_cur: 0,
-            reserved: [0; 4],
+            tid: 0,
+            status: 0,
+            reserved: [0; 2],
             state: GuestState::new(),
         });
         core::ptr::addr_of_mut!((*rec).state)
