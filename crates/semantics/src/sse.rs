@@ -12,6 +12,7 @@
 //! rax and the remainder to rdx, and return 0; on a divide error they change nothing and
 //! return 1.
 
+use crate::float::{sse_f32, sse_f64};
 use hcontainer_abi::{GuestState, Gpr};
 
 macro_rules! sse_ops {
@@ -173,16 +174,16 @@ pub fn execute(state: &mut GuestState, a0: u64, a1: u64, a2: u64) -> Option<u64>
             out
         }
         Pinsrw => set_lane(dst, 16, imm & 7, a1 & 0xffff),
-        Addps => lanes(dst, src, 32, |a, b| f32op(a, b, |x, y| x + y)),
-        Subps => lanes(dst, src, 32, |a, b| f32op(a, b, |x, y| x - y)),
-        Mulps => lanes(dst, src, 32, |a, b| f32op(a, b, |x, y| x * y)),
-        Divps => lanes(dst, src, 32, |a, b| f32op(a, b, |x, y| x / y)),
+        Addps => lanes(dst, src, 32, |a, b| u64::from(sse_f32(a as u32, b as u32, |x, y| x + y))),
+        Subps => lanes(dst, src, 32, |a, b| u64::from(sse_f32(a as u32, b as u32, |x, y| x - y))),
+        Mulps => lanes(dst, src, 32, |a, b| u64::from(sse_f32(a as u32, b as u32, |x, y| x * y))),
+        Divps => lanes(dst, src, 32, |a, b| u64::from(sse_f32(a as u32, b as u32, |x, y| x / y))),
         Minps => lanes(dst, src, 32, |a, b| f32op(a, b, |x, y| if x < y { x } else { y })),
         Maxps => lanes(dst, src, 32, |a, b| f32op(a, b, |x, y| if x > y { x } else { y })),
-        Addpd => lanes(dst, src, 64, |a, b| f64op(a, b, |x, y| x + y)),
-        Subpd => lanes(dst, src, 64, |a, b| f64op(a, b, |x, y| x - y)),
-        Mulpd => lanes(dst, src, 64, |a, b| f64op(a, b, |x, y| x * y)),
-        Divpd => lanes(dst, src, 64, |a, b| f64op(a, b, |x, y| x / y)),
+        Addpd => lanes(dst, src, 64, |a, b| sse_f64(a, b, |x, y| x + y)),
+        Subpd => lanes(dst, src, 64, |a, b| sse_f64(a, b, |x, y| x - y)),
+        Mulpd => lanes(dst, src, 64, |a, b| sse_f64(a, b, |x, y| x * y)),
+        Divpd => lanes(dst, src, 64, |a, b| sse_f64(a, b, |x, y| x / y)),
         Minpd => lanes(dst, src, 64, |a, b| f64op(a, b, |x, y| if x < y { x } else { y })),
         Maxpd => lanes(dst, src, 64, |a, b| f64op(a, b, |x, y| if x > y { x } else { y })),
         Cmpps => lanes(dst, src, 32, |a, b| {
@@ -437,6 +438,29 @@ mod tests {
         let a = u128::from(0xffffu64) | (u128::from(0x0100u64) << 16) | (u128::from(0x0042u64) << 32);
         let r = run(SseOp::Packuswb, a, 0, 0);
         assert_eq!(r & 0xff_ffff, 0x42_ff_00);
+    }
+
+    #[test]
+    fn packed_arithmetic_picks_the_first_nan_per_lane() {
+        // Both operands NaN in every lane: x86 returns the destination's NaN, quieted.
+        let d32 = 0x7f80_0001u128 | (0xffc0_0002u128 << 32) | (0x7fc0_0003u128 << 64) | (0xff80_0004u128 << 96);
+        let s32 = 0x7fc0_0010u128 | (0x7f80_0020u128 << 32) | (0xffc0_0030u128 << 64) | (0x7fc0_0040u128 << 96);
+        let want32 = 0x7fc0_0001u128 | (0xffc0_0002u128 << 32) | (0x7fc0_0003u128 << 64) | (0xffc0_0004u128 << 96);
+        for op in [SseOp::Addps, SseOp::Subps, SseOp::Mulps, SseOp::Divps] {
+            assert_eq!(run(op, d32, s32, 0), want32, "{op:?}");
+        }
+        let d64 = 0x7ff0_0000_0000_0001u128 | (0xfff8_0000_0000_0002u128 << 64);
+        let s64 = 0x7ff8_0000_0000_0010u128 | (0x7ff0_0000_0000_0020u128 << 64);
+        let want64 = 0x7ff8_0000_0000_0001u128 | (0xfff8_0000_0000_0002u128 << 64);
+        for op in [SseOp::Addpd, SseOp::Subpd, SseOp::Mulpd, SseOp::Divpd] {
+            assert_eq!(run(op, d64, s64, 0), want64, "{op:?}");
+        }
+        // Only the source NaN: it is returned, quieted; inf - inf gives the default NaN.
+        let inf = f64::INFINITY.to_bits();
+        let r = run(SseOp::Subpd, 1f64.to_bits().into(), 0x7ff0_0000_0000_0005u128 | (u128::from(inf) << 64), 0);
+        assert_eq!(r & u128::from(u64::MAX), 0x7ff8_0000_0000_0005);
+        let r = run(SseOp::Subpd, u128::from(inf) << 64, u128::from(inf) << 64, 0);
+        assert_eq!(r >> 64, 0xfff8_0000_0000_0000);
     }
 
     #[test]

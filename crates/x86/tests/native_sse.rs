@@ -115,14 +115,6 @@ fn run(list: &[(String, Vec<u8>, Setup)]) -> usize {
         for _ in 0..N {
             let mut m = random_machine(&mut rng, lay);
             setup(&mut m, &mut rng, lay);
-            // Open difference: the out-of-line packed add/mul (semantics::sse Addps, Addpd,
-            // Mulps, Mulpd) return the source NaN where x86 returns the destination NaN when
-            // both lanes are NaNs. Those lanes are compared as "NaN" only until it is fixed.
-            let known = [&[0x0f, 0x58][..], &[0x66, 0x0f, 0x58], &[0x0f, 0x59], &[0x66, 0x0f, 0x59]];
-            let cmp = match known.iter().find(|k| bytes.starts_with(k)) {
-                Some(k) => Compare { any_nan_lanes: Some(if k[0] == 0x66 { 64 } else { 32 }), ..cmp },
-                None => cmp,
-            };
             if let Err(e) = check(bytes, &m, cmp, 0) {
                 errors.push(format!("{name} ({bytes:02x?}) differs from native:\n{e}"));
                 continue 'forms;

@@ -316,27 +316,6 @@ pub struct Compare {
     /// Accept a lift to an "unsupported instruction" trap (a clear error, not a wrong
     /// result) for forms the lifter may not implement yet; `check` then reports `Unsupported`.
     pub allow_unsupported: bool,
-    /// Treat xmm lanes of this many bits (32 or 64) as equal when both hold a NaN, whatever
-    /// the payload: for forms with a known open difference in NaN selection only.
-    pub any_nan_lanes: Option<u32>,
-}
-
-/// True when `a` and `b` differ only in lanes of `bits` bits where both are NaNs.
-fn equal_up_to_nan_lanes(a: [u8; 16], b: [u8; 16], bits: u32) -> bool {
-    let (x, y) = (u128::from_le_bytes(a), u128::from_le_bytes(b));
-    let w = bits as usize;
-    (0..128 / w).all(|i| {
-        let m = if w == 64 { u64::MAX as u128 } else { u32::MAX as u128 };
-        let (p, q) = ((x >> (i * w)) & m, (y >> (i * w)) & m);
-        let nan = |v: u128| {
-            if w == 64 {
-                f64::from_bits(v as u64).is_nan()
-            } else {
-                f32::from_bits(v as u32).is_nan()
-            }
-        };
-        p == q || (nan(p) && nan(q))
-    })
 }
 
 /// The prefix of the error `check` returns for an accepted unsupported-instruction trap.
@@ -489,11 +468,7 @@ fn compare(
     }
     if cmp.xmm {
         for r in 0..16 {
-            let same = match cmp.any_nan_lanes {
-                Some(bits) => equal_up_to_nan_lanes(n.xmm(r), i.xmm(r), bits),
-                None => n.xmm(r) == i.xmm(r),
-            };
-            if !same {
+            if n.xmm(r) != i.xmm(r) {
                 diffs.push(format!("xmm{r}: native {:02x?}, interp {:02x?}", n.xmm(r), i.xmm(r)));
             }
         }
