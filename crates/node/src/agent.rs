@@ -1,0 +1,505 @@
+//! The node agent: listens for clients, checks their token, receives images into a private
+//! folder per job, recodes them for this node's ISA when needed, restores them with CRIU and
+//! keeps track of what it restored. A job that is not committed is undone when its
+//! connection ends (see the crate docs).
+
+use std::io::{BufWriter, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hcontainer_criu::{Criu, RestoreOptions};
+use subtle::ConstantTimeEq;
+
+use crate::frame::Frame;
+use crate::isa;
+use crate::paths::{self, PathError, RelPath};
+use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
+
+/// Bounds on what one client may send.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest single file.
+    pub max_file_bytes: u64,
+    /// Largest job (all files).
+    pub max_job_bytes: u64,
+    /// Most files (and directories and links) in a job.
+    pub max_entries: u64,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// A connection silent for this long is dropped (its job undone).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 64 << 30,
+            max_job_bytes: 128 << 30,
+            max_entries: 100_000,
+            max_connections: 16,
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// How an agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Address to listen on (`0.0.0.0:7070`, `127.0.0.1:0`).
+    pub listen: String,
+    /// Token clients must present; `None` accepts every client.
+    pub token: Option<String>,
+    /// Work folder: jobs live in `<work>/jobs/<job>`.
+    pub work: PathBuf,
+    /// The CRIU to use (default: [`Criu::locate`]'s search).
+    pub criu: Option<PathBuf>,
+    /// Translation store (default: the recode crate's default store).
+    pub store: Option<PathBuf>,
+    /// Keep a committed job's images (default: remove them once the process runs).
+    pub keep_images: bool,
+    /// Bounds.
+    pub limits: Limits,
+}
+
+impl AgentConfig {
+    /// A configuration with default limits.
+    pub fn new(listen: impl Into<String>, work: impl Into<PathBuf>) -> AgentConfig {
+        AgentConfig {
+            listen: listen.into(),
+            token: None,
+            work: work.into(),
+            criu: None,
+            store: None,
+            keep_images: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why the agent could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The listening socket could not be made.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// File system trouble with the work folder.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a request failed (sent to the client as [`Reply::Error`]).
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JobError + '_ {
+    move |source| JobError::Io { path: path.to_path_buf(), source }
+}
+
+/// A restored process the agent keeps.
+#[derive(Clone, Debug)]
+struct Kept {
+    job: String,
+    label: String,
+    pid: u32,
+    mode: String,
+    exe: String,
+}
+
+struct Shared {
+    config: AgentConfig,
+    jobs_dir: PathBuf,
+    kept: Mutex<Vec<Kept>>,
+    next_job: AtomicU64,
+    connections: AtomicUsize,
+}
+
+/// A bound agent, ready to serve.
+pub struct Agent {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// Handle on an agent serving in a background thread.
+#[derive(Clone)]
+pub struct AgentHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl AgentHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// Its jobs folder.
+    pub fn jobs_dir(&self) -> &Path {
+        &self.shared.jobs_dir
+    }
+    /// The processes it restored and keeps.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        status(&self.shared)
+    }
+    /// Connections being served now.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may itself hold ')'.
+    match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
+        Some(state) => state != "Z" && state != "X" && state != "x",
+        None => false,
+    }
+}
+
+fn kill(pid: u32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+fn status(shared: &Shared) -> Vec<ProcessInfo> {
+    let kept = shared.kept.lock().map(|k| k.clone()).unwrap_or_default();
+    kept.into_iter()
+        .map(|k| ProcessInfo {
+            running: is_running(k.pid),
+            job: k.job,
+            label: k.label,
+            pid: k.pid,
+            isa: isa::host_isa().to_string(),
+            mode: k.mode,
+            exe: k.exe,
+        })
+        .collect()
+}
+
+impl Agent {
+    /// Prepares the work folder (removing jobs left by an agent that died) and binds.
+    pub fn bind(config: AgentConfig) -> Result<Agent, AgentError> {
+        let jobs_dir = config.work.join("jobs");
+        let aio = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AgentError::Io { path, source }
+        };
+        if jobs_dir.exists() {
+            std::fs::remove_dir_all(&jobs_dir).map_err(aio(&jobs_dir))?;
+        }
+        std::fs::create_dir_all(&jobs_dir).map_err(aio(&jobs_dir))?;
+        let jobs_dir = std::fs::canonicalize(&jobs_dir).map_err(aio(&jobs_dir))?;
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|source| AgentError::Listen { addr: config.listen.clone(), source })?;
+        let shared = Arc::new(Shared {
+            config,
+            jobs_dir,
+            kept: Mutex::new(Vec::new()),
+            next_job: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+        });
+        Ok(Agent { listener, shared })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr, AgentError> {
+        self.listener
+            .local_addr()
+            .map_err(|source| AgentError::Listen { addr: self.shared.config.listen.clone(), source })
+    }
+
+    /// Serves clients until the process ends, one thread per connection.
+    pub fn serve(self) -> Result<(), AgentError> {
+        for stream in self.listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let shared = Arc::clone(&self.shared);
+            let n = shared.connections.fetch_add(1, Ordering::SeqCst);
+            if n >= shared.config.limits.max_connections {
+                shared.connections.fetch_sub(1, Ordering::SeqCst);
+                drop(stream);
+                continue;
+            }
+            std::thread::spawn(move || {
+                let _ = serve_connection(stream, &shared);
+                shared.connections.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        Ok(())
+    }
+
+    /// Serves in a background thread.
+    pub fn spawn(self) -> Result<AgentHandle, AgentError> {
+        let handle = AgentHandle { addr: self.local_addr()?, shared: Arc::clone(&self.shared) };
+        std::thread::spawn(move || self.serve());
+        Ok(handle)
+    }
+}
+
+/// A job in progress; undone on drop unless committed.
+struct Job<'a> {
+    shared: &'a Shared,
+    name: String,
+    label: String,
+    dir: PathBuf,
+    bytes: u64,
+    entries: u64,
+    restored: Option<(u32, String)>,
+    committed: bool,
+}
+
+impl Drop for Job<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            if let Some((pid, _)) = self.restored {
+                kill(pid);
+            }
+        }
+        if !self.committed || !self.shared.config.keep_images {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), ProtoError> {
+    let _ = stream.set_read_timeout(Some(shared.config.limits.idle_timeout));
+    let mut conn = Conn::handshake(stream)?;
+    let result = converse(&mut conn, shared);
+    if let Err(e) = &result {
+        // The peer may be gone; the reply is best effort.
+        let _ = conn.send(&Reply::Error { message: e.to_string() });
+    }
+    let _ = conn.stream().shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
+    match conn.recv::<Request>()? {
+        Request::Hello { version, token } => {
+            if version != PROTOCOL_VERSION {
+                return Err(JobError::Refused(format!(
+                    "client speaks protocol version {version}, agent {PROTOCOL_VERSION}"
+                )));
+            }
+            if let Some(expected) = &shared.config.token {
+                if !bool::from(expected.as_bytes().ct_eq(token.as_bytes())) {
+                    return Err(JobError::Refused("wrong token".into()));
+                }
+            }
+        }
+        _ => return Err(JobError::Refused("the first message must be Hello".into())),
+    }
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    conn.send(&Reply::Welcome { version: PROTOCOL_VERSION, isa: isa::host_isa().into(), host })?;
+    let mut job: Option<Job> = None;
+    loop {
+        let req = match conn.recv::<Request>() {
+            Ok(r) => r,
+            // The client hung up: an uncommitted job is undone by its drop.
+            Err(ProtoError::Frame(crate::frame::FrameError::Closed)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        match req {
+            Request::Hello { .. } => return Err(JobError::Refused("Hello sent twice".into())),
+            Request::Status => {
+                conn.send(&Reply::Status { isa: isa::host_isa().into(), processes: status(shared) })?;
+            }
+            Request::Begin { label } => {
+                if job.is_some() {
+                    return Err(JobError::Refused("one job per connection".into()));
+                }
+                let n = shared.next_job.fetch_add(1, Ordering::SeqCst);
+                let name = format!("job-{n}-{:08x}", rand::random::<u32>());
+                let dir = shared.jobs_dir.join(&name);
+                let j = Job {
+                    shared,
+                    name: name.clone(),
+                    label: label.chars().take(200).collect(),
+                    dir,
+                    bytes: 0,
+                    entries: 0,
+                    restored: None,
+                    committed: false,
+                };
+                std::fs::create_dir(&j.dir).map_err(io(&j.dir))?;
+                job = Some(j);
+                conn.send(&Reply::Begun { job: name })?;
+            }
+            Request::Dir { path } => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("Dir before Begin".into()))?;
+                j.count_entry()?;
+                RelPath::parse(&path)?.create_dir(&j.dir)?;
+            }
+            Request::File { path, size, mode } => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("File before Begin".into()))?;
+                receive_file(conn, j, &path, size, mode)?;
+            }
+            Request::Link { path, target } => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("Link before Begin".into()))?;
+                j.count_entry()?;
+                let rel = RelPath::parse(&path)?;
+                let name = paths::parent_link_target(&target)?;
+                let dir_of_target = j.dir.join(name);
+                let meta = std::fs::symlink_metadata(&dir_of_target).map_err(io(&dir_of_target))?;
+                if !meta.is_dir() {
+                    return Err(JobError::Refused(format!("link target {target:?} is not a directory of the job")));
+                }
+                // The link sits one level below the job folder, so `../name` stays inside.
+                if rel.names().len() != 2 {
+                    return Err(JobError::Refused(format!("link {path:?} must be <dir>/<name>")));
+                }
+                let at = rel.resolve(&j.dir)?;
+                std::os::unix::fs::symlink(&target, &at).map_err(io(&at))?;
+            }
+            Request::Restore { dir, translate, shell_job, tcp_established } => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("Restore before Begin".into()))?;
+                if j.restored.is_some() {
+                    return Err(JobError::Refused("the job was restored already".into()));
+                }
+                let reply = restore(shared, j, &dir, translate, shell_job, tcp_established)?;
+                conn.send(&reply)?;
+            }
+            Request::Commit => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("Commit before Begin".into()))?;
+                let Some((pid, mode)) = j.restored.clone() else {
+                    return Err(JobError::Refused("Commit before a restore".into()));
+                };
+                if !is_running(pid) {
+                    return Err(JobError::Refused(format!("restored pid {pid} no longer runs")));
+                }
+                j.committed = true;
+                let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                if let Ok(mut kept) = shared.kept.lock() {
+                    kept.push(Kept { job: j.name.clone(), label: j.label.clone(), pid, mode, exe });
+                }
+                job = None;
+                conn.send(&Reply::Committed)?;
+            }
+            Request::Abort => {
+                job = None;
+                conn.send(&Reply::Aborted)?;
+            }
+        }
+    }
+}
+
+impl Job<'_> {
+    fn count_entry(&mut self) -> Result<(), JobError> {
+        self.entries += 1;
+        let max = self.shared.config.limits.max_entries;
+        if self.entries > max {
+            return Err(JobError::Refused(format!("more than {max} files in one job")));
+        }
+        Ok(())
+    }
+}
+
+fn receive_file(conn: &mut Conn, j: &mut Job, path: &str, size: u64, mode: u32) -> Result<(), JobError> {
+    j.count_entry()?;
+    let limits = &j.shared.config.limits;
+    if size > limits.max_file_bytes {
+        return Err(JobError::Refused(format!("{path}: {size} bytes is over the file limit of {}", limits.max_file_bytes)));
+    }
+    if j.bytes.saturating_add(size) > limits.max_job_bytes {
+        return Err(JobError::Refused(format!(
+            "{path}: the job would hold {} bytes, over the limit of {}",
+            j.bytes.saturating_add(size),
+            limits.max_job_bytes
+        )));
+    }
+    let rel = RelPath::parse(path)?;
+    let (file, at) = rel.create_file(&j.dir, mode)?;
+    j.bytes += size;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut got = 0u64;
+    while got < size {
+        match conn.recv_frame()? {
+            Frame::Data(d) => {
+                got += d.len() as u64;
+                if got > size {
+                    return Err(JobError::Refused(format!("{path}: more data than the {size} bytes announced")));
+                }
+                w.write_all(&d).map_err(io(&at))?;
+            }
+            Frame::Control(_) => {
+                return Err(JobError::Refused(format!("{path}: message after {got} of {size} bytes")));
+            }
+        }
+    }
+    w.flush().map_err(io(&at))?;
+    Ok(())
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn restore(
+    shared: &Shared,
+    j: &mut Job,
+    dir: &str,
+    translate: bool,
+    shell_job: bool,
+    tcp_established: bool,
+) -> Result<Reply, JobError> {
+    let rel = RelPath::parse(dir)?;
+    let images = rel.resolve(&j.dir)?;
+    let meta = std::fs::symlink_metadata(&images).map_err(io(&images))?;
+    if !meta.is_dir() {
+        return Err(JobError::Refused(format!("{dir} is not a directory of the job")));
+    }
+    let host = isa::host_isa();
+    let image_isa = isa::image_isa(&images).map_err(|e| JobError::Refused(e.to_string()))?;
+    let mut times = RestoreTimes::default();
+    let mut restore_dir = images.clone();
+    if image_isa != host || translate {
+        let start = Instant::now();
+        let out = j.dir.join(format!("{}.recoded", rel.names().join("-")));
+        crate::recode::recode_for(&images, host, shared.config.store.as_deref(), &out)
+            .map_err(|e| JobError::Refused(format!("recode of {dir} ({image_isa}) for {host}: {e}")))?;
+        times.recode_us = micros(start.elapsed());
+        restore_dir = out;
+    }
+    let criu = Criu::locate(shared.config.criu.as_deref()).map_err(|e| JobError::Refused(e.to_string()))?;
+    let mut opts = RestoreOptions::new(&restore_dir, true);
+    opts.shell_job = shell_job;
+    opts.tcp_established = tcp_established;
+    let start = Instant::now();
+    let outcome = criu.restore(&opts).map_err(|e| JobError::Refused(e.to_string()))?;
+    times.restore_us = micros(start.elapsed());
+    let pid = outcome.pid;
+    if pid == 0 {
+        return Err(JobError::Refused(format!("CRIU restored {dir} but wrote no pid")));
+    }
+    let mode = isa::process_mode(pid).to_string();
+    j.restored = Some((pid, mode.clone()));
+    if !is_running(pid) {
+        return Err(JobError::Refused(format!("restored pid {pid} exited at once")));
+    }
+    Ok(Reply::Restored { pid, isa: host.into(), mode, times })
+}

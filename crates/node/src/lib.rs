@@ -1,0 +1,59 @@
+//! The migration service of hcontainer: a node agent that receives CRIU images, recodes them
+//! for its own ISA when needed and restores them; the client side that checkpoints a process
+//! (optionally with pre-copy rounds), streams its images and decides when the source may go;
+//! and the wire protocol between the two.
+//!
+//! # Wire protocol (version [`proto::PROTOCOL_VERSION`])
+//!
+//! One TCP connection carries one conversation. Both ends first send an 8-byte preamble:
+//! the magic `HCNODE` and the protocol version as a little-endian `u16`; a peer that reads a
+//! different magic or version closes the connection (the agent answers with an
+//! [`proto::Reply::Error`] first when it can).
+//!
+//! After the preamble everything is a *frame* ([`frame`]): a 5-byte header — one kind byte
+//! and the body length as a little-endian `u32` — then the body:
+//!
+//! | kind | body | limit |
+//! |---|---|---|
+//! | `1` control | one JSON message: [`proto::Request`] (client → agent) or [`proto::Reply`] (agent → client) | [`frame::MAX_CONTROL_LEN`] |
+//! | `2` data | the uncompressed length as a little-endian `u32`, then an LZ4 block of it | [`frame::MAX_DATA_LEN`] uncompressed, [`frame::MAX_FRAME_LEN`] on the wire |
+//!
+//! A conversation: `Hello` (protocol version and token; the agent compares the token in
+//! constant time and answers `Welcome` with its ISA, or an error and closes) — then any of
+//! `Status`, or one *job*: `Begin` → `Begun { job }`; then for each images directory, in
+//! order, `Dir`, its files as `File { path, size, mode }` each followed by data frames
+//! holding exactly `size` bytes, and the `parent` links of incremental dumps as `Link`;
+//! `Restore { dir, … }` (the agent recodes when asked or when the image's ISA is not its
+//! own, restores detached, checks that the process runs) → `Restored { pid, … }`; then
+//! `Commit` → `Committed`, after which the client may end the source. Every request but
+//! `File`, `Dir` and `Link` gets exactly one reply; the upload requests are answered only
+//! on failure (an `Error` reply, after which the agent closes the connection).
+//!
+//! Paths in `Dir`, `File`, `Link` and `Restore` are relative to the job's folder, made of
+//! plain names (no `..`, no `.`, not absolute, no NUL) and never traverse a symbolic link;
+//! a `Link` target must be `../<dir>` naming another directory of the same job (CRIU's
+//! `parent` link). Sizes are bounded per file and per job ([`agent::Limits`]).
+//!
+//! A job that has not been committed when its connection ends — client gone mid-transfer,
+//! a failed restore, a disconnect between `Restored` and `Commit` — is undone: a process it
+//! restored is killed and its folder removed, so a failed migration leaves nothing behind on
+//! the agent, while the source, which the client only ends after `Committed`, keeps running.
+//!
+//! Compatibility: the version changes whenever a message or frame changes meaning; a new
+//! optional field in a JSON message (defaulted when absent) is compatible and keeps it.
+#![deny(missing_docs)]
+
+pub mod agent;
+pub mod client;
+pub mod delta;
+pub mod dump;
+pub mod frame;
+pub mod isa;
+pub mod migrate;
+pub mod paths;
+pub mod proto;
+pub mod recode;
+
+pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, Limits};
+pub use client::{Client, ClientError};
+pub use migrate::{migrate, HopTimings, MigrateError, MigrateOptions, MigrationReport, Progress, RecodeAt};

@@ -1,0 +1,458 @@
+//! One migration hop, source side: connect to the destination agent, optional pre-copy rounds
+//! streamed while the process runs, the final dump (source left stopped), recode at the
+//! origin or the destination, transfer, remote restore, commit — and only then the end of
+//! the source. Any failure before the commit resumes the source and names the cause.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hcontainer_criu::Criu;
+use serde::Serialize;
+
+use crate::client::{self, Client, ClientError};
+use crate::delta::{self, DeltaError};
+use crate::dump::{self, DumpError, Round, RoundKind};
+use crate::isa;
+use crate::recode::{self, RecodeError};
+
+/// Where recode runs when the destination needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecodeAt {
+    /// On the source machine, before the transfer.
+    Origin,
+    /// On the destination, by its agent.
+    Destination,
+}
+
+/// What to migrate and how.
+#[derive(Clone, Debug)]
+pub struct MigrateOptions {
+    /// Root of the process tree.
+    pub pid: u32,
+    /// Destination agent (`host:port`).
+    pub to: String,
+    /// Token of the destination agent.
+    pub token: Option<String>,
+    /// Where recode runs.
+    pub recode_at: RecodeAt,
+    /// Pre-copy rounds before the final dump.
+    pub pre_dumps: u32,
+    /// Run the program translated on the destination even if it is of the same ISA.
+    pub translate: bool,
+    /// Local folder for the images (a fresh sub-folder per migration).
+    pub work: PathBuf,
+    /// The CRIU to use.
+    pub criu: Option<PathBuf>,
+    /// Translation store for recode at the origin.
+    pub store: Option<PathBuf>,
+    /// CRIU's `--shell-job`.
+    pub shell_job: bool,
+    /// CRIU's `--tcp-established`.
+    pub tcp_established: bool,
+    /// Keep the local images afterwards.
+    pub keep_images: bool,
+}
+
+impl MigrateOptions {
+    /// Options with defaults: recode at the destination, no pre-copy, images under the
+    /// system's temporary folder.
+    pub fn new(pid: u32, to: impl Into<String>) -> MigrateOptions {
+        MigrateOptions {
+            pid,
+            to: to.into(),
+            token: None,
+            recode_at: RecodeAt::Destination,
+            pre_dumps: 0,
+            translate: false,
+            work: std::env::temp_dir().join("hcontainer-migrate"),
+            criu: None,
+            store: None,
+            shell_job: false,
+            tcp_established: false,
+            keep_images: false,
+        }
+    }
+}
+
+/// Why a migration failed. Unless said otherwise, the source still runs.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The agent could not be reached, refused, or failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// No usable CRIU.
+    #[error(transparent)]
+    Criu(#[from] hcontainer_criu::LocateError),
+    /// A dump failed.
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    /// An incremental image could not be made.
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
+    /// Recode at the origin failed.
+    #[error(transparent)]
+    Recode(#[from] RecodeError),
+    /// The image's ISA could not be read.
+    #[error(transparent)]
+    Isa(#[from] isa::IsaError),
+    /// Local file system trouble.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError + '_ {
+    move |source| MigrateError::Io { path: path.to_path_buf(), source }
+}
+
+/// Progress of a migration, for a user interface.
+pub trait Progress {
+    /// A new stage begins.
+    fn stage(&mut self, _what: &str) {}
+    /// A transfer of `total` file bytes begins.
+    fn transfer_start(&mut self, _what: &str, _total: u64) {}
+    /// `bytes` more were sent.
+    fn transfer_advance(&mut self, _bytes: u64) {}
+    /// The transfer ended.
+    fn transfer_end(&mut self) {}
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// One dump and its transfer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RoundReport {
+    /// Name of the images directory on the destination.
+    pub name: String,
+    /// Wall clock of the dump.
+    pub dump_us: u64,
+    /// Time the process was frozen (CRIU's statistics).
+    pub frozen_us: Option<u64>,
+    /// Time to make the incremental image by content (0 with dirty tracking).
+    pub delta_us: u64,
+    /// Page bytes CRIU wrote locally.
+    pub dumped_page_bytes: u64,
+    /// Page bytes sent (after the incremental step).
+    pub sent_page_bytes: u64,
+    /// All file bytes sent.
+    pub sent_bytes: u64,
+    /// Bytes on the wire (compressed, framed).
+    pub wire_bytes: u64,
+    /// Transfer time.
+    pub transfer_us: u64,
+}
+
+/// Time per phase of a hop, in microseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HopTimings {
+    /// Bringing threads to migration points (0 for a native source).
+    pub notify_us: u64,
+    /// The final dump.
+    pub dump_us: u64,
+    /// Recode, at whichever end ran it (0 when none ran).
+    pub recode_us: u64,
+    /// Transfer of the final images.
+    pub transfer_us: u64,
+    /// Restore on the destination (CRIU's run as the agent timed it).
+    pub restore_us: u64,
+    /// From the start of the final dump (the last freeze) to the destination's report that
+    /// the process runs.
+    pub downtime_us: u64,
+    /// Pre-copy rounds, dumps and transfers, while the process ran.
+    pub pre_copy_us: u64,
+}
+
+/// What a migration did.
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrationReport {
+    /// Pid on the source.
+    pub source_pid: u32,
+    /// Pid on the destination.
+    pub dest_pid: u32,
+    /// Destination agent address.
+    pub dest_addr: String,
+    /// Destination host name.
+    pub dest_host: String,
+    /// Destination ISA.
+    pub dest_isa: String,
+    /// How the process runs there: `native` or `translated`.
+    pub dest_mode: String,
+    /// ISA of the dumped image.
+    pub image_isa: String,
+    /// Where recode ran, if it did.
+    pub recoded_at: Option<RecodeAt>,
+    /// Whether the pre-copy rounds used CRIU's dirty-memory tracking.
+    pub dirty_tracking: bool,
+    /// Pre-copy rounds.
+    pub pre_rounds: Vec<RoundReport>,
+    /// The final round.
+    pub final_round: RoundReport,
+    /// Phase times.
+    pub timings: HopTimings,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+/// The source after the final dump: stopped. Resumed on drop unless the hop committed.
+struct StoppedSource {
+    pid: u32,
+    committed: bool,
+}
+
+impl Drop for StoppedSource {
+    fn drop(&mut self) {
+        if !self.committed {
+            signal(self.pid, rustix::process::Signal::CONT);
+        }
+    }
+}
+
+/// Removes the local images folder on drop unless told to keep it.
+struct Session {
+    dir: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn upload(
+    client: &mut Client,
+    dirs: &[(PathBuf, String)],
+    what: &str,
+    progress: &mut dyn Progress,
+    report: &mut RoundReport,
+) -> Result<(), MigrateError> {
+    let total = client::total_bytes(dirs);
+    progress.transfer_start(what, total);
+    let start = Instant::now();
+    let sent = client.upload(dirs, &mut |n| progress.transfer_advance(n));
+    progress.transfer_end();
+    let sent = sent?;
+    report.transfer_us += micros(start.elapsed());
+    report.sent_bytes += sent.raw;
+    report.wire_bytes += sent.wire;
+    for (dir, _) in dirs {
+        report.sent_page_bytes += dump::dir_sizes(dir)?.0;
+    }
+    Ok(())
+}
+
+/// Migrates `opts.pid` to the agent at `opts.to`. On success the source has been killed and
+/// the process runs on the destination; on failure the source runs as before.
+pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<MigrationReport, MigrateError> {
+    progress.stage(&format!("connecting to {}", opts.to));
+    let mut client = Client::connect(&opts.to, opts.token.as_deref())?;
+    let criu = Criu::locate(opts.criu.as_deref())?;
+    if !Path::new(&format!("/proc/{}", opts.pid)).exists() {
+        return Err(DumpError::NoSuchProcess(opts.pid).into());
+    }
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    client.begin(&format!("pid {} from {host}", opts.pid))?;
+    std::fs::create_dir_all(&opts.work).map_err(io(&opts.work))?;
+    let session_dir = opts.work.join(format!("{}-{:08x}", opts.pid, rand::random::<u32>()));
+    std::fs::create_dir(&session_dir).map_err(io(&session_dir))?;
+    let session = Session { dir: std::fs::canonicalize(&session_dir).map_err(io(&session_dir))?, keep: opts.keep_images };
+    let dir = session.dir.clone();
+
+    let tracking = opts.pre_dumps > 0 && dump::dirty_tracking(&criu);
+    let round = |kind: RoundKind, path: PathBuf, prev: Option<String>| {
+        let mut r = Round::new(opts.pid, path, kind);
+        r.prev = prev;
+        r.track_mem = tracking;
+        r.shell_job = opts.shell_job;
+        r.tcp_established = opts.tcp_established;
+        r
+    };
+
+    // Pre-copy rounds while the process runs.
+    let pre_start = Instant::now();
+    let mut pre_rounds = Vec::new();
+    let mut prev_full: Option<PathBuf> = None;
+    for i in 1..=opts.pre_dumps {
+        let name = format!("pre-{i}");
+        progress.stage(&format!("pre-copy round {i} of {}", opts.pre_dumps));
+        let prev_name = (i > 1).then(|| format!("../pre-{}", i - 1));
+        let mut rep = RoundReport { name: name.clone(), ..RoundReport::default() };
+        let sent_dir = if tracking {
+            let d = dir.join(&name);
+            let s = dump::run_round(&criu, &round(RoundKind::PreDump, d.clone(), prev_name))?;
+            (rep.dump_us, rep.frozen_us, rep.dumped_page_bytes) = (micros(s.elapsed), s.frozen_us, s.page_bytes);
+            d
+        } else {
+            let full = dir.join(format!("{name}.full"));
+            let s = dump::run_round(&criu, &round(RoundKind::RunningDump, full.clone(), None))?;
+            (rep.dump_us, rep.frozen_us, rep.dumped_page_bytes) = (micros(s.elapsed), s.frozen_us, s.page_bytes);
+            let sent = match (&prev_full, &prev_name) {
+                (Some(prev), Some(link)) => {
+                    let t = Instant::now();
+                    let d = dir.join(&name);
+                    delta::make_delta(prev, &full, &d, link)?;
+                    rep.delta_us = micros(t.elapsed());
+                    d
+                }
+                _ => full.clone(),
+            };
+            prev_full = Some(full);
+            sent
+        };
+        upload(&mut client, &[(sent_dir, name)], &format!("pre-copy {i}"), progress, &mut rep)?;
+        pre_rounds.push(rep);
+    }
+    let pre_copy_us = micros(pre_start.elapsed());
+
+    // Final dump: from here the source is stopped until the hop commits or fails.
+    progress.stage("final dump");
+    let last_pre = (opts.pre_dumps > 0).then(|| format!("../pre-{}", opts.pre_dumps));
+    let mut final_round = RoundReport { name: "final".into(), ..RoundReport::default() };
+    let freeze = Instant::now();
+    let final_dir = dir.join("final");
+    let notify_us = 0;
+    let mut source = None;
+    let final_result = (|| -> Result<(), MigrateError> {
+        if tracking || opts.pre_dumps == 0 {
+            let s = dump::run_round(&criu, &round(RoundKind::Final, final_dir.clone(), last_pre.clone()))?;
+            source = Some(StoppedSource { pid: opts.pid, committed: false });
+            (final_round.dump_us, final_round.frozen_us, final_round.dumped_page_bytes) =
+                (micros(s.elapsed), s.frozen_us, s.page_bytes);
+        } else {
+            let full = dir.join("final.full");
+            let s = dump::run_round(&criu, &round(RoundKind::Final, full.clone(), None))?;
+            source = Some(StoppedSource { pid: opts.pid, committed: false });
+            (final_round.dump_us, final_round.frozen_us, final_round.dumped_page_bytes) =
+                (micros(s.elapsed), s.frozen_us, s.page_bytes);
+            let t = Instant::now();
+            if let (Some(prev), Some(link)) = (&prev_full, &last_pre) {
+                delta::make_delta(prev, &full, &final_dir, link)?;
+            }
+            final_round.delta_us = micros(t.elapsed());
+        }
+        Ok(())
+    })();
+    final_result?;
+    let Some(mut source) = source else {
+        return Err(DumpError::NoSuchProcess(opts.pid).into());
+    };
+
+    // Recode where asked.
+    let image_isa = isa::image_isa(&final_dir)?;
+    let needs_recode = image_isa != client.isa || opts.translate;
+    let mut recode_us = 0;
+    let mut recoded_at = None;
+    let mut dirs = vec![(final_dir.clone(), "final".to_string())];
+    let mut restore_name = "final";
+    if needs_recode && opts.recode_at == RecodeAt::Origin {
+        progress.stage(&format!("recode for {}", client.isa));
+        let t = Instant::now();
+        let out = dir.join("final.recoded");
+        recode::recode_for(&final_dir, &client.isa, opts.store.as_deref(), &out)?;
+        recode_us = micros(t.elapsed());
+        recoded_at = Some(RecodeAt::Origin);
+        dirs.push((out, "final.recoded".into()));
+        restore_name = "final.recoded";
+    }
+    upload(&mut client, &dirs, "final images", progress, &mut final_round)?;
+
+    progress.stage(&format!("restore on {}", client.addr()));
+    let translate_there = needs_recode && opts.recode_at == RecodeAt::Destination && opts.translate;
+    let restored = client.restore(restore_name, translate_there, opts.shell_job, opts.tcp_established)?;
+    let downtime_us = micros(freeze.elapsed());
+    if restored.times.recode_us > 0 {
+        recode_us = restored.times.recode_us;
+        recoded_at = Some(RecodeAt::Destination);
+    }
+    client.commit()?;
+    source.committed = true;
+    signal(opts.pid, rustix::process::Signal::KILL);
+    drop(source);
+    drop(session);
+
+    Ok(MigrationReport {
+        source_pid: opts.pid,
+        dest_pid: restored.pid,
+        dest_addr: opts.to.clone(),
+        dest_host: client.host.clone(),
+        dest_isa: restored.isa,
+        dest_mode: restored.mode,
+        image_isa,
+        recoded_at,
+        dirty_tracking: tracking,
+        pre_rounds,
+        timings: HopTimings {
+            notify_us,
+            dump_us: final_round.dump_us,
+            recode_us,
+            transfer_us: final_round.transfer_us,
+            restore_us: restored.times.restore_us,
+            downtime_us,
+            pre_copy_us,
+        },
+        final_round,
+    })
+}
+
+impl MigrationReport {
+    /// The timing table, one line per phase, then the rounds.
+    pub fn to_text(&self) -> String {
+        let ms = |us: u64| format!("{:10.1} ms", us as f64 / 1000.0);
+        let t = &self.timings;
+        let mut s = format!(
+            "pid {} → {} ({}, {} {}) as pid {}\n",
+            self.source_pid, self.dest_addr, self.dest_host, self.dest_isa, self.dest_mode, self.dest_pid
+        );
+        s.push_str(&format!("  {:<10}{}\n", "notify", ms(t.notify_us)));
+        s.push_str(&format!("  {:<10}{}\n", "dump", ms(t.dump_us)));
+        let at = match self.recoded_at {
+            Some(RecodeAt::Origin) => " (origin)",
+            Some(RecodeAt::Destination) => " (destination)",
+            None => " (none)",
+        };
+        s.push_str(&format!("  {:<10}{}{at}\n", "recode", ms(t.recode_us)));
+        s.push_str(&format!("  {:<10}{}\n", "transfer", ms(t.transfer_us)));
+        s.push_str(&format!("  {:<10}{}\n", "restore", ms(t.restore_us)));
+        s.push_str(&format!("  {:<10}{}\n", "downtime", ms(t.downtime_us)));
+        if !self.pre_rounds.is_empty() {
+            s.push_str(&format!(
+                "  pre-copy {} rounds in {} ({}):\n",
+                self.pre_rounds.len(),
+                ms(t.pre_copy_us).trim(),
+                if self.dirty_tracking { "CRIU dirty tracking" } else { "incremental by page content" }
+            ));
+        }
+        for r in self.pre_rounds.iter().chain(std::iter::once(&self.final_round)) {
+            let mb = |b: u64| b as f64 / 1e6;
+            let rate = if r.transfer_us > 0 { r.sent_bytes as f64 / r.transfer_us as f64 } else { 0.0 };
+            s.push_str(&format!(
+                "    {:<8} dump {:>9.1} ms, pages {:>8.2} MB dumped, {:>8.2} MB sent; {:>8.2} MB on the wire in {:>8.1} ms ({:.1} MB/s)\n",
+                r.name,
+                r.dump_us as f64 / 1000.0,
+                mb(r.dumped_page_bytes),
+                mb(r.sent_page_bytes),
+                mb(r.wire_bytes),
+                r.transfer_us as f64 / 1000.0,
+                rate
+            ));
+        }
+        s
+    }
+}
