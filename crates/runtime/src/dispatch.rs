@@ -3,7 +3,7 @@
 
 use hcontainer_abi::{calls::DispatchEntry, calls::TranslatedFn, GuestState};
 
-use crate::{eprintln, sys};
+use crate::{eprintln, notify, sys, thread};
 
 /// Status when the guest jumps to an address that has no translation: the process ends by
 /// `SIGSEGV` (as a native jump to unmapped or non-code memory would, shell status 139); if
@@ -42,20 +42,34 @@ pub extern "C" fn hc_lookup(guest: u64) -> *const DispatchEntry {
     lookup(guest).map_or(core::ptr::null(), |e| e as *const DispatchEntry)
 }
 
-/// Handle `state.poll` (pending signal or migration request). Nothing is delivered yet:
-/// the request is acknowledged.
-fn handle_poll(state: &mut GuestState) {
-    state.poll = 0;
+/// Handle `state.poll` at a migration point (`state.rip`, about to be dispatched): park for
+/// a notify; other requests are acknowledged.
+fn handle_poll(state: *mut GuestState) {
+    let rec = thread::record_of(state);
+    // SAFETY: `state` is this thread's, inside its record; rip is read, nothing is kept.
+    let rip = unsafe { (*state).rip };
+    if notify::requested(rec) && lookup(rip).is_some() {
+        notify::park(rec);
+    }
+    thread::poll_word(rec).fetch_and(notify::POLL_NOTIFY, core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Start of a guest thread's dispatcher loop on its slot: record the host thread id first.
+pub extern "C" fn run_thread(state: usize) -> ! {
+    let rec = thread::record_of(state as *mut GuestState);
+    thread::tid_word(rec).store(sys::gettid() as u64, core::sync::atomic::Ordering::Release);
+    run_main(state)
 }
 
 /// The dispatcher loop of the main thread, on the host stack. `state` is a `*mut GuestState`.
 pub extern "C" fn run_main(state: usize) -> ! {
     let state = state as *mut GuestState;
     loop {
-        // SAFETY: `state` is this thread's GuestState; no reference to it outlives this block.
+        // SAFETY: `state` is this thread's GuestState; `poll` may be raised by a signal
+        // handler at any time, so it is read volatile.
         let rip = unsafe {
-            if (*state).poll != 0 {
-                handle_poll(&mut *state);
+            if core::ptr::addr_of!((*state).poll).read_volatile() != 0 {
+                handle_poll(state);
             }
             (*state).rip
         };

@@ -40,6 +40,7 @@ pub mod alloc;
 pub mod arch;
 pub mod dispatch;
 pub mod mem;
+pub mod notify;
 pub mod place;
 pub mod print;
 pub mod resume;
@@ -47,6 +48,7 @@ pub mod signal;
 pub mod start;
 pub mod sys;
 pub mod syscall;
+pub mod thread;
 
 use hcontainer_abi::{calls::DispatchEntry, calls::GuestInfo, calls::GuestSegment, flags, GuestState};
 

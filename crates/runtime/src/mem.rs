@@ -1,7 +1,9 @@
 //! Guest memory management: the emulated program break and the guard that keeps guest
 //! `mmap`/`munmap`/`mprotect`/`mremap` away from hcontainer's own range.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use hcontainer_abi::calls::ResumeRecord;
 
 use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE};
 
@@ -13,6 +15,28 @@ static BRK_START: AtomicU64 = AtomicU64::new(0);
 static BRK_CUR: AtomicU64 = AtomicU64::new(0);
 /// End of the memory mapped for the heap (page aligned, ≥ `BRK_CUR`).
 static BRK_MAPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the main thread's record is mapped (set at start-up and by a resume that found it):
+/// its `brk_start`/`brk_cur` always hold the guest's program break once it is.
+static RECORD_READY: AtomicBool = AtomicBool::new(false);
+
+/// The main record is mapped: keep its program break current.
+pub fn set_record_ready() {
+    RECORD_READY.store(true, Ordering::Release);
+    publish_brk();
+}
+
+/// Copy the program break into the main record, if it is mapped.
+fn publish_brk() {
+    if RECORD_READY.load(Ordering::Acquire) {
+        let rec = hcontainer_abi::layout::MAIN_RESUME_RECORD as *mut ResumeRecord;
+        // SAFETY: the main record page is mapped for the life of the process (set_record_ready).
+        unsafe {
+            core::ptr::addr_of_mut!((*rec).brk_start).write_volatile(BRK_START.load(Ordering::Relaxed));
+            core::ptr::addr_of_mut!((*rec).brk_cur).write_volatile(BRK_CUR.load(Ordering::Relaxed));
+        }
+    }
+}
 
 /// Round `v` up to a guest page.
 pub const fn page_up(v: u64) -> u64 {
@@ -33,6 +57,7 @@ pub fn adopt_brk(start: u64, cur: u64) {
     BRK_START.store(page_up(start), Ordering::Relaxed);
     BRK_CUR.store(cur, Ordering::Relaxed);
     BRK_MAPPED.store(page_up(cur).max(page_up(start)), Ordering::Relaxed);
+    publish_brk();
 }
 
 /// True when `[addr, addr + len)` overlaps hcontainer's range (or wraps).
@@ -76,6 +101,7 @@ pub fn brk(new: u64) -> u64 {
         BRK_MAPPED.store(want, Ordering::Relaxed);
     }
     BRK_CUR.store(new, Ordering::Relaxed);
+    publish_brk();
     new
 }
 

@@ -8,24 +8,43 @@
 //! kernel kept for the native process) before it continues the guest at `state.rip` on an
 //! empty host stack.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
-use hcontainer_abi::calls::{ResumeRecord, RESUME_MAGIC};
+use hcontainer_abi::calls::{ResumeRecord, RESUME_MAGIC, THREAD_RUNNING};
 use hcontainer_abi::{layout, GuestState, GUEST_STATE_VERSION};
 
-use crate::{dispatch, eprintln, mem, start::EXIT_STARTUP_FAILED, sys};
+use crate::arch::nr;
+use crate::{dispatch, eprintln, mem, notify, start::EXIT_STARTUP_FAILED, sys, thread};
 
-/// Set once the runtime's globals are initialized (by start-up or by a resume).
-static INITIALIZED: AtomicBool = AtomicBool::new(false);
+const FRESH: u8 = 0;
+const INITIALIZING: u8 = 1;
+const READY: u8 = 2;
+
+/// Whether the runtime's globals are initialized (by start-up or by a resume).
+static INIT: AtomicU8 = AtomicU8::new(FRESH);
 
 /// Mark the runtime initialized (start-up does it).
 pub fn set_initialized() {
-    INITIALIZED.store(true, Ordering::Release);
+    INIT.store(READY, Ordering::Release);
 }
 
 /// The main thread's record: the top page of the host stack mapping.
 pub fn main_record() -> *mut ResumeRecord {
     layout::MAIN_RESUME_RECORD as *mut ResumeRecord
+}
+
+/// A fresh record for a thread about to start with `state`.
+pub fn new_record(state: GuestState) -> ResumeRecord {
+    ResumeRecord {
+        magic: RESUME_MAGIC,
+        version: u64::from(GUEST_STATE_VERSION),
+        brk_start: 0,
+        brk_cur: 0,
+        tid: 0,
+        status: THREAD_RUNNING,
+        reserved: [0; 2],
+        state,
+    }
 }
 
 /// Fill the main thread's record at start-up and return its guest state.
@@ -34,31 +53,64 @@ pub fn main_record() -> *mut ResumeRecord {
 /// The host stack mapping (with its top page) must be mapped and unused.
 pub unsafe fn init_main_record() -> *mut GuestState {
     let rec = main_record();
+    let mut r = new_record(GuestState::new());
+    r.tid = sys::gettid() as u64;
     // SAFETY: the page is mapped, writable and nothing else refers to it yet.
     unsafe {
-        rec.write(ResumeRecord {
-            magic: RESUME_MAGIC,
-            version: u64::from(GUEST_STATE_VERSION),
-            brk_start: 0,
-            brk_cur: 0,
-            tid: 0,
-            status: 0,
-            reserved: [0; 2],
-            state: GuestState::new(),
-        });
-        core::ptr::addr_of_mut!((*rec).state)
+        rec.write(r);
     }
+    mem::set_record_ready();
+    // SAFETY: the record was just written.
+    unsafe { core::ptr::addr_of_mut!((*rec).state) }
 }
 
-/// Rust side of `hc_resume`.
+/// True when the page at `addr` is mapped.
+fn mapped(addr: u64) -> bool {
+    let mut v = 0u8;
+    // SAFETY: mincore writes one byte for one page into `v`; it fails with ENOMEM when the
+    // page is not mapped.
+    unsafe { sys::syscall(nr::MINCORE, [addr as usize, layout::GUEST_PAGE_SIZE as usize, &mut v as *mut u8 as usize, 0, 0, 0]) }
+        .is_ok()
+}
+
+/// One-time initialization of a runtime whose data came fresh from the executable (a
+/// recoded image): dispatch table check, the program break from the main thread's record.
+fn init_once(rec: *mut ResumeRecord) {
+    match INIT.compare_exchange(FRESH, INITIALIZING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(_) => {
+            while INIT.load(Ordering::Acquire) != READY {
+                core::hint::spin_loop();
+            }
+            return;
+        }
+    }
+    if let Err(i) = dispatch::check_sorted() {
+        eprintln!("hcontainer: dispatch table is not sorted by guest address at entry {}", i);
+        sys::exit_group(EXIT_STARTUP_FAILED);
+    }
+    // The break lives in the main thread's record; a thread's own record may carry it too.
+    let main = main_record();
+    let src = if mapped(layout::MAIN_RESUME_RECORD) { main } else { rec };
+    // SAFETY: `src` is a mapped record page (checked, or the caller's own record).
+    let (brk_start, brk_cur) = unsafe { ((*src).brk_start, (*src).brk_cur) };
+    if brk_start != 0 {
+        mem::adopt_brk(brk_start, brk_cur);
+    }
+    if src == main {
+        mem::set_record_ready();
+    }
+    set_initialized();
+}
+
+/// Rust side of `hc_resume`, for the main thread and slot threads alike.
 ///
 /// # Safety
-/// Only `hc_resume` calls this, with the record recode prepared, on the host stack.
+/// Only `hc_resume` calls this, with the record recode prepared, on the host stack below it.
 pub unsafe extern "C" fn resume_rust(rec: *mut ResumeRecord) -> ! {
     // SAFETY: recode placed a record at `rec` (a mapped page of the image); only the
     // header is read here.
-    let (magic, version, brk_start, brk_cur) =
-        unsafe { ((*rec).magic, (*rec).version, (*rec).brk_start, (*rec).brk_cur) };
+    let (magic, version) = unsafe { ((*rec).magic, (*rec).version) };
     if magic != RESUME_MAGIC || version != u64::from(GUEST_STATE_VERSION) {
         eprintln!(
             "hcontainer: no valid resume record at {:#x} (magic {:#x}, version {}; this runtime: version {})",
@@ -66,17 +118,23 @@ pub unsafe extern "C" fn resume_rust(rec: *mut ResumeRecord) -> ! {
         );
         sys::exit_group(EXIT_STARTUP_FAILED);
     }
-    if !INITIALIZED.load(Ordering::Acquire) {
-        if let Err(i) = dispatch::check_sorted() {
-            eprintln!("hcontainer: dispatch table is not sorted by guest address at entry {}", i);
-            sys::exit_group(EXIT_STARTUP_FAILED);
-        }
-        if brk_start != 0 {
-            mem::adopt_brk(brk_start, brk_cur);
-        }
-        set_initialized();
+    init_once(rec);
+    let slot = thread::slot_of_record(rec);
+    if let Some(i) = slot {
+        thread::mark_slot(i);
     }
-    // SAFETY: the record's state is this thread's from now on.
+    // SAFETY: the record's state is this thread's from now on; nothing else writes it.
+    unsafe {
+        (*rec).state.runtime = slot.map_or(0, layout::thread_slot_base);
+    }
+    thread::tid_word(rec).store(sys::gettid() as u64, Ordering::Release);
+    thread::poll_word(rec).store(0, Ordering::SeqCst);
+    thread::status_word(rec).store(THREAD_RUNNING, Ordering::SeqCst);
+    if let Err(e) = notify::install_handlers() {
+        eprintln!("hcontainer: cannot install the notify signal handlers: errno {}", e.0);
+        sys::exit_group(EXIT_STARTUP_FAILED);
+    }
+    // SAFETY: as above.
     let state = unsafe { core::ptr::addr_of_mut!((*rec).state) };
     dispatch::run_main(state as usize)
 }

@@ -268,6 +268,10 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
     // SAFETY: the host stack (with the record page on top) was just mapped.
     let state = unsafe { crate::resume::init_main_record() };
     crate::resume::set_initialized();
+    if let Err(e) = crate::notify::install_handlers() {
+        eprintln!("hcontainer: cannot install the notify signal handlers: errno {}", e.0);
+        sys::exit_group(EXIT_STARTUP_FAILED);
+    }
     // SAFETY: nothing else holds a reference to the main state yet.
     unsafe {
         let st = &mut *state;

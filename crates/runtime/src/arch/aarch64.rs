@@ -53,6 +53,57 @@ global_asm!(
     entry = sym crate::resume::resume_rust,
 );
 
+// Host signal return for the runtime's handlers (`SA_RESTORER`), and the cancellable system
+// call (`crate::arch::guest_syscall`): `x0` points at `[nr, a0..a5, poll address]`; between
+// `hc_rt_sc_check` and `hc_rt_sc_done` a notify handler may move the pc to
+// `hc_rt_sc_cancel`, so a request raised just before the `svc` is never slept through.
+global_asm!(
+    ".globl hc_rt_sigreturn",
+    ".hidden hc_rt_sigreturn",
+    ".type hc_rt_sigreturn,%function",
+    "hc_rt_sigreturn:",
+    "    mov x8, #139",
+    "    svc 0",
+    "    brk #0",
+    ".globl hc_rt_guest_syscall",
+    ".hidden hc_rt_guest_syscall",
+    ".type hc_rt_guest_syscall,%function",
+    "hc_rt_guest_syscall:",
+    "    mov x9, x0",
+    "    ldr x8, [x9]",
+    "    ldp x0, x1, [x9, #8]",
+    "    ldp x2, x3, [x9, #24]",
+    "    ldp x4, x5, [x9, #40]",
+    "    ldr x10, [x9, #56]",
+    ".globl hc_rt_sc_check",
+    ".hidden hc_rt_sc_check",
+    "hc_rt_sc_check:",
+    "    ldr x11, [x10]",
+    "    cbnz x11, hc_rt_sc_cancel",
+    "    svc 0",
+    ".globl hc_rt_sc_done",
+    ".hidden hc_rt_sc_done",
+    "hc_rt_sc_done:",
+    "    ret",
+    ".globl hc_rt_sc_cancel",
+    ".hidden hc_rt_sc_cancel",
+    "hc_rt_sc_cancel:",
+    "    mov x0, #-4",
+    "    ret",
+);
+
+/// Offset of the interrupted pc (`uc_mcontext.pc`) in the host `ucontext_t`.
+pub const UC_PC_OFFSET: usize = 440;
+
+/// The current host stack pointer (approximately: of the caller's frame).
+#[inline(always)]
+pub fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads a register only.
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
 ///
 /// # Safety

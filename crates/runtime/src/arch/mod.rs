@@ -16,6 +16,46 @@ pub use riscv64::*;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
 
+extern "C" {
+    fn hc_rt_guest_syscall(args: *const [usize; 8]) -> isize;
+    static hc_rt_sc_check: u8;
+    static hc_rt_sc_done: u8;
+    static hc_rt_sc_cancel: u8;
+    #[cfg(not(target_arch = "riscv64"))]
+    static hc_rt_sigreturn: u8;
+}
+
+/// Issue host system call `nr` unless `*poll` is non-zero when the call is about to start;
+/// returns the raw result, `-EINTR` when it did not start. A notify handler that interrupts
+/// the thread between the check and the system call instruction moves it to the `-EINTR`
+/// exit ([`syscall_window`], [`cancel_pc`]), so a request is never slept through.
+///
+/// # Safety
+/// As [`raw_syscall`]; `poll` must stay readable during the call.
+pub unsafe fn guest_syscall(nr: usize, a: [usize; 6], poll: *const u64) -> isize {
+    let args = [nr, a[0], a[1], a[2], a[3], a[4], a[5], poll as usize];
+    // SAFETY: the routine reads `args` and `*poll` and issues the call; forwarded contract.
+    unsafe { hc_rt_guest_syscall(&args) }
+}
+
+/// Host pcs `[start, end)` at which [`guest_syscall`] has not issued its system call (or is
+/// being restarted at it).
+pub fn syscall_window() -> (usize, usize) {
+    (core::ptr::addr_of!(hc_rt_sc_check) as usize, core::ptr::addr_of!(hc_rt_sc_done) as usize)
+}
+
+/// Host pc of [`guest_syscall`]'s `-EINTR` exit.
+pub fn cancel_pc() -> usize {
+    core::ptr::addr_of!(hc_rt_sc_cancel) as usize
+}
+
+/// The `sa_restorer` of the runtime's host signal handlers (`rt_sigreturn`), where the host
+/// `struct sigaction` has one.
+#[cfg(not(target_arch = "riscv64"))]
+pub fn sigreturn_trampoline() -> usize {
+    core::ptr::addr_of!(hc_rt_sigreturn) as usize
+}
+
 /// Host system call numbers the runtime issues itself.
 #[cfg(target_arch = "x86_64")]
 #[allow(missing_docs, dead_code)]
@@ -30,6 +70,7 @@ pub mod nr {
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const MREMAP: usize = 25;
+    pub const MINCORE: usize = 27;
     pub const MADVISE: usize = 28;
     pub const GETPID: usize = 39;
     pub const CLONE: usize = 56;
@@ -37,6 +78,7 @@ pub mod nr {
     pub const UNAME: usize = 63;
     pub const FCNTL: usize = 72;
     pub const GETTID: usize = 186;
+    pub const FUTEX: usize = 202;
     pub const CLOCK_GETTIME: usize = 228;
     pub const EXIT_GROUP: usize = 231;
     pub const TGKILL: usize = 234;
@@ -87,6 +129,7 @@ pub mod nr {
     pub const TGKILL: usize = 131;
     pub const RT_SIGACTION: usize = 134;
     pub const RT_SIGPROCMASK: usize = 135;
+    pub const FUTEX: usize = 98;
     pub const GETPGID: usize = 155;
     pub const UNAME: usize = 160;
     pub const GETPID: usize = 172;
@@ -96,6 +139,7 @@ pub mod nr {
     pub const CLONE: usize = 220;
     pub const MMAP: usize = 222;
     pub const MPROTECT: usize = 226;
+    pub const MINCORE: usize = 232;
     pub const MADVISE: usize = 233;
     pub const RENAMEAT2: usize = 276;
     pub const EVENTFD2: usize = 19;

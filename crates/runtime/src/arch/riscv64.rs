@@ -52,6 +52,54 @@ global_asm!(
     entry = sym crate::resume::resume_rust,
 );
 
+// The cancellable system call (`crate::arch::guest_syscall`): `a0` points at
+// `[nr, a0..a5, poll address]`; between `hc_rt_sc_check` and `hc_rt_sc_done` a notify
+// handler may move the pc to `hc_rt_sc_cancel`, so a request raised just before the `ecall`
+// is never slept through. (riscv64 signal handlers return through the kernel's vDSO
+// trampoline: its `struct sigaction` has no restorer.)
+global_asm!(
+    ".globl hc_rt_guest_syscall",
+    ".hidden hc_rt_guest_syscall",
+    ".type hc_rt_guest_syscall,@function",
+    "hc_rt_guest_syscall:",
+    "    mv t0, a0",
+    "    ld a7, 0(t0)",
+    "    ld a0, 8(t0)",
+    "    ld a1, 16(t0)",
+    "    ld a2, 24(t0)",
+    "    ld a3, 32(t0)",
+    "    ld a4, 40(t0)",
+    "    ld a5, 48(t0)",
+    "    ld t1, 56(t0)",
+    ".globl hc_rt_sc_check",
+    ".hidden hc_rt_sc_check",
+    "hc_rt_sc_check:",
+    "    ld t2, 0(t1)",
+    "    bnez t2, hc_rt_sc_cancel",
+    "    ecall",
+    ".globl hc_rt_sc_done",
+    ".hidden hc_rt_sc_done",
+    "hc_rt_sc_done:",
+    "    ret",
+    ".globl hc_rt_sc_cancel",
+    ".hidden hc_rt_sc_cancel",
+    "hc_rt_sc_cancel:",
+    "    li a0, -4",
+    "    ret",
+);
+
+/// Offset of the interrupted pc (`uc_mcontext.__gregs[0]`) in the host `ucontext_t`.
+pub const UC_PC_OFFSET: usize = 176;
+
+/// The current host stack pointer (approximately: of the caller's frame).
+#[inline(always)]
+pub fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads a register only.
+    unsafe { asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
 ///
 /// # Safety

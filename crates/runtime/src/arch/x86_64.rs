@@ -51,6 +51,60 @@ global_asm!(
     entry = sym crate::resume::resume_rust,
 );
 
+// Host signal return for the runtime's handlers (`SA_RESTORER`), and the cancellable system
+// call (`crate::arch::guest_syscall`): `rdi` points at `[nr, a0..a5, poll address]`; between
+// `hc_rt_sc_check` and `hc_rt_sc_done` a notify handler may move the pc to
+// `hc_rt_sc_cancel`, so a request raised just before the `syscall` is never slept through.
+global_asm!(
+    ".globl hc_rt_sigreturn",
+    ".hidden hc_rt_sigreturn",
+    ".type hc_rt_sigreturn,@function",
+    "hc_rt_sigreturn:",
+    "    mov eax, 15",
+    "    syscall",
+    "    ud2",
+    ".globl hc_rt_guest_syscall",
+    ".hidden hc_rt_guest_syscall",
+    ".type hc_rt_guest_syscall,@function",
+    "hc_rt_guest_syscall:",
+    "    mov r11, rdi",
+    "    mov rax, [r11]",
+    "    mov rdi, [r11 + 8]",
+    "    mov rsi, [r11 + 16]",
+    "    mov rdx, [r11 + 24]",
+    "    mov r10, [r11 + 32]",
+    "    mov r8, [r11 + 40]",
+    "    mov r9, [r11 + 48]",
+    "    mov r11, [r11 + 56]",
+    ".globl hc_rt_sc_check",
+    ".hidden hc_rt_sc_check",
+    "hc_rt_sc_check:",
+    "    cmp qword ptr [r11], 0",
+    "    jne hc_rt_sc_cancel",
+    "    syscall",
+    ".globl hc_rt_sc_done",
+    ".hidden hc_rt_sc_done",
+    "hc_rt_sc_done:",
+    "    ret",
+    ".globl hc_rt_sc_cancel",
+    ".hidden hc_rt_sc_cancel",
+    "hc_rt_sc_cancel:",
+    "    mov rax, -4",
+    "    ret",
+);
+
+/// Offset of the interrupted pc (`uc_mcontext.gregs[REG_RIP]`) in the host `ucontext_t`.
+pub const UC_PC_OFFSET: usize = 168;
+
+/// The current host stack pointer (approximately: of the caller's frame).
+#[inline(always)]
+pub fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads a register only.
+    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// Continue on the stack whose top is `top`, calling `f(arg)`; never returns.
 ///
 /// # Safety

@@ -16,7 +16,7 @@ use hcontainer_abi::{flags, layout::GUEST_PAGE_SIZE, GuestState, Gpr};
 
 use crate::arch::nr;
 use crate::sys::{self, Errno};
-use crate::{eprintln, mem, signal};
+use crate::{eprintln, mem, notify, signal, thread};
 use table::{How, Sys};
 
 static WARN: AtomicBool = AtomicBool::new(false);
@@ -74,27 +74,63 @@ fn trace(nr: u64, a: &Args, ret: i64) {
 /// Guest arguments in x86-64 order: rdi, rsi, rdx, r10, r8, r9.
 pub type Args = [u64; 6];
 
-/// `hc_syscall`: perform the guest `syscall` described by `state`.
+/// `hc_syscall`: perform the guest `syscall` described by `state` (`state.rip` is the address
+/// after the instruction, which is 2 bytes long).
+///
+/// Notify: a call that a notify interrupts (`-EINTR` with the request raised) is rewound —
+/// `rip` back at the `syscall` instruction, `rax = orig_rax` — and the thread parks there;
+/// once resumed in place, the call is issued again. A call that completed parks right after
+/// it (the next instruction starts a block: a migration point) when a request is pending.
 ///
 /// # Safety
-/// `state` must be the calling thread's valid `GuestState`, with every guest register
-/// written back; pointer arguments are guest addresses (= host addresses).
+/// `state` must be the calling thread's valid `GuestState` inside its `ResumeRecord`, with
+/// every guest register written back; pointer arguments are guest addresses (= host
+/// addresses).
 #[no_mangle]
 pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
-    // SAFETY: the caller hands over exclusive use of its state for the call.
+    let rec = thread::record_of(state);
+    // SAFETY: the caller hands over exclusive use of its state for the call (`poll` is only
+    // ever accessed atomically, through `thread::poll_word`).
     let st = unsafe { &mut *state };
-    let g = |r: Gpr| st.gpr[r as usize];
-    let nr = g(Gpr::Rax);
-    let a = [g(Gpr::Rdi), g(Gpr::Rsi), g(Gpr::Rdx), g(Gpr::R10), g(Gpr::R8), g(Gpr::R9)];
-    st.orig_rax = nr;
-    let ret = do_syscall(st, nr, a);
-    if TRACE.load(Ordering::Relaxed) {
-        trace(nr, &a, ret);
+    let next = st.rip;
+    loop {
+        let g = |r: Gpr| st.gpr[r as usize];
+        let nr = g(Gpr::Rax);
+        let a = [g(Gpr::Rdi), g(Gpr::Rsi), g(Gpr::Rdx), g(Gpr::R10), g(Gpr::R8), g(Gpr::R9)];
+        st.orig_rax = nr;
+        let ret = do_syscall(st, nr, a);
+        if ret == EINTR && notify::requested(rec) {
+            st.rip = next.wrapping_sub(SYSCALL_INSN_LEN);
+            st.gpr[Gpr::Rax as usize] = nr;
+            notify::park(rec);
+            st.rip = next;
+            continue;
+        }
+        if TRACE.load(Ordering::Relaxed) {
+            trace(nr, &a, ret);
+        }
+        st.gpr[Gpr::Rax as usize] = ret as u64;
+        st.gpr[Gpr::Rcx as usize] = st.rip;
+        st.gpr[Gpr::R11 as usize] = guest_rflags(st);
+        st.orig_rax = u64::MAX;
+        break;
     }
-    st.gpr[Gpr::Rax as usize] = ret as u64;
-    st.gpr[Gpr::Rcx as usize] = st.rip;
-    st.gpr[Gpr::R11 as usize] = guest_rflags(st);
-    st.orig_rax = u64::MAX;
+    if notify::requested(rec) {
+        notify::park(rec);
+    }
+}
+
+/// Length of the x86-64 `syscall` instruction (0f 05).
+const SYSCALL_INSN_LEN: u64 = 2;
+/// `-EINTR`.
+const EINTR: i64 = -4;
+
+/// Never raised: the poll word of code running off the runtime's host stacks.
+static NO_POLL: u64 = 0;
+
+/// The calling thread's poll word, which cancels a guest system call about to start.
+fn poll_ptr() -> *const u64 {
+    thread::current_record().map_or(&NO_POLL as *const u64, |r| thread::poll_word(r).as_ptr() as *const u64)
 }
 
 /// The guest's architectural RFLAGS.
@@ -114,8 +150,14 @@ fn ret(r: Result<usize, Errno>) -> i64 {
 fn host(host_nr: usize, a: Args) -> i64 {
     let a = a.map(|v| v as usize);
     // SAFETY: forwarded calls take the same arguments and structures on this host as on
-    // x86-64 (that is what the table's classification asserts); pointers are guest memory.
-    ret(unsafe { sys::syscall(host_nr, a) })
+    // x86-64 (that is what the table's classification asserts); pointers are guest memory;
+    // the poll word lives as long as the thread.
+    raw_ret(unsafe { crate::arch::guest_syscall(host_nr, a, poll_ptr()) })
+}
+
+/// A raw host result as the guest sees it (`-errno` stays).
+fn raw_ret(r: isize) -> i64 {
+    r as i64
 }
 
 /// `-ENOSYS`, with a one-time warning when enabled.
@@ -146,6 +188,8 @@ fn do_syscall(st: &mut GuestState, nr: u64, a: Args) -> i64 {
     let Some(e) = table::lookup(nr) else {
         return unsupported(nr);
     };
+    let mut scratch = signal::MaskScratch::default();
+    let a = signal::strip_reserved(nr, a, &mut scratch);
     match e.how {
         How::Pass => pass(nr, e, a),
         How::Nosys => unsupported(nr),
@@ -187,6 +231,7 @@ fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
         12 => mem::brk(a[0]) as i64,
         // `int` arguments (signal numbers, option codes): only the low 32 bits count.
         13 => ret(signal::rt_sigaction(a[0] & 0xffff_ffff, a[1], a[2], a[3]).map(|v| v as usize)),
+        14 => ret(signal::rt_sigprocmask(a[0], a[1], a[2], a[3]).map(|v| v as usize)),
         131 => ret(signal::sigaltstack(a[0], a[1]).map(|v| v as usize)),
         56 => process::clone(st, a),
         60 => process::exit(st, a[0]),
@@ -361,6 +406,7 @@ fn arch_prctl(st: &mut GuestState, code: u64, addr: u64) -> i64 {
 /// Issue a host call with explicit (already host-shaped) arguments.
 #[allow(dead_code)]
 fn host_raw(host_nr: usize, a: [usize; 6]) -> i64 {
-    // SAFETY: callers build arguments valid for `host_nr` on this host.
-    ret(unsafe { sys::syscall(host_nr, a) })
+    // SAFETY: callers build arguments valid for `host_nr` on this host; the poll word lives
+    // as long as the thread.
+    raw_ret(unsafe { crate::arch::guest_syscall(host_nr, a, poll_ptr()) })
 }

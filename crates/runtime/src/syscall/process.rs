@@ -3,54 +3,45 @@
 //! A new process continues in a copy of the runtime (host stack included), so a shared
 //! address space without a new thread (`CLONE_VM`, `vfork`) is turned into a copy.
 //!
-//! A new thread (`CLONE_THREAD`) gets a slot in hcontainer's range: a `MAP_NORESERVE` host
-//! stack with a guard below and its `GuestState` at the top. The child's state is the
-//! parent's after the `syscall` (rax = 0, rcx = rip, r11 = rflags, the new guest stack, TLS
-//! from `CLONE_SETTLS`), and it starts in a dispatcher loop at `rip` (the address after the
-//! `syscall`, a resume point). Its guest `exit` unmaps the slot and ends the host thread.
+//! A new thread (`CLONE_THREAD`) gets a thread slot (`hcontainer_abi::layout`): a guard, then
+//! a `MAP_NORESERVE` host stack whose top page holds the thread's `ResumeRecord` (its
+//! `GuestState` at offset 64). The child's state is the parent's after the `syscall` (rax = 0,
+//! rcx = rip, r11 = rflags, the new guest stack, TLS from `CLONE_SETTLS`), and it starts in a
+//! dispatcher loop at `rip` (the address after the `syscall`, a resume point), after writing
+//! its host thread id into the record. Its guest `exit` unmaps the slot and ends the host
+//! thread.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use hcontainer_abi::{layout, GuestState, Gpr};
 
 use super::{guest_rflags, host_raw, Args};
 use crate::arch::{self, nr};
 use crate::sys::{self, Errno};
+use crate::{resume, thread};
 
 const SIGCHLD: u64 = 17;
 const CLONE_VM: u64 = 0x100;
 const CLONE_SETTLS: u64 = 0x8_0000;
 const CLONE_THREAD: u64 = 0x1_0000;
 
+/// Where the search for a free slot starts next.
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 
-/// Host stack of a guest thread.
-const THREAD_STACK: u64 = 64 << 20;
-/// A slot: guard, stack (with the `GuestState` at its top), rounded to 1 MiB steps.
-const SLOT_STRIDE: u64 = THREAD_STACK + (1 << 20);
-/// Thread slots fill the upper half of hcontainer's range, below the runtime heap.
-const SLOTS_BASE: u64 = layout::RUNTIME_BASE + layout::RUNTIME_SIZE / 2;
-const SLOTS: u64 = (crate::alloc::HEAP_BASE - SLOTS_BASE) / SLOT_STRIDE;
-/// Bytes at the top of a slot kept for the thread's `GuestState`.
-const STATE_RESERVE: u64 = 1024;
-/// Slots tried before a thread creation fails with `EAGAIN`.
-const SLOT_TRIES: usize = 64;
-
-static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
-
-/// Map a free thread slot; returns its base (the guard's start).
+/// Map a free thread slot; returns its index.
 fn map_slot() -> Result<u64, Errno> {
-    let total = layout::STACK_GUARD_SIZE + THREAD_STACK;
-    for _ in 0..SLOT_TRIES {
-        let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) as u64 % SLOTS;
-        let base = SLOTS_BASE + i * SLOT_STRIDE;
+    for _ in 0..layout::THREAD_SLOTS {
+        let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % layout::THREAD_SLOTS;
+        let base = layout::thread_slot_base(i);
         let prot = sys::PROT_READ | sys::PROT_WRITE;
-        match sys::map_anon_at(base as usize, total as usize, prot, sys::MAP_NORESERVE) {
+        match sys::map_anon_at(base as usize, layout::THREAD_SLOT_LEN as usize, prot, sys::MAP_NORESERVE) {
             Ok(()) => {
                 // SAFETY: the guard lies inside the mapping just made, unused so far.
                 let _ = unsafe { sys::mprotect(base as usize, layout::STACK_GUARD_SIZE as usize, sys::PROT_NONE) };
-                return Ok(base);
+                thread::mark_slot(i);
+                return Ok(i);
             }
-            // A live thread's slot.
+            // A live thread's slot (possibly of a restored process whose bookkeeping is new).
             Err(Errno::EEXIST) => continue,
             Err(e) => return Err(e),
         }
@@ -58,9 +49,11 @@ fn map_slot() -> Result<u64, Errno> {
     Err(Errno(11)) // EAGAIN, as pthread_create reports it
 }
 
-/// Size of a mapped slot.
-const fn slot_len() -> u64 {
-    layout::STACK_GUARD_SIZE + THREAD_STACK
+/// Unmap slot `i` (no thread uses it).
+fn unmap_slot(i: u64) {
+    thread::unmark_slot(i);
+    // SAFETY: the caller guarantees nothing runs on or refers to the slot.
+    let _ = unsafe { sys::munmap(layout::thread_slot_base(i) as usize, layout::THREAD_SLOT_LEN as usize) };
 }
 
 /// A new guest thread for `clone(flags, stack, ptid, ctid, tls)` with `CLONE_THREAD`.
@@ -69,11 +62,11 @@ fn thread(st: &GuestState, a: Args) -> i64 {
     if flags & CLONE_VM == 0 {
         return Errno::EINVAL.neg();
     }
-    let base = match map_slot() {
-        Ok(b) => b,
+    let slot = match map_slot() {
+        Ok(i) => i,
         Err(e) => return e.neg(),
     };
-    let state_addr = base + slot_len() - STATE_RESERVE;
+    let rec = layout::thread_resume_record(slot);
     let mut child = *st;
     child.gpr[Gpr::Rax as usize] = 0;
     child.gpr[Gpr::Rcx as usize] = st.rip;
@@ -86,35 +79,43 @@ fn thread(st: &GuestState, a: Args) -> i64 {
     }
     child.orig_rax = u64::MAX;
     child.poll = 0;
-    child.runtime = base;
-    // SAFETY: `state_addr` is inside the fresh slot, 16-byte aligned, with room for the state.
-    unsafe { (state_addr as *mut GuestState).write(child) };
+    child.runtime = layout::thread_slot_base(slot);
+    // SAFETY: `rec` is the fresh slot's record page (mapped, writable, page aligned).
+    unsafe { (rec as *mut hcontainer_abi::calls::ResumeRecord).write(resume::new_record(child)) };
+    let state_addr = rec + thread::STATE_OFFSET as u64;
     let host_flags = (flags & !CLONE_SETTLS) as usize;
-    // SAFETY: the slot's stack ends at `state_addr` (16-byte aligned) and belongs to the new
+    // SAFETY: the slot's stack ends at its record (page aligned) and belongs to the new
     // thread only; `CLONE_VM` is set; the tid pointers are the guest's, as it asked.
     let r = unsafe {
         arch::clone_thread(
             host_flags,
-            state_addr as usize,
+            rec as usize,
             ptid as usize,
             ctid as usize,
-            crate::dispatch::run_main,
+            crate::dispatch::run_thread,
             state_addr as usize,
         )
     };
     if r < 0 {
-        // SAFETY: no thread was created; the slot is unused.
-        let _ = unsafe { sys::munmap(base as usize, slot_len() as usize) };
+        // No thread was created; the slot is unused.
+        unmap_slot(slot);
     }
     r as i64
 }
 
-/// Guest `exit`: ends the calling thread; a thread created by [`thread`] also frees its slot.
+/// Guest `exit`: ends the calling thread; a thread on a slot also frees the slot.
 pub fn exit(st: &GuestState, status: u64) -> i64 {
     if st.runtime != 0 {
-        // SAFETY: `runtime` is the base of this thread's own slot; nothing else uses it
-        // and nothing runs on it after the unmap.
-        unsafe { arch::exit_thread_unmap(st.runtime as usize, slot_len() as usize, status as usize) }
+        if let Some(i) = layout::thread_slot_at(st.runtime) {
+            thread::unmark_slot(i);
+            // No handler may run on the stack once it is unmapped.
+            let all = u64::MAX;
+            // SAFETY: blocks every signal of the calling thread; `all` is an 8-byte sigset.
+            let _ = unsafe { sys::syscall(nr::RT_SIGPROCMASK, [0, &all as *const u64 as usize, 0, 8, 0, 0]) };
+            // SAFETY: `runtime` is the base of this thread's own slot; nothing else uses it
+            // and nothing runs on it after the unmap.
+            unsafe { arch::exit_thread_unmap(st.runtime as usize, layout::THREAD_SLOT_LEN as usize, status as usize) }
+        }
     }
     host_raw(nr::EXIT, [status as usize, 0, 0, 0, 0, 0])
 }
@@ -130,9 +131,19 @@ fn host_clone(flags: u64, ptid: u64, ctid: u64) -> i64 {
     }
 }
 
+/// In a new process: only the calling thread exists (see [`thread::after_fork`]).
+fn in_child(r: i64) -> i64 {
+    if r == 0 {
+        if let Some(rec) = thread::current_record() {
+            thread::after_fork(rec, sys::gettid() as u64);
+        }
+    }
+    r
+}
+
 /// `fork` and `vfork`.
 pub fn fork() -> i64 {
-    host_clone(SIGCHLD, 0, 0)
+    in_child(host_clone(SIGCHLD, 0, 0))
 }
 
 /// `clone(flags, stack, ptid, ctid, tls)` in x86-64 argument order.
@@ -141,7 +152,7 @@ pub fn clone(st: &mut GuestState, a: Args) -> i64 {
     if flags & CLONE_THREAD != 0 {
         return thread(st, a);
     }
-    let r = host_clone(flags & !(CLONE_VM | CLONE_SETTLS), ptid, ctid);
+    let r = in_child(host_clone(flags & !(CLONE_VM | CLONE_SETTLS), ptid, ctid));
     if r == 0 {
         if stack != 0 {
             st.gpr[Gpr::Rsp as usize] = stack;

@@ -84,7 +84,7 @@ table! {
     11 munmap Emulate 215 [P, I];
     12 brk Emulate - [P];
     13 rt_sigaction Emulate 134 [I, P, P, I];
-    14 rt_sigprocmask Pass 135 [I, P, P, I];
+    14 rt_sigprocmask Emulate 135 [I, P, P, I];
     15 rt_sigreturn Emulate 139 [];
     16 ioctl Pass 29 [F, I, P];
     17 pread64 Pass 67 [F, P, I, I];
