@@ -10,6 +10,7 @@ mod criu_setup;
 mod demo;
 mod setup;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     /// Time native, translated and QEMU runs of the benchmark programs; count arm64
     /// instructions of translated and natively compiled code.
     Bench(bench::Args),
+    /// The emulated arm64 node: `vm build`, `vm boot`, `vm run -- CMD…`.
+    Vm(vm::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Test => test(),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args).map(|_| true),
+        Command::Vm(args) => vm::run(&args),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
