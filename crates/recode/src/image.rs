@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use hcontainer_abi::calls::{ResumeRecord, RESUME, RESUME_MAGIC};
 use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
+use hcontainer_abi::meta::HostIsa;
 use hcontainer_abi::GUEST_STATE_VERSION;
 use hcontainer_criu_image::pb::{
     CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PagemapHead, PstreeEntry, RegFileEntry, VmaEntry,
@@ -80,6 +81,41 @@ pub enum RecodeError {
     /// Register conversion failed.
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
+    /// The translation store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The images are already of the process running as the target.
+    #[error("{}: the images are already of a {target} process; nothing to recode", dir.display())]
+    AlreadyTarget {
+        /// The images directory.
+        dir: PathBuf,
+        /// The target asked for.
+        target: crate::Target,
+    },
+    /// The store has no executable for the target.
+    #[error("no translation in the store: {} does not exist; make it with `{command}`", store_path.display())]
+    NoTranslation {
+        /// The store entry that would hold it.
+        store_path: PathBuf,
+        /// The command that makes it.
+        command: String,
+    },
+    /// The executable found for the target is not of the program the images hold.
+    #[error("{}: {why}: the images are of another binary", path.display())]
+    WrongBinary {
+        /// The executable.
+        path: PathBuf,
+        /// The mismatch.
+        why: String,
+    },
+    /// The images are damaged or inconsistent.
+    #[error("corrupted image {file}: {what}")]
+    Corrupt {
+        /// The image file.
+        file: String,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecodeError + '_ {
@@ -147,6 +183,16 @@ impl TranslatedExe {
 /// What a recode did.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// What the input was (`native`, `x86_64`, …).
+    pub from: String,
+    /// The executable the output runs.
+    pub exe: PathBuf,
+    /// Threads recoded.
+    pub threads: usize,
+    /// VMAs dropped (runtime, vDSO of another ISA).
+    pub vmas_dropped: usize,
+    /// What the output loses or leaves to the runtime (one sentence each).
+    pub warnings: Vec<String>,
     /// Files hard-linked from the input.
     pub linked: usize,
     /// Files rewritten.
@@ -440,4 +486,57 @@ fn anon(start: u64, end: u64, prot: u32, extra: u32) -> VmaEntry {
         fd: -1,
         ..Default::default()
     }
+}
+
+/// The `.hcontainer.meta` header of the ELF file `data`, if it has one.
+pub fn meta_of(path: &Path, data: &[u8]) -> Result<Option<hcontainer_abi::meta::Header>, RecodeError> {
+    use object::ObjectSection;
+    let bad = |why: String| RecodeError::Translated { path: path.to_path_buf(), why };
+    let file = object::File::parse(data).map_err(|e| bad(format!("not an ELF file: {e}")))?;
+    let Some(sec) = file.section_by_name(hcontainer_abi::meta::SECTION) else { return Ok(None) };
+    let bytes = sec.data().map_err(|e| bad(e.to_string()))?;
+    let (h, _) = hcontainer_abi::meta::Header::decode(bytes).map_err(|e| bad(e.to_string()))?;
+    Ok(Some(h))
+}
+
+/// Whether the images in `dir` are of a native or a translated process, and for which host.
+pub fn kind_of(dir: &Path) -> Result<crate::Kind, RecodeError> {
+    let procs: Vec<PstreeEntry> = read(dir, "pstree.img")?.decode_all()?;
+    let pid = procs
+        .first()
+        .map(|p| p.pid)
+        .ok_or_else(|| RecodeError::Missing { file: "pstree.img".into(), what: "no process".into() })?;
+    let core_name = format!("core-{pid}.img");
+    let core: CoreEntry = first(&read(dir, &core_name)?)?;
+    let host = match core.mtype {
+        1 => HostIsa::X86_64,
+        3 => HostIsa::Aarch64,
+        8 => HostIsa::Riscv64,
+        m => return Err(RecodeError::Unsupported(format!("{core_name}: machine type {m} is not x86-64, aarch64 or riscv64"))),
+    };
+    let exe = exe_of(dir)?;
+    let translated = match fs::read(&exe) {
+        Ok(data) => match meta_of(&exe, &data)? {
+            Some(h) if h.host_isa != host => {
+                return Err(RecodeError::Corrupt {
+                    file: core_name,
+                    what: format!("machine type {} but {} is translated for {}", core.mtype, exe.display(), h.host_isa.name()),
+                })
+            }
+            Some(_) => true,
+            None => false,
+        },
+        // Not on this machine: decide from the address space.
+        Err(_) => {
+            let mm: MmEntry = first(&read(dir, &format!("mm-{pid}.img"))?)?;
+            mm.vmas.iter().any(|v| layout::is_runtime_addr(v.start))
+        }
+    };
+    if !translated && host != HostIsa::X86_64 {
+        return Err(RecodeError::Corrupt {
+            file: core_name,
+            what: format!("machine type {} without hcontainer's runtime: not a process of ours", core.mtype),
+        });
+    }
+    Ok(if translated { crate::Kind::Translated(host) } else { crate::Kind::Native })
 }

@@ -5,9 +5,17 @@
 //! * [`launch`]: starting a native program in a migratable configuration (the C library's
 //!   CPU feature choice capped to what the translator covers, the translated address layout).
 //! * [`regs`]: home-ISA registers in CRIU's core image ⇄ [`hcontainer_abi::GuestState`].
+//! * [`recode`]: the entry point: any of our CRIU images → the image of the same process for
+//!   a [`Target`] (native, or translated for a host ISA).
 #![deny(missing_docs)]
 
+mod convert;
 pub mod image;
 pub mod launch;
+pub mod notify;
 pub mod regs;
 pub mod store;
+
+pub use convert::{recode, Kind, Target};
+pub use hcontainer_abi::meta::HostIsa;
+pub use image::{RecodeError, Report};

@@ -1,13 +1,15 @@
-//! `hcontainer recode`: turn a CRIU images directory of a native process into one of its
-//! translated executable (found in the translation store), restorable by unmodified CRIU.
+//! `hcontainer recode`: turn a CRIU images directory of one of our processes (native or
+//! translated for any host ISA) into the images of the same process for a target (the
+//! original binary, or its translation for a host ISA found in the translation store),
+//! restorable by unmodified CRIU.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-use hcontainer_recode::image::{exe_of, native_to_translated, TranslatedExe};
+use anyhow::Context;
 use hcontainer_recode::store::Store;
+use hcontainer_recode::{HostIsa, Target};
 
 /// Where the recoded process will run.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -21,6 +23,17 @@ pub enum To {
     Aarch64,
     /// The translation for riscv64 hosts.
     Riscv64,
+}
+
+impl From<To> for Target {
+    fn from(t: To) -> Target {
+        match t {
+            To::Native => Target::Native,
+            To::X86_64 => Target::Translated(HostIsa::X86_64),
+            To::Aarch64 => Target::Translated(HostIsa::Aarch64),
+            To::Riscv64 => Target::Translated(HostIsa::Riscv64),
+        }
+    }
 }
 
 /// Arguments of `hcontainer recode`.
@@ -38,55 +51,37 @@ pub struct Args {
     /// Translation store (default: $HCONTAINER_STORE, ~/.cache/hcontainer/store).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// Use this translated executable instead of looking in the store.
-    #[arg(long, value_name = "PATH")]
-    pub exe: Option<PathBuf>,
 }
 
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let isa = match args.to {
-        To::X86_64 => "x86_64",
-        To::Native => bail!("recode to native (translated → native images) is not implemented yet"),
-        To::Aarch64 | To::Riscv64 => {
-            bail!("recode for {:?} hosts is not implemented yet (only translated x86_64 targets)", args.to)
-        }
-    };
-    let exe_path = match args.exe {
-        Some(p) => p,
-        None => {
-            let original = exe_of(&args.dir)?;
-            let store = Store::open(args.store.as_deref())?;
-            store.get_for(&original, isa)?.with_context(|| {
-                format!(
-                    "no {isa} translation of {} in the store {}; run `hcontainer translate {} --target {isa}` first",
-                    original.display(),
-                    store.root().display(),
-                    original.display()
-                )
-            })?
-        }
-    };
+    let target = Target::from(args.to);
     let output = args.output.unwrap_or_else(|| {
         let mut s = args.dir.clone().into_os_string();
-        s.push(format!(".{isa}"));
+        s.push(format!(".{target}"));
         PathBuf::from(s)
     });
+    let store = Store::open(args.store.as_deref())?;
     let start = Instant::now();
-    let exe = TranslatedExe::open(&exe_path)?;
-    let report = native_to_translated(&args.dir, &exe, &output)
+    let report = hcontainer_recode::recode(&args.dir, target, &store, &output)
         .with_context(|| format!("recoding {} into {}", args.dir.display(), output.display()))?;
     println!(
-        "recoded {} -> {} for {} in {:.1} ms: {} files linked, {} rewritten, {} VMAs added, {} pages written, {} pages left in the parent",
+        "recoded {} ({}) -> {} ({target}, {}) in {:.1} ms: {} threads, {} files linked, {} rewritten, {} VMAs added, {} dropped, {} pages written, {} pages left in the parent",
         args.dir.display(),
+        report.from,
         output.display(),
-        exe_path.display(),
+        report.exe.display(),
         start.elapsed().as_secs_f64() * 1e3,
+        report.threads,
         report.linked,
         report.rewritten,
         report.vmas_added,
+        report.vmas_dropped,
         report.pages_written,
         report.pages_kept
     );
+    for w in &report.warnings {
+        eprintln!("hcontainer: warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
 }
