@@ -8,6 +8,6 @@ mod run;
 pub use locate::{Criu, LocateError};
 pub use locate::CRIU_ENV;
 pub use run::{
-    last_error_line, CriuError, DumpOptions, RestoreOptions, RestoreOutcome, Timings,
+    last_error_line, mark_stopped_alive, write_timings, CriuError, DumpOptions, RestoreOptions, RestoreOutcome, Timings,
     DEFAULT_NETWORK_LOCK, TIMINGS_DUMP_FILE, TIMINGS_RESTORE_FILE,
 };

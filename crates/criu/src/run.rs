@@ -153,6 +153,19 @@ pub struct Timings {
     pub pages_restored: Option<u64>,
     /// Wall clock of the whole `criu` run, as hcontainer measured it.
     pub total_us: u64,
+    /// Time to bring every thread to a migration point before the dump (checkpoint with
+    /// `--to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_us: Option<u64>,
+    /// Time to recode the images for the target (checkpoint with `--to` another kind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recode_us: Option<u64>,
+    /// Threads in the dumped tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
+    /// Resident memory of the dumped tree (`VmRSS` summed), in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_kib: Option<u64>,
 }
 
 impl Timings {
@@ -165,6 +178,7 @@ impl Timings {
                 lines.push(format!("  {name:<14}{}", ms(v)));
             }
         };
+        add("notify", self.notify_us);
         add("freeze", self.freeze_us);
         add("frozen", self.frozen_us);
         add("memory dump", self.memdump_us);
@@ -183,6 +197,12 @@ impl Timings {
             text.push_str(&format!("  pages         {r} restored\n"));
         }
         text.push_str(&format!("  {:<14}{}\n", "total (criu)", ms(self.total_us)));
+        if let Some(r) = self.recode_us {
+            text.push_str(&format!("  {:<14}{}\n", "recode", ms(r)));
+        }
+        if let (Some(t), Some(k)) = (self.threads, self.rss_kib) {
+            text.push_str(&format!("  tree          {t} threads, {:.1} MB resident\n", k as f64 / 1024.0));
+        }
         text
     }
 }
@@ -366,7 +386,48 @@ impl Criu {
     }
 }
 
-fn write_timings(path: &Path, t: &Timings) -> Result<(), CriuError> {
+/// Writes `t` as JSON to `path` (what [`Criu::dump`] and [`Criu::restore`] do with their
+/// own timings; a checkpoint that adds notify and recode times rewrites the file).
+pub fn write_timings(path: &Path, t: &Timings) -> Result<(), CriuError> {
     let text = serde_json::to_string_pretty(t).unwrap_or_default();
     std::fs::write(path, text + "\n").map_err(io(path))
+}
+
+/// CRIU's `task_state` of a live task (`criu/include/pstree.h`).
+const TASK_ALIVE: u32 = 0x1;
+/// CRIU's `task_state` of a task dumped in a group stop.
+const TASK_STOPPED: u32 = 0x3;
+
+/// Marks every task CRIU recorded as stopped (`tc.task_state` = STOPPED in its
+/// `core-<pid>.img`) as alive, so a restore lets it run instead of stopping it again.
+/// Returns how many tasks were changed.
+///
+/// hcontainer's native notify dumps the tree in a group stop at migration points; the
+/// stop is a means of holding the threads there, not part of the program's state.
+pub fn mark_stopped_alive(dir: &Path) -> Result<usize, CriuError> {
+    let mut changed = 0;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("core-") || !name.ends_with(".img") {
+            continue;
+        }
+        let mut file = ImageFile::read(&entry.path())?;
+        let Some(first) = file.decode_all::<pb::CoreEntry>()?.into_iter().next() else { continue };
+        let mut core = first;
+        let Some(tc) = core.tc.as_mut() else { continue };
+        if tc.task_state != TASK_STOPPED {
+            continue;
+        }
+        tc.task_state = TASK_ALIVE;
+        tc.stop_signo = None;
+        if let hcontainer_criu_image::Content::Entries { entries, .. } = &mut file.content {
+            if let Some(e) = entries.first_mut() {
+                e.replace(&core);
+            }
+        }
+        file.write(dir).map_err(io(dir))?;
+        changed += 1;
+    }
+    Ok(changed)
 }
