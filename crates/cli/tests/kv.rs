@@ -1,0 +1,176 @@
+//! A TCP key-value server (`tests/migrate/kv.c`, single-threaded poll loop) migrates between
+//! native and translated execution while clients keep writing: its listening socket and its
+//! established connections (CRIU's `--tcp-established`, on by default in `hcontainer
+//! checkpoint`) survive every hop, no acknowledged write is lost, and after each hop a new
+//! connection finds every write acknowledged before the hop.
+//!
+//! Seeded (`HCT_SEED`); the seed is printed.
+
+#[path = "../../../tests/migrate/harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{Libc, Rng, Side};
+
+/// Reply timeout: a hop stops the server for a fraction of a second; TCP retransmission
+/// after the restore may add a few seconds.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Client {
+    out: TcpStream,
+    inp: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to port {port}: {e}"));
+        s.set_read_timeout(Some(REPLY_TIMEOUT)).expect("read timeout");
+        s.set_nodelay(true).expect("nodelay");
+        let inp = BufReader::new(s.try_clone().expect("clone stream"));
+        Client { out: s, inp }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.out.write_all(format!("{line}\n").as_bytes()).unwrap_or_else(|e| panic!("sending {line:?}: {e}"));
+    }
+
+    fn reply(&mut self, what: &str) -> String {
+        let mut l = String::new();
+        match self.inp.read_line(&mut l) {
+            Ok(0) => panic!("server closed the connection (waiting for the reply to {what})"),
+            Ok(_) => l.trim_end().to_string(),
+            Err(e) => panic!("no reply to {what}: {e}"),
+        }
+    }
+
+    fn call(&mut self, line: &str) -> String {
+        self.send(line);
+        self.reply(line)
+    }
+
+    /// Checks `GET` of keys `prefix0 .. prefix{n-1}`, pipelined in batches.
+    fn check_keys(&mut self, prefix: &str, n: u64, when: &str) {
+        let mut i = 0;
+        while i < n {
+            let end = (i + 200).min(n);
+            let batch: String = (i..end).map(|k| format!("GET {prefix}{k}\n")).collect();
+            self.out.write_all(batch.as_bytes()).expect("send GETs");
+            for k in i..end {
+                let got = self.reply("GET");
+                assert_eq!(got, format!("VALUE {}", value(prefix, k)), "key {prefix}{k} {when}");
+            }
+            i = end;
+        }
+    }
+}
+
+fn value(prefix: &str, k: u64) -> String {
+    format!("{prefix}-value-{}", k.wrapping_mul(0x9e3779b97f4a7c15) >> 40)
+}
+
+/// A client that keeps writing `SET <prefix><k>` with increasing k until told to stop;
+/// `acked` is the number of writes the server acknowledged.
+fn writer(port: u16, prefix: &'static str, acked: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let mut c = Client::connect(port);
+    std::thread::spawn(move || {
+        let mut k = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let reply = c.call(&format!("SET {prefix}{k} {}", value(prefix, k)));
+            assert!(reply.starts_with("OK "), "SET {prefix}{k}: {reply}");
+            k += 1;
+            acked.store(k, Ordering::SeqCst);
+            // About 500 writes a second from each writer.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+}
+
+fn kv_hops(libc: Libc, hops: &[Side]) {
+    let name = format!("kv-{}", libc.name());
+    let mut rng = Rng::from_env(&name);
+    let exe = harness::compile("kv", libc);
+    harness::translate_into_store(&exe);
+    let root = harness::scratch(&name);
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let mut server = harness::start(&exe, &["0"], &work);
+    let port: u16 = harness::poll(Duration::from_secs(10), || {
+        let out = std::fs::read_to_string(work.join("stdout.txt")).ok()?;
+        out.lines().find_map(|l| l.strip_prefix("listening ")?.trim().parse().ok())
+    })
+    .expect("the server prints its port");
+
+    // An idle client connected before any hop, used at the end; two writers.
+    let mut idle = Client::connect(port);
+    assert_eq!(idle.call("COUNT"), "COUNT 0");
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_a = Arc::new(AtomicU64::new(0));
+    let acked_b = Arc::new(AtomicU64::new(0));
+    let writers = [
+        writer(port, "a", acked_a.clone(), stop.clone()),
+        writer(port, "b", acked_b.clone(), stop.clone()),
+    ];
+
+    let mut side = Side::Native;
+    for (n, &to) in hops.iter().enumerate() {
+        std::thread::sleep(rng.between(Duration::from_millis(150), Duration::from_millis(700)));
+        let before = (acked_a.load(Ordering::SeqCst), acked_b.load(Ordering::SeqCst));
+        let hop = harness::hop(server.pid, &root.join(format!("images-{n}")), to)
+            .unwrap_or_else(|e| panic!("hop {n} ({side} -> {to}): {e}"));
+        side = to;
+        let exe_now = harness::exe_of(server.pid).expect("restored server runs");
+        match to {
+            Side::Native => assert_eq!(exe_now, std::fs::canonicalize(&exe).expect("exe")),
+            Side::X86_64 => assert_ne!(exe_now, std::fs::canonicalize(&exe).expect("exe")),
+        }
+        // A new connection: the listening socket survived; every write acknowledged before
+        // the hop is there.
+        let mut fresh = Client::connect(port);
+        let count: u64 = fresh.call("COUNT").strip_prefix("COUNT ").and_then(|c| c.parse().ok()).expect("COUNT n");
+        assert!(count >= before.0 + before.1, "hop {n}: COUNT {count} < {} acknowledged", before.0 + before.1);
+        fresh.check_keys("a", before.0, &format!("after hop {n}"));
+        fresh.check_keys("b", before.1, &format!("after hop {n}"));
+        eprintln!(
+            "hop {n} -> {to}: checkpoint {:?}, restore {:?}; {} writes acknowledged before it, COUNT {count} after",
+            hop.checkpoint,
+            hop.restore,
+            before.0 + before.1
+        );
+    }
+    // Writes go on after the last hop too.
+    let last = acked_a.load(Ordering::SeqCst) + acked_b.load(Ordering::SeqCst);
+    assert!(
+        harness::poll(Duration::from_secs(20), || {
+            (acked_a.load(Ordering::SeqCst) + acked_b.load(Ordering::SeqCst) > last + 20).then_some(())
+        })
+        .is_some(),
+        "writers stalled after the last hop"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer failed");
+    }
+    let (a, b) = (acked_a.load(Ordering::SeqCst), acked_b.load(Ordering::SeqCst));
+    assert!(a > 0 && b > 0);
+    // The idle connection, open since before the first hop: exactly the acknowledged writes.
+    assert_eq!(idle.call("COUNT"), format!("COUNT {}", a + b));
+    idle.check_keys("a", a, "at the end");
+    idle.check_keys("b", b, "at the end");
+    assert_eq!(idle.call("GET nothing"), "NONE");
+    assert_eq!(idle.call("SHUTDOWN"), "BYE");
+    let start = Instant::now();
+    assert!(server.wait_exit(Duration::from_secs(10)), "server still runs after SHUTDOWN");
+    eprintln!("{name}: {} hops, {} acknowledged writes, exit after {:?}", hops.len(), a + b, start.elapsed());
+    let stderr = std::fs::read_to_string(work.join("stderr.txt")).unwrap_or_default();
+    assert!(stderr.is_empty(), "server stderr: {stderr}");
+}
+
+#[test]
+fn kv_musl_native_to_translated() {
+    kv_hops(Libc::Musl, &[Side::X86_64]);
+}
