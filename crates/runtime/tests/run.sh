@@ -108,5 +108,54 @@ for t in "${targets[@]}"; do
     && [ $st -eq 132 ] && ok "$t: undefined helper (status $st)" \
     || bad "$t: undefined helper: status $st, $(cat "$log.err")"
 done
+# Notify protocol on real translations (notify_prog.c, static glibc and musl): every thread
+# parks at a migration point on NOTIFY_SIGNAL, records readable at the documented addresses,
+# RESUME_SIGNAL lets the program finish as if undisturbed (notify_check.py). Uses the
+# workspace's hcontainer (built here if needed, so it embeds this runtime).
+root=$(cd "$rt/../.." && pwd)
+hc="$root/target/release/hcontainer"
+nt="$out/notify"
+mkdir -p "$nt"
+if ! (cd "$root" && cargo build --release -q -p hcontainer-cli > "$out/hcontainer-build.log" 2>&1); then
+  echo "note: cargo build -p hcontainer-cli failed (see $out/hcontainer-build.log); using the existing $hc"
+fi
+if [ ! -x "$hc" ]; then
+  bad "notify: no $hc"
+elif ! musl-gcc -static -O2 -o "$nt/prog-musl" "$here/notify_prog.c" \
+    || ! gcc -static -O2 -pthread -o "$nt/prog-glibc" "$here/notify_prog.c"; then
+  bad "notify: build notify_prog.c"
+else
+  for t in "${targets[@]}"; do
+    case $t in
+      x86_64*) isa=x86_64; runner=(); runs="glibc:threads glibc:single musl:threads musl:single" ;;
+      aarch64*) isa=aarch64; runner=(qemu-aarch64); runs="musl:threads glibc:single" ;;
+      riscv64*) isa=riscv64; runner=(qemu-riscv64); runs="glibc:threads musl:single" ;;
+    esac
+    # qemu-user shifts real-time signal numbers: target n is host n + 2 in qemu 7.x.
+    offset=0
+    if [ ${#runner[@]} -gt 0 ]; then
+      major=$("${runner[0]}" --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)
+      if [ "$major" != 7 ]; then
+        bad "notify $isa: unknown real-time signal mapping of ${runner[0]} version $major"; continue
+      fi
+      offset=2
+    fi
+    for run in $runs; do
+      libc=${run%%:*}; mode=${run##*:}
+      exe="$nt/prog-$libc.$isa"
+      if [ ! -x "$exe" ] || [ "$exe" -ot "$hc" ]; then
+        "$hc" translate -q -t "$isa" -o "$exe" "$nt/prog-$libc" || { bad "notify: translate $libc for $isa"; continue; }
+        "$hc" inspect --points "$exe" > "$exe.points" || { bad "notify: inspect $exe"; continue; }
+      fi
+      if HCT_SIGNAL_OFFSET=$offset python3 "$here/notify_check.py" "$exe.points" "$mode" "${runner[@]}" "$exe" \
+          > "$nt/$libc-$mode-$isa.log" 2>&1; then
+        ok "notify $isa $libc $mode: $(grep -c '^ok' "$nt/$libc-$mode-$isa.log") checks"
+      else
+        bad "notify $isa $libc $mode:"; cat "$nt/$libc-$mode-$isa.log"
+      fi
+    done
+  done
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
