@@ -10,6 +10,8 @@ const HEX_FIELDS: &[(&str, &str)] = &[
     ("UserX86CetEntry", "*"),
     ("ThreadInfoAarch64", "clear_tid_addr"),
     ("UserAarch64RegsEntry", "*"),
+    ("ThreadInfoRiscv64", "clear_tid_addr"),
+    ("UserRiscv64RegsEntry", "*"),
     ("MmEntry", "mm_start_code"),
     ("MmEntry", "mm_end_code"),
     ("MmEntry", "mm_start_data"),
@@ -64,6 +66,14 @@ const ALL_FIELDS: &[(&str, &[&str])] = &[
     ),
     ("UserX86CetEntry", &["cet", "ssp"]),
     ("UserAarch64RegsEntry", &["regs", "sp", "pc", "pstate"]),
+    (
+        "UserRiscv64RegsEntry",
+        &[
+            "pc", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
+            "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+            "t3", "t4", "t5", "t6",
+        ],
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,14 +1,20 @@
 //! The one entry point of image recode: [`recode`] turns a CRIU images directory of one of
 //! our processes — native x86-64 or translated for any host ISA — into the images of the same
 //! process for a [`Target`], finding the executables it needs in the translation [`Store`].
+//!
+//! The program is identified by the SHA-256 of the original binary: the dumped executable's
+//! own hash for a native image, the hash its metadata records for a translated one. The
+//! target executable comes from the store under that hash (`<sha>/<isa>` for translations,
+//! `<sha>/native` for the original, which a native → translated recode records there).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use hcontainer_abi::meta::HostIsa;
 
-use crate::image::{self, RecodeError, Report, TranslatedExe};
-use crate::store::Store;
+use crate::exe::Exe;
+use crate::image::{self, RecodeError, Report};
+use crate::store::{sha256_file, Store, ORIGINAL};
 
 /// Where the recoded process will run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +29,7 @@ impl Target {
     /// The name used on the command line and in the store (`native`, `x86_64`, …).
     pub fn name(self) -> &'static str {
         match self {
-            Target::Native => "native",
+            Target::Native => ORIGINAL,
             Target::Translated(isa) => isa.name(),
         }
     }
@@ -47,46 +53,120 @@ pub enum Kind {
 /// Recodes the images in `input` into images of the same process running as `to`, written
 /// to `output` (created; must be new or empty). Page data is never copied: unchanged files
 /// are hard links and the memory pages stay in `input`, which the output names as its CRIU
-/// parent.
+/// parent. Cost: O(threads + VMAs + executable size).
 pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<Report, RecodeError> {
-    let exe = image::exe_of(input)?;
+    let exe_path = image::exe_of(input)?;
     let kind = image::kind_of(input)?;
     match (&kind, to) {
-        (Kind::Native, Target::Native) => Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to }),
+        (Kind::Native, Target::Native) => {
+            return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to })
+        }
         (Kind::Translated(a), Target::Translated(b)) if *a == b => {
-            Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to })
+            return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to })
         }
-        (Kind::Native, Target::Translated(isa)) => {
-            let sha = crate::store::sha256_file(&exe)?;
-            let path = translation(store, &sha, &exe, isa)?;
-            let t = TranslatedExe::open(&path)?;
-            if isa != HostIsa::X86_64 {
-                return Err(RecodeError::Unsupported(format!("native → {} is not supported yet", isa.name())));
+        _ => {}
+    }
+    let mut warnings = Vec::new();
+    let (sha, src) = match kind {
+        Kind::Native => {
+            let src = Exe::open(&exe_path)?;
+            if let Some(want) = image::exe_size_of(input)? {
+                if want != src.size {
+                    return Err(RecodeError::WrongBinary {
+                        path: exe_path,
+                        why: format!("the dumped executable had {want} bytes, this file has {}", src.size),
+                    });
+                }
             }
-            let mut r = image::native_to_translated(input, &t, output)?;
-            r.from = "native".into();
-            r.exe = path;
-            r.threads = 1;
-            Ok(r)
+            let sha = sha256_file(&exe_path)?;
+            // Remember the original, so that the process can come back to it.
+            if store.get(&sha, ORIGINAL)?.is_none() {
+                if let Err(e) = store.put(&sha, ORIGINAL, &exe_path) {
+                    warnings.push(format!("the original binary was not recorded in the store: {e}"));
+                }
+            }
+            (sha, Some(src))
         }
-        (Kind::Translated(_), _) => {
-            Err(RecodeError::Unsupported(format!("recode of a translated image to {to} is not supported yet")))
+        Kind::Translated(_) => match Exe::open(&exe_path) {
+            Ok(src) => {
+                let sha = src.meta.map(|m| hex::encode(m.guest_sha256)).unwrap_or_default();
+                (sha, Some(src))
+            }
+            // Not on this machine: a store path names the hash.
+            Err(e) => {
+                let sha = exe_path
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .ok_or(e)?;
+                warnings.push(format!(
+                    "{} is not readable here: the runtime's state (guest signal handlers) is not carried over",
+                    exe_path.display()
+                ));
+                (sha, None)
+            }
+        },
+    };
+    let dst_path = lookup(store, &sha, &exe_path, to)?;
+    let dst = Exe::open(&dst_path)?;
+    match (to, dst.meta) {
+        (Target::Native, Some(_)) => {
+            return Err(RecodeError::WrongBinary { path: dst_path, why: "the stored original is a translated executable".into() })
+        }
+        (Target::Native, None) => {
+            let got = sha256_file(&dst_path)?;
+            if got != sha {
+                return Err(RecodeError::WrongBinary {
+                    path: dst_path,
+                    why: format!("its SHA-256 is {got}, the translated process is of {sha}"),
+                });
+            }
+        }
+        (Target::Translated(_), None) => {
+            return Err(RecodeError::WrongBinary { path: dst_path, why: "no hcontainer metadata: not a translation".into() })
+        }
+        (Target::Translated(isa), Some(m)) => {
+            if hex::encode(m.guest_sha256) != sha {
+                return Err(RecodeError::WrongBinary {
+                    path: dst_path,
+                    why: format!("it translates the binary with SHA-256 {}, the image is of {sha}", hex::encode(m.guest_sha256)),
+                });
+            }
+            if m.host_isa != isa {
+                return Err(RecodeError::WrongBinary {
+                    path: dst_path,
+                    why: format!("it is translated for {}, not {}", m.host_isa.name(), isa.name()),
+                });
+            }
         }
     }
+    let mut report = image::convert(input, &kind, src.as_ref(), to, &dst, output)?;
+    report.warnings.splice(0..0, warnings);
+    Ok(report)
 }
 
-/// The stored translation for `isa` of the binary with hash `sha` (originally at `original`).
-fn translation(store: &Store, sha: &str, original: &Path, isa: HostIsa) -> Result<PathBuf, RecodeError> {
-    match store.get(sha, isa.name())? {
+/// The store entry for `to` of the binary with hash `sha` (originally at `original`).
+fn lookup(store: &Store, sha: &str, original: &Path, to: Target) -> Result<PathBuf, RecodeError> {
+    match store.get(sha, to.name())? {
         Some(p) => Ok(fs::canonicalize(&p).unwrap_or(p)),
         None => Err(RecodeError::NoTranslation {
-            store_path: store.root().join(sha).join(isa.name()),
-            command: format!(
-                "hcontainer translate {} --target {} --store {}",
-                original.display(),
-                isa.name(),
-                store.root().display()
-            ),
+            target: to,
+            store_path: store.root().join(sha).join(to.name()),
+            command: match to {
+                Target::Native => format!(
+                    "cp <the original binary, SHA-256 {sha}> {}",
+                    store.root().join(sha).join(ORIGINAL).display()
+                ),
+                Target::Translated(isa) => format!(
+                    "hcontainer translate {} --target {} -o {}.{} --store {}",
+                    original.display(),
+                    isa.name(),
+                    original.display(),
+                    isa.name(),
+                    store.root().display()
+                ),
+            },
         }),
     }
 }

@@ -20,24 +20,29 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hcontainer_abi::calls::{ResumeRecord, RESUME, RESUME_MAGIC};
+use hcontainer_abi::calls::{ResumeRecord, RESUME_MAGIC, THREAD_PARKED, THREAD_RUNNING};
 use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
 use hcontainer_abi::meta::HostIsa;
-use hcontainer_abi::GUEST_STATE_VERSION;
+use hcontainer_abi::{GuestState, GUEST_STATE_VERSION};
 use hcontainer_criu_image::pb::{
-    CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PagemapHead, PstreeEntry, RegFileEntry, VmaEntry,
+    CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PagemapHead, PstreeEntry, RegFileEntry, SaEntry,
+    ThreadInfoAarch64, ThreadInfoRiscv64, UserAarch64FpsimdContextEntry, UserAarch64RegsEntry, UserRiscv64DExtEntry,
+    UserRiscv64RegsEntry, VmaEntry,
 };
 use hcontainer_criu_image::{pagemap_flags, Content, DecodeError, Entry, ImageFile};
-use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
-use object::{elf, Endianness, Object, ObjectSymbol};
-
+use crate::exe::Exe;
+use crate::pages::Pages;
 use crate::regs;
 
 /// CRIU's VMA status bits (`criu/include/image.h`).
 mod vma_status {
     pub const REGULAR: u32 = 1 << 0;
+    pub const VSYSCALL: u32 = 1 << 2;
+    pub const VDSO: u32 = 1 << 3;
     pub const FILE_PRIVATE: u32 = 1 << 6;
+    pub const FILE_SHARED: u32 = 1 << 7;
     pub const ANON_PRIVATE: u32 = 1 << 9;
+    pub const VVAR: u32 = 1 << 12;
 }
 const MAP_PRIVATE: u32 = 0x02;
 const MAP_ANONYMOUS: u32 = 0x20;
@@ -93,8 +98,10 @@ pub enum RecodeError {
         target: crate::Target,
     },
     /// The store has no executable for the target.
-    #[error("no translation in the store: {} does not exist; make it with `{command}`", store_path.display())]
+    #[error("no {target} executable in the store: {} does not exist; make it with `{command}`", store_path.display())]
     NoTranslation {
+        /// The target asked for.
+        target: crate::Target,
         /// The store entry that would hold it.
         store_path: PathBuf,
         /// The command that makes it.
@@ -120,64 +127,6 @@ pub enum RecodeError {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecodeError + '_ {
     move |source| RecodeError::Io { path: path.to_path_buf(), source }
-}
-
-/// A `PT_LOAD` of the translated executable in hcontainer's own range.
-#[derive(Clone, Debug)]
-struct Segment {
-    vaddr: u64,
-    memsz: u64,
-    offset: u64,
-    filesz: u64,
-    prot: u32,
-}
-
-/// What recode needs from a translated executable.
-#[derive(Debug)]
-pub struct TranslatedExe {
-    path: PathBuf,
-    size: u64,
-    mode: u32,
-    resume: u64,
-    segments: Vec<Segment>,
-    data: Vec<u8>,
-}
-
-impl TranslatedExe {
-    /// Reads the executable at `path` (made absolute: CRIU opens it by name at restore).
-    pub fn open(path: &Path) -> Result<TranslatedExe, RecodeError> {
-        let path = fs::canonicalize(path).map_err(io(path))?;
-        let data = fs::read(&path).map_err(io(&path))?;
-        let meta = fs::metadata(&path).map_err(io(&path))?;
-        let bad = |why: String| RecodeError::Translated { path: path.clone(), why };
-        let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| bad(e.to_string()))?;
-        let resume = file
-            .symbols()
-            .find(|s| s.name() == Ok(RESUME))
-            .map(|s| s.address())
-            .ok_or_else(|| bad(format!("no {RESUME} symbol: not linked with a runtime that can resume")))?;
-        let e = file.endian();
-        let mut segments = Vec::new();
-        for p in file.elf_header().program_headers(e, &*data).map_err(|e| bad(e.to_string()))? {
-            if p.p_type(e) != elf::PT_LOAD || !layout::is_runtime_addr(p.p_vaddr(e)) {
-                continue;
-            }
-            let f = p.p_flags(e);
-            let prot = (if f & elf::PF_R != 0 { 1 } else { 0 })
-                | (if f & elf::PF_W != 0 { 2 } else { 0 })
-                | (if f & elf::PF_X != 0 { 4 } else { 0 });
-            let s = Segment { vaddr: p.p_vaddr(e), memsz: p.p_memsz(e), offset: p.p_offset(e), filesz: p.p_filesz(e), prot };
-            if s.vaddr % PAGE != s.offset % PAGE || s.filesz > s.memsz {
-                return Err(bad(format!("segment at {:#x}: file offset {:#x} not congruent", s.vaddr, s.offset)));
-            }
-            segments.push(s);
-        }
-        if segments.is_empty() {
-            return Err(bad("no segments in hcontainer's address range".into()));
-        }
-        use std::os::unix::fs::PermissionsExt;
-        Ok(TranslatedExe { size: meta.len(), mode: meta.permissions().mode(), path, resume, segments, data })
-    }
 }
 
 /// What a recode did.
@@ -234,9 +183,182 @@ fn first<M: prost::Message + Default>(f: &ImageFile) -> Result<M, RecodeError> {
         .ok_or_else(|| RecodeError::Missing { file: f.name.clone(), what: "no entries".into() })
 }
 
+/// The translated executable of a native → translated recode (kept for callers that pick
+/// the executable themselves; [`crate::recode`] finds it in the store).
+#[derive(Debug)]
+pub struct TranslatedExe(Exe);
+
+impl TranslatedExe {
+    /// Reads the translated executable at `path`.
+    pub fn open(path: &Path) -> Result<TranslatedExe, RecodeError> {
+        let exe = Exe::open(path)?;
+        if exe.meta.is_none() {
+            return Err(RecodeError::Translated { path: exe.path, why: "no hcontainer metadata: not a translated executable".into() });
+        }
+        Ok(TranslatedExe(exe))
+    }
+}
+
 /// Recodes the native images in `input` into images of the process running as the
 /// translated executable `exe`, written to `output` (created; must not exist or be empty).
 pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) -> Result<Report, RecodeError> {
+    let isa = exe.0.host_isa().unwrap_or(HostIsa::X86_64);
+    convert(input, &crate::Kind::Native, None, crate::Target::Translated(isa), &exe.0, output)
+}
+
+/// CRIU's `TASK_ALIVE` and `TASK_STOPPED` (`criu/include/task-state.h` values in images).
+const TASK_ALIVE: u32 = 1;
+const TASK_STOPPED: u32 = 3;
+/// `SA_RESTORER`.
+const SA_RESTORER: u64 = 0x0400_0000;
+
+/// One thread of the process: its core image and its guest registers.
+struct Thread {
+    tid: u32,
+    file: ImageFile,
+    core: CoreEntry,
+    state: GuestState,
+}
+
+fn machine_of(isa: HostIsa) -> i32 {
+    match isa {
+        HostIsa::X86_64 => 1,
+        HostIsa::Aarch64 => 3,
+        HostIsa::Riscv64 => 8,
+    }
+}
+
+/// The host program counter of a core image.
+fn host_pc(core: &CoreEntry) -> Option<u64> {
+    match core.mtype {
+        1 => core.thread_info.as_ref().map(|t| t.gpregs.ip),
+        3 => core.ti_aarch64.as_ref().map(|t| t.gpregs.pc),
+        8 => core.ti_riscv64.as_ref().map(|t| t.gpregs.pc),
+        _ => None,
+    }
+}
+
+fn clear_tid_of(core: &CoreEntry) -> u64 {
+    core.thread_info
+        .as_ref()
+        .map(|t| t.clear_tid_addr)
+        .or(core.ti_aarch64.as_ref().map(|t| t.clear_tid_addr))
+        .or(core.ti_riscv64.as_ref().map(|t| t.clear_tid_addr))
+        .unwrap_or(0)
+}
+
+fn record_bytes(r: &ResumeRecord) -> Vec<u8> {
+    let mut page = vec![0u8; PAGE as usize];
+    // SAFETY: `ResumeRecord` is plain old data (integers and byte arrays, `repr(C)`) no
+    // larger than a page (checked at compile time in the ABI crate).
+    let b = unsafe { std::slice::from_raw_parts((r as *const ResumeRecord).cast::<u8>(), std::mem::size_of::<ResumeRecord>()) };
+    page[..b.len()].copy_from_slice(b);
+    page
+}
+
+fn record_from(page: &[u8], addr: u64) -> Result<ResumeRecord, RecodeError> {
+    let n = std::mem::size_of::<ResumeRecord>();
+    if page.len() < n {
+        return Err(RecodeError::Corrupt { file: "pages".into(), what: format!("short record page at {addr:#x}") });
+    }
+    // SAFETY: `page` holds at least `size_of::<ResumeRecord>()` bytes; every bit pattern is a
+    // valid `ResumeRecord` (integers and byte arrays only); the read is unaligned.
+    let r = unsafe { std::ptr::read_unaligned(page.as_ptr().cast::<ResumeRecord>()) };
+    if r.magic != RESUME_MAGIC {
+        return Err(RecodeError::Corrupt {
+            file: "pages".into(),
+            what: format!("no resume record at {addr:#x} (magic {:#018x})", r.magic),
+        });
+    }
+    if r.version != u64::from(GUEST_STATE_VERSION) {
+        return Err(RecodeError::Unsupported(format!(
+            "the resume record at {addr:#x} has guest state version {}, this recode knows {GUEST_STATE_VERSION}",
+            r.version
+        )));
+    }
+    Ok(r)
+}
+
+/// Host registers entering `hc_resume` of `exe` for the record at `record`.
+fn enter_resume(core: &mut CoreEntry, isa: HostIsa, resume: u64, record: u64) {
+    let clear_tid = clear_tid_of(core);
+    core.mtype = machine_of(isa);
+    match isa {
+        HostIsa::X86_64 => {
+            let mut ti = core.thread_info.take().unwrap_or_else(regs::fresh_x86);
+            regs::core_from_guest_state(&GuestState::new(), &mut ti);
+            let r = &mut ti.gpregs;
+            let (cs, ss) = (r.cs, r.ss);
+            *r = Default::default();
+            r.cs = cs;
+            r.ss = ss;
+            r.ip = resume;
+            r.sp = record;
+            r.di = record;
+            r.flags = 0x202;
+            r.orig_ax = u64::MAX;
+            r.mode = Some(1);
+            ti.clear_tid_addr = clear_tid;
+            core.thread_info = Some(ti);
+            core.ti_aarch64 = None;
+            core.ti_riscv64 = None;
+        }
+        HostIsa::Aarch64 => {
+            let mut regs = vec![0u64; 31];
+            regs[0] = record;
+            core.ti_aarch64 = Some(ThreadInfoAarch64 {
+                clear_tid_addr: clear_tid,
+                tls: 0,
+                gpregs: UserAarch64RegsEntry { regs, sp: record, pc: resume, pstate: 0 },
+                fpsimd: UserAarch64FpsimdContextEntry { vregs: vec![0; 64], fpsr: 0, fpcr: 0 },
+                pac_keys: None,
+            });
+            core.thread_info = None;
+            core.ti_riscv64 = None;
+        }
+        HostIsa::Riscv64 => {
+            let gpregs = UserRiscv64RegsEntry { pc: resume, sp: record, a0: record, ..Default::default() };
+            core.ti_riscv64 = Some(ThreadInfoRiscv64 {
+                clear_tid_addr: clear_tid,
+                tls: 0,
+                gpregs,
+                fpsimd: UserRiscv64DExtEntry { f: vec![0; 32], fcsr: 0 },
+            });
+            core.thread_info = None;
+            core.ti_aarch64 = None;
+        }
+    }
+}
+
+/// The guest signal table of the runtime (65 × handler, flags, restorer, mask) at `addr`.
+fn read_actions(pages: &Pages, addr: u64) -> Result<Vec<[u64; 4]>, RecodeError> {
+    let len = 65 * 32;
+    let mut bytes = Vec::with_capacity(len);
+    let mut a = addr;
+    while bytes.len() < len {
+        let page = page_down(a);
+        let data = pages.read(page)?.unwrap_or_else(|| vec![0; PAGE as usize]);
+        let from = (a - page) as usize;
+        let take = (PAGE as usize - from).min(len - bytes.len());
+        bytes.extend_from_slice(&data[from..from + take]);
+        a += take as u64;
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| std::array::from_fn(|i| u64::from_le_bytes(c[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]))))
+        .collect())
+}
+
+/// Recodes the images of a `kind` process in `input` (its executable `src`, when readable)
+/// into images of the process running as `dst` for `to`, written to `output`.
+pub(crate) fn convert(
+    input: &Path,
+    kind: &crate::Kind,
+    src: Option<&Exe>,
+    to: crate::Target,
+    dst: &Exe,
+    output: &Path,
+) -> Result<Report, RecodeError> {
     let input = fs::canonicalize(input).map_err(io(input))?;
     fs::create_dir_all(output).map_err(io(output))?;
     if fs::read_dir(output).map_err(io(output))?.next().is_some() {
@@ -245,86 +367,248 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
             source: std::io::Error::other("output directory is not empty"),
         });
     }
-    let pstree = read(&input, "pstree.img")?;
-    let procs: Vec<PstreeEntry> = pstree.decode_all()?;
+    let mut report = Report {
+        from: match kind {
+            crate::Kind::Native => "native".into(),
+            crate::Kind::Translated(i) => i.name().into(),
+        },
+        exe: dst.path.clone(),
+        ..Default::default()
+    };
+    let procs: Vec<PstreeEntry> = read(&input, "pstree.img")?.decode_all()?;
     if procs.len() != 1 {
         return Err(RecodeError::Unsupported(format!("{} processes in the tree (one is handled)", procs.len())));
     }
     let pid = procs[0].pid;
-    if procs[0].threads.len() != 1 {
-        return Err(RecodeError::Unsupported(format!("pid {pid} has {} threads (one is handled)", procs[0].threads.len())));
+    let mut tids = procs[0].threads.clone();
+    if tids.is_empty() {
+        tids.push(pid);
     }
-    let core_name = format!("core-{pid}.img");
+    // The main thread first.
+    tids.sort_by_key(|t| (*t != pid, *t));
     let mm_name = format!("mm-{pid}.img");
     let pagemap_name = format!("pagemap-{pid}.img");
-    let mut report = Report::default();
-
-    // Registers → resume record.
-    let mut core_file = read(&input, &core_name)?;
-    let mut core: CoreEntry = first(&core_file)?;
-    if core.mtype != 1 {
-        return Err(RecodeError::Unsupported(format!("{core_name}: machine type {} is not x86-64", core.mtype)));
-    }
-    if let Some(tc) = &core.tc {
-        if let Some((sig, _)) = tc.sigactions.iter().enumerate().find(|(_, sa)| sa.sigaction > SIG_IGN) {
-            return Err(RecodeError::Unsupported(format!(
-                "{core_name}: the guest has a handler for signal {}; handlers are not recoded yet",
-                sig + 1
-            )));
-        }
-    }
-    let ti = core
-        .thread_info
-        .as_mut()
-        .ok_or_else(|| RecodeError::Missing { file: core_name.clone(), what: "no x86-64 thread_info".into() })?;
-    let state = regs::guest_state_from_core(ti)?;
     let mut mm_file = read(&input, &mm_name)?;
     let mut mm: MmEntry = first(&mm_file)?;
-    let record = ResumeRecord {
-        magic: RESUME_MAGIC,
-        version: u64::from(GUEST_STATE_VERSION),
-        brk_start: mm.mm_start_brk,
-        brk_cur: mm.mm_brk,
-        tid: 0,
-        status: 0,
-        reserved: [0; 2],
-        state,
+    let src_isa = match kind {
+        crate::Kind::Native => HostIsa::X86_64,
+        crate::Kind::Translated(i) => *i,
     };
-    let r = &mut ti.gpregs;
-    let (cs, ss) = (r.cs, r.ss);
-    *r = Default::default();
-    r.cs = cs;
-    r.ss = ss;
-    r.ip = exe.resume;
-    r.sp = layout::MAIN_RESUME_RECORD;
-    r.di = layout::MAIN_RESUME_RECORD;
-    r.flags = 0x202;
-    r.orig_ax = u64::MAX;
-    r.mode = Some(1);
-    regs::core_from_guest_state(&hcontainer_abi::GuestState::new(), ti);
-    // core_from_guest_state wrote the fresh state's registers; restore the entry registers.
-    let r = &mut ti.gpregs;
-    r.ip = exe.resume;
-    r.sp = layout::MAIN_RESUME_RECORD;
-    r.di = layout::MAIN_RESUME_RECORD;
-    r.orig_ax = u64::MAX;
-    r.fs_base = 0;
-    entries_mut(&mut core_file)[0].replace(&core);
-    core_file.write(output).map_err(io(output))?;
-    report.rewritten += 1;
 
-    // The translated executable as a new file.
+    // Every thread's guest registers.
+    let mut threads = Vec::new();
+    let mut main_record: Option<ResumeRecord> = None;
+    let pages = Pages::open(&input, pid)?;
+    let mut records = Vec::new();
+    if let crate::Kind::Translated(_) = kind {
+        let mut addrs = vec![layout::MAIN_RESUME_RECORD];
+        addrs.extend(mm.vmas.iter().filter_map(|v| layout::thread_slot_at(v.start)).map(layout::thread_resume_record));
+        for a in addrs {
+            match pages.read(a)? {
+                Some(p) => records.push((a, record_from(&p, a)?)),
+                None if a == layout::MAIN_RESUME_RECORD => {
+                    return Err(RecodeError::Corrupt {
+                        file: pagemap_name.clone(),
+                        what: format!("no page at the main resume record {a:#x}"),
+                    })
+                }
+                None => {}
+            }
+        }
+    }
+    for &tid in &tids {
+        let name = format!("core-{tid}.img");
+        let file = read(&input, &name)?;
+        let core: CoreEntry = first(&file)?;
+        if core.mtype != machine_of(src_isa) {
+            return Err(RecodeError::Corrupt {
+                file: name,
+                what: format!("machine type {} in a {} process", core.mtype, src_isa.name()),
+            });
+        }
+        let state = match kind {
+            crate::Kind::Native => {
+                let ti = core
+                    .thread_info
+                    .as_ref()
+                    .ok_or_else(|| RecodeError::Missing { file: name.clone(), what: "no x86-64 thread_info".into() })?;
+                regs::guest_state_from_core(ti)?
+            }
+            crate::Kind::Translated(_) => {
+                let found = records
+                    .iter()
+                    .find(|(_, r)| r.tid == u64::from(tid))
+                    .or_else(|| {
+                        (tid == pid).then(|| records.iter().find(|(a, r)| *a == layout::MAIN_RESUME_RECORD && r.tid == 0)).flatten()
+                    })
+                    .copied();
+                let Some((addr, rec)) = found else {
+                    return Err(RecodeError::Corrupt {
+                        file: name,
+                        what: format!("thread {tid} has no resume record (records at {:x?})", records.iter().map(|r| r.0).collect::<Vec<_>>()),
+                    });
+                };
+                let fresh = src.is_some_and(|s| host_pc(&core) == Some(s.resume));
+                if rec.status != THREAD_PARKED && !fresh {
+                    return Err(RecodeError::Unsupported(format!(
+                        "thread {tid} was not stopped at a migration point (its record at {addr:#x} has status {}); \
+                         checkpoint translated processes with `hcontainer checkpoint`, which notifies the runtime first",
+                        rec.status
+                    )));
+                }
+                if addr == layout::MAIN_RESUME_RECORD {
+                    main_record = Some(rec);
+                }
+                rec.state
+            }
+        };
+        threads.push(Thread { tid, file, core, state });
+    }
+    report.threads = threads.len();
+    let (brk_start, brk_cur) = match &main_record {
+        Some(r) if r.brk_start != 0 => (r.brk_start, r.brk_cur),
+        _ => (mm.mm_start_brk, mm.mm_brk),
+    };
+
+    // Signal handlers: the guest's, as the kernel (native) or the runtime (translated) keeps them.
+    let main_tc = threads[0].core.tc.clone().unwrap_or_default();
+    let mut guest_actions: Vec<SaEntry> = main_tc.sigactions.clone();
+    if let crate::Kind::Translated(_) = kind {
+        match src.and_then(|s| s.actions) {
+            Some(addr) => {
+                let table = read_actions(&pages, addr)?;
+                for (i, sa) in guest_actions.iter_mut().enumerate() {
+                    let [handler, flags, restorer, mask] = table.get(i + 1).copied().unwrap_or_default();
+                    sa.sigaction = handler;
+                    sa.flags = flags;
+                    sa.restorer = restorer;
+                    sa.mask = mask;
+                }
+            }
+            None => report.warnings.push(
+                "the runtime's guest signal table was not found (translated executable not readable here or without symbols): \
+                 guest signal handlers are lost, dispositions default/ignore are kept"
+                    .into(),
+            ),
+        }
+    }
+
+    let new_isa = match to {
+        crate::Target::Native => HostIsa::X86_64,
+        crate::Target::Translated(i) => i,
+    };
+    let to_translated = matches!(to, crate::Target::Translated(_));
+    let mut new_pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    if to_translated {
+        if let Some((sig, _)) = guest_actions.iter().enumerate().find(|(_, sa)| sa.sigaction > SIG_IGN) {
+            if dst.actions.is_none() {
+                return Err(RecodeError::Unsupported(format!(
+                    "the guest has a handler for signal {} and {} has no runtime signal table symbol",
+                    sig + 1,
+                    dst.path.display()
+                )));
+            }
+        }
+        if let Some(addr) = dst.actions.filter(|_| guest_actions.iter().any(|sa| sa.sigaction > SIG_IGN)) {
+            // The runtime's table, in the runtime's fresh data pages.
+            let mut table = vec![0u8; 65 * 32];
+            for (i, sa) in guest_actions.iter().enumerate().take(64) {
+                let at = (i + 1) * 32;
+                for (k, v) in [sa.sigaction, sa.flags, sa.restorer, sa.mask].iter().enumerate() {
+                    table[at + 8 * k..at + 8 * k + 8].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            let mut a = addr;
+            let mut done = 0;
+            while done < table.len() {
+                let page = page_down(a);
+                let mut data = match new_pages.remove(&page) {
+                    Some(d) => d,
+                    None => dst.runtime_page(page).ok_or_else(|| RecodeError::Translated {
+                        path: dst.path.clone(),
+                        why: format!("signal table at {addr:#x} is outside the runtime segments"),
+                    })?,
+                };
+                let from = (a - page) as usize;
+                let take = (PAGE as usize - from).min(table.len() - done);
+                data[from..from + take].copy_from_slice(&table[done..done + take]);
+                new_pages.insert(page, data);
+                done += take;
+                a += take as u64;
+            }
+        }
+    }
+
+    // Cores.
+    for (i, t) in threads.iter_mut().enumerate() {
+        let core = &mut t.core;
+        if let Some(tc) = core.tc.as_mut() {
+            if tc.task_state == TASK_STOPPED {
+                tc.task_state = TASK_ALIVE;
+            }
+            tc.sigactions = guest_actions.clone();
+            if to_translated {
+                // Guest handlers run through the runtime; the host keeps the default.
+                for sa in tc.sigactions.iter_mut().filter(|sa| sa.sigaction > SIG_IGN) {
+                    sa.sigaction = 0;
+                    sa.flags = 0;
+                    sa.restorer = 0;
+                    sa.mask = 0;
+                }
+            }
+            if new_isa != HostIsa::X86_64 {
+                for sa in &mut tc.sigactions {
+                    sa.flags &= !SA_RESTORER;
+                    sa.restorer = 0;
+                }
+            }
+        }
+        match to {
+            crate::Target::Native => {
+                let clear_tid = clear_tid_of(core);
+                let mut ti = core.thread_info.take().unwrap_or_else(regs::fresh_x86);
+                regs::core_from_guest_state(&t.state, &mut ti);
+                ti.clear_tid_addr = clear_tid;
+                core.mtype = 1;
+                core.thread_info = Some(ti);
+                core.ti_aarch64 = None;
+                core.ti_riscv64 = None;
+            }
+            crate::Target::Translated(isa) => {
+                let record = if i == 0 { layout::MAIN_RESUME_RECORD } else { layout::thread_resume_record(i as u64 - 1) };
+                let (bs, bc) = if i == 0 { (brk_start, brk_cur) } else { (0, 0) };
+                let rec = ResumeRecord {
+                    magic: RESUME_MAGIC,
+                    version: u64::from(GUEST_STATE_VERSION),
+                    brk_start: bs,
+                    brk_cur: bc,
+                    tid: u64::from(t.tid),
+                    status: THREAD_RUNNING,
+                    reserved: [0; 2],
+                    state: t.state,
+                };
+                new_pages.insert(record, record_bytes(&rec));
+                enter_resume(core, isa, dst.resume, record);
+            }
+        }
+        entries_mut(&mut t.file)[0].replace(&t.core);
+        t.file.write(output).map_err(io(output))?;
+        report.rewritten += 1;
+    }
+
+    // The target executable as a new file.
     let mut files = read(&input, "files.img")?;
     let all: Vec<FileEntry> = files.decode_all()?;
+    let src_exe_id = mm.exe_file_id;
     let exe_id = all.iter().map(|f| f.id).max().unwrap_or(0) + 1;
     let reg = RegFileEntry {
         id: exe_id,
         flags: 0,
         pos: 0,
         fown: FownEntry::default(),
-        name: exe.path.to_string_lossy().into_owned(),
-        size: Some(exe.size),
-        mode: Some(exe.mode),
+        name: dst.path.to_string_lossy().into_owned(),
+        size: Some(dst.size),
+        mode: Some(dst.mode),
         ..Default::default()
     };
     let fe = FileEntry { r#type: FD_TYPE_REG, id: exe_id, reg: Some(reg), ..Default::default() };
@@ -332,74 +616,111 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
     files.write(output).map_err(io(output))?;
     report.rewritten += 1;
 
-    // VMAs and the pages recode writes (sorted by address).
-    let mut new_pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    // VMAs: drop the runtime's and another ISA's vDSO, point the guest's file mappings of
+    // the executable at the target's, add the target runtime's.
+    let cross = src_isa != new_isa;
+    let mut dropped: Vec<(u64, u64)> = Vec::new();
+    let mut kept = Vec::new();
+    for mut v in std::mem::take(&mut mm.vmas) {
+        let special = v.status & (vma_status::VDSO | vma_status::VVAR | vma_status::VSYSCALL) != 0;
+        if layout::is_runtime_addr(v.start) || (cross && special) {
+            dropped.push((v.start, v.end));
+            continue;
+        }
+        if v.shmid == u64::from(src_exe_id) && v.status & (vma_status::FILE_PRIVATE | vma_status::FILE_SHARED) != 0 {
+            let seg = dst.guest_segment_at(v.start).ok_or_else(|| {
+                RecodeError::Unsupported(format!(
+                    "the mapping {:#x}-{:#x} of the executable is no guest segment of {}",
+                    v.start,
+                    v.end,
+                    dst.path.display()
+                ))
+            })?;
+            if v.end > page_up(seg.vaddr + seg.filesz) {
+                return Err(RecodeError::Unsupported(format!(
+                    "the mapping {:#x}-{:#x} of the executable extends past the guest segment at {:#x} of {}",
+                    v.start,
+                    v.end,
+                    seg.vaddr,
+                    dst.path.display()
+                )));
+            }
+            v.pgoff = seg.file_offset_of(v.start).unwrap_or(0);
+            v.shmid = u64::from(exe_id);
+        }
+        kept.push(v);
+    }
+    report.vmas_dropped = dropped.len();
     let mut added = Vec::new();
-    for s in &exe.segments {
-        let start = page_down(s.vaddr);
-        let file_end = page_up(s.vaddr + s.filesz);
-        let mem_end = page_up(s.vaddr + s.memsz);
-        if s.filesz > 0 {
-            added.push(VmaEntry {
-                start,
-                end: file_end,
-                pgoff: page_down(s.offset),
-                shmid: u64::from(exe_id),
-                prot: s.prot,
-                flags: MAP_PRIVATE,
-                status: vma_status::REGULAR | vma_status::FILE_PRIVATE,
-                fd: -1,
-                ..Default::default()
-            });
-            // The loader zeroes the rest of the last file page; CRIU maps the file as it is.
-            let tail = s.vaddr + s.filesz;
-            if s.memsz > s.filesz && tail % PAGE != 0 {
-                let page = page_down(tail);
-                let off = usize::try_from(s.offset + (page - s.vaddr)).unwrap_or(usize::MAX);
-                let n = usize::try_from(tail - page).unwrap_or(0);
-                let bytes = exe.data.get(off..off + n).ok_or_else(|| RecodeError::Translated {
-                    path: exe.path.clone(),
-                    why: format!("segment at {:#x} extends past the end of the file", s.vaddr),
-                })?;
-                let mut p = vec![0u8; PAGE as usize];
-                p[..n].copy_from_slice(bytes);
-                new_pages.insert(page, p);
+    if to_translated {
+        for s in &dst.runtime {
+            let start = page_down(s.vaddr);
+            let file_end = page_up(s.vaddr + s.filesz);
+            let mem_end = page_up(s.vaddr + s.memsz);
+            if s.filesz > 0 {
+                added.push(VmaEntry {
+                    start,
+                    end: file_end,
+                    pgoff: page_down(s.offset),
+                    shmid: u64::from(exe_id),
+                    prot: s.prot,
+                    flags: MAP_PRIVATE,
+                    status: vma_status::REGULAR | vma_status::FILE_PRIVATE,
+                    fd: -1,
+                    ..Default::default()
+                });
+                // The loader zeroes the rest of the last file page; CRIU maps the file as it is.
+                let tail = s.vaddr + s.filesz;
+                if s.memsz > s.filesz && tail % PAGE != 0 && !new_pages.contains_key(&page_down(tail)) {
+                    if let Some(p) = dst.runtime_page(page_down(tail)) {
+                        new_pages.insert(page_down(tail), p);
+                    }
+                }
+            }
+            let zero_start = if s.filesz > 0 { file_end } else { start };
+            if mem_end > zero_start {
+                added.push(anon(zero_start, mem_end, s.prot, 0));
             }
         }
-        let zero_start = if s.filesz > 0 { file_end } else { start };
-        if mem_end > zero_start {
-            added.push(anon(zero_start, mem_end, s.prot, 0));
+        let stack_lo = layout::HOST_STACK_TOP - layout::HOST_STACK_SIZE;
+        added.push(anon(stack_lo - layout::STACK_GUARD_SIZE, stack_lo, 0, MAP_NORESERVE));
+        added.push(anon(stack_lo, layout::HOST_STACK_TOP, 3, MAP_NORESERVE));
+        for i in 0..threads.len().saturating_sub(1) as u64 {
+            let base = layout::thread_slot_base(i);
+            added.push(anon(base, base + layout::STACK_GUARD_SIZE, 0, MAP_NORESERVE));
+            added.push(anon(base + layout::STACK_GUARD_SIZE, base + layout::THREAD_SLOT_LEN, 3, MAP_NORESERVE));
         }
-    }
-    let stack_lo = layout::HOST_STACK_TOP - layout::HOST_STACK_SIZE;
-    added.push(anon(stack_lo - layout::STACK_GUARD_SIZE, stack_lo, 0, MAP_NORESERVE));
-    added.push(anon(stack_lo, layout::HOST_STACK_TOP, 3, MAP_NORESERVE));
-    for v in &added {
-        if let Some(o) = mm.vmas.iter().find(|o| o.start < v.end && v.start < o.end) {
-            return Err(RecodeError::Unsupported(format!(
-                "the process has a mapping at {:#x}-{:#x} where the runtime goes ({:#x}-{:#x})",
-                o.start, o.end, v.start, v.end
-            )));
+        for v in &added {
+            if let Some(o) = kept.iter().find(|o| o.start < v.end && v.start < o.end) {
+                return Err(RecodeError::Unsupported(format!(
+                    "the process has a mapping at {:#x}-{:#x} where the runtime goes ({:#x}-{:#x})",
+                    o.start, o.end, v.start, v.end
+                )));
+            }
+        }
+    } else {
+        mm.mm_start_brk = brk_start;
+        mm.mm_brk = brk_cur;
+        let code = dst.guest.iter().find(|s| s.prot & 4 != 0);
+        let data = dst.guest.iter().rev().find(|s| s.prot & 2 != 0);
+        if let (Some(c), Some(d)) = (code, data) {
+            mm.mm_start_code = c.vaddr;
+            mm.mm_end_code = c.vaddr + c.filesz;
+            mm.mm_start_data = d.vaddr;
+            mm.mm_end_data = d.vaddr + d.filesz;
         }
     }
     report.vmas_added = added.len();
-    mm.vmas.extend(added);
-    mm.vmas.sort_by_key(|v| v.start);
+    kept.extend(added);
+    kept.sort_by_key(|v| v.start);
+    mm.vmas = kept;
     mm.exe_file_id = exe_id;
     entries_mut(&mut mm_file)[0].replace(&mm);
     mm_file.write(output).map_err(io(output))?;
     report.rewritten += 1;
 
-    let mut rec_page = vec![0u8; PAGE as usize];
-    // SAFETY: `ResumeRecord` is plain old data (integers and byte arrays, `repr(C)`) no
-    // larger than a page (checked at compile time in the ABI crate).
-    let rec_bytes = unsafe {
-        std::slice::from_raw_parts((&record as *const ResumeRecord).cast::<u8>(), std::mem::size_of::<ResumeRecord>())
-    };
-    rec_page[..rec_bytes.len()].copy_from_slice(rec_bytes);
-    new_pages.insert(layout::MAIN_RESUME_RECORD, rec_page);
-
-    // Pagemap: old entries from the parent, new ones present here.
+    // Pagemap: the input's pages stay there (parent), but for dropped mappings; the pages
+    // recode writes are here.
     let mut pagemap = read(&input, &pagemap_name)?;
     let head: PagemapHead = first(&pagemap)?;
     let old: Vec<PagemapEntry> =
@@ -408,6 +729,9 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
         })?;
     let mut all_pages: Vec<(u64, Option<&Vec<u8>>, PagemapEntry)> = Vec::new();
     for mut e in old {
+        if dropped.iter().any(|(s, x)| e.vaddr >= *s && e.vaddr < *x) {
+            continue;
+        }
         if e.is_in_parent() || e.is_present() {
             report.pages_kept += e.pages();
             e.flags = Some(pagemap_flags::PARENT);
@@ -416,6 +740,12 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
         all_pages.push((e.vaddr, None, e));
     }
     for (addr, bytes) in &new_pages {
+        if let Some((_, _, e)) = all_pages.iter().find(|(_, b, e)| b.is_none() && *addr >= e.vaddr && *addr < e.vaddr + e.pages() * PAGE) {
+            return Err(RecodeError::Corrupt {
+                file: pagemap_name,
+                what: format!("page {addr:#x} recode writes is already in the image ({:#x}, {} pages)", e.vaddr, e.pages()),
+            });
+        }
         let e = PagemapEntry { vaddr: *addr, flags: Some(pagemap_flags::PRESENT), nr_pages: Some(1), ..Default::default() };
         all_pages.push((*addr, Some(bytes), e));
     }
@@ -435,13 +765,14 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
     fs::write(output.join(&pages_name), &data).map_err(io(output))?;
     report.pages_written = new_pages.len();
 
-    // Everything else: hard links. The native pages stay in the parent.
-    let skip = [core_name.as_str(), mm_name.as_str(), pagemap_name.as_str(), "files.img", pages_name.as_str()];
+    // Everything else: hard links. The pages stay in the parent.
+    let core_names: Vec<String> = tids.iter().map(|t| format!("core-{t}.img")).collect();
     for entry in fs::read_dir(&input).map_err(io(&input))? {
         let entry = entry.map_err(io(&input))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let ty = entry.file_type().map_err(io(&entry.path()))?;
-        if !ty.is_file() || skip.contains(&name.as_str()) || name.starts_with("pages-") || !name.ends_with(".img") {
+        let ours = [mm_name.as_str(), pagemap_name.as_str(), "files.img"].contains(&name.as_str()) || core_names.contains(&name);
+        if !ty.is_file() || ours || name.starts_with("pages-") || !name.ends_with(".img") {
             continue;
         }
         let dest = output.join(&name);
@@ -451,7 +782,6 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
     std::os::unix::fs::symlink(&input, output.join("parent")).map_err(io(output))?;
     Ok(report)
 }
-
 /// The executable of the (single) process in the images directory `dir`: the name of the
 /// `files.img` entry its `mm-<pid>.img` names as `exe_file_id`.
 pub fn exe_of(dir: &Path) -> Result<PathBuf, RecodeError> {
@@ -490,7 +820,7 @@ fn anon(start: u64, end: u64, prot: u32, extra: u32) -> VmaEntry {
 
 /// The `.hcontainer.meta` header of the ELF file `data`, if it has one.
 pub fn meta_of(path: &Path, data: &[u8]) -> Result<Option<hcontainer_abi::meta::Header>, RecodeError> {
-    use object::ObjectSection;
+    use object::{Object, ObjectSection};
     let bad = |why: String| RecodeError::Translated { path: path.to_path_buf(), why };
     let file = object::File::parse(data).map_err(|e| bad(format!("not an ELF file: {e}")))?;
     let Some(sec) = file.section_by_name(hcontainer_abi::meta::SECTION) else { return Ok(None) };
@@ -539,4 +869,13 @@ pub fn kind_of(dir: &Path) -> Result<crate::Kind, RecodeError> {
         });
     }
     Ok(if translated { crate::Kind::Translated(host) } else { crate::Kind::Native })
+}
+
+/// The size CRIU recorded for the executable of the images in `dir`, if it did.
+pub fn exe_size_of(dir: &Path) -> Result<Option<u64>, RecodeError> {
+    let procs: Vec<PstreeEntry> = read(dir, "pstree.img")?.decode_all()?;
+    let Some(pid) = procs.first().map(|p| p.pid) else { return Ok(None) };
+    let mm: MmEntry = first(&read(dir, &format!("mm-{pid}.img"))?)?;
+    let files: Vec<FileEntry> = read(dir, "files.img")?.decode_all()?;
+    Ok(files.iter().find(|f| f.id == mm.exe_file_id).and_then(|f| f.reg.as_ref()).and_then(|r| r.size))
 }

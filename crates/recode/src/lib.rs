@@ -10,7 +10,9 @@
 #![deny(missing_docs)]
 
 mod convert;
+pub mod exe;
 pub mod image;
+pub mod pages;
 pub mod launch;
 pub mod notify;
 pub mod regs;

@@ -12,7 +12,7 @@
 //! AVX); going to native they are zero.
 
 use hcontainer_abi::{flags, GuestState, Gpr};
-use hcontainer_criu_image::pb::{ThreadInfoX86, UserX86FpregsEntry, UserX86RegsEntry};
+use hcontainer_criu_image::pb::{ThreadInfoX86, UserDescT, UserX86FpregsEntry, UserX86RegsEntry, UserX86XsaveEntry};
 
 /// Why registers cannot be converted.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,27 @@ pub fn guest_state_from_core(ti: &ThreadInfoX86) -> Result<GuestState, RegsError
         words_to_bytes(&f.xmm_space[4 * i..4 * i + 4], &mut st.xmm[i]);
     }
     Ok(st)
+}
+
+/// x86-64 registers of a thread that has none in the image (it ran on another host ISA):
+/// 64-bit user code and stack selectors, the x87 and SSE units in their initial state with
+/// an XSAVE area holding them, and the three GDT TLS entries unused.
+pub fn fresh_x86() -> ThreadInfoX86 {
+    let gpregs = UserX86RegsEntry { cs: 0x33, ss: 0x2b, flags: 0x202, mode: Some(1), ..Default::default() };
+    let fpregs = UserX86FpregsEntry {
+        cwd: 0x37f,
+        mxcsr: 0x1f80,
+        mxcsr_mask: 0xffff,
+        st_space: vec![0; 32],
+        xmm_space: vec![0; 64],
+        padding: vec![0; 24],
+        xsave: Some(UserX86XsaveEntry { xstate_bv: 0b11, ymmh_space: vec![0; 64], ..Default::default() }),
+        ..Default::default()
+    };
+    let tls = (12..15)
+        .map(|n| UserDescT { entry_number: n, read_exec_only: true, seg_not_present: true, ..Default::default() })
+        .collect();
+    ThreadInfoX86 { clear_tid_addr: 0, gpregs, fpregs, tls }
 }
 
 /// Writes the guest state `st` into native registers `ti`, keeping what the guest state does

@@ -14,8 +14,12 @@ use sha2::{Digest, Sha256};
 /// Environment variable naming the store directory.
 pub const STORE_ENV: &str = "HCONTAINER_STORE";
 
-/// Host ISA names a store entry may have (`HostIsa::name()` of the translator).
-pub const ISAS: &[&str] = &["x86_64", "aarch64", "riscv64"];
+/// Host ISA names a store entry may have (`HostIsa::name()` of the translator), and
+/// [`ORIGINAL`].
+pub const ISAS: &[&str] = &["x86_64", "aarch64", "riscv64", ORIGINAL];
+
+/// The entry name of the original binary itself (what a translated process returns to).
+pub const ORIGINAL: &str = "native";
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +28,7 @@ pub enum StoreError {
     #[error("no store directory: set ${STORE_ENV} or $HOME, or pass --store DIR")]
     NoDefault,
     /// The ISA name is not one of [`ISAS`].
-    #[error("unknown ISA {0:?} (expected one of x86_64, aarch64, riscv64)")]
+    #[error("unknown ISA {0:?} (expected one of x86_64, aarch64, riscv64, or native for the original)")]
     UnknownIsa(String),
     /// The key is not 64 lowercase hex digits.
     #[error("bad content hash {0:?}: expected 64 lowercase hex digits (SHA-256)")]

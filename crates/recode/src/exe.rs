@@ -1,0 +1,188 @@
+//! What recode needs to know about an executable: the original x86-64 binary (its `PT_LOAD`
+//! segments, placed at the load bias a PIE gets) or a translated one (its metadata, the
+//! runtime segments in hcontainer's range, where each guest segment lies in the file, the
+//! resume entry and the runtime's guest signal table).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hcontainer_abi::calls::{GUEST_SEGMENTS, GUEST_SEGMENTS_LEN, RESUME};
+use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
+use hcontainer_abi::meta::{self, HostIsa};
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+
+use crate::image::RecodeError;
+
+/// A loadable piece of an executable: `filesz` bytes at file offset `offset` appear at
+/// `vaddr`, zero up to `memsz`, with protection `prot` (`PROT_*` bits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// First byte in memory.
+    pub vaddr: u64,
+    /// Size in memory.
+    pub memsz: u64,
+    /// File offset of the first byte.
+    pub offset: u64,
+    /// Bytes from the file.
+    pub filesz: u64,
+    /// `PROT_READ` 1, `PROT_WRITE` 2, `PROT_EXEC` 4.
+    pub prot: u32,
+}
+
+impl Segment {
+    /// The file offset of the page at `addr` (page aligned, inside the segment's file part).
+    pub fn file_offset_of(&self, addr: u64) -> Option<u64> {
+        let start = self.vaddr & !(PAGE - 1);
+        let file_end = self.vaddr + self.filesz;
+        (addr >= start && addr < file_end).then(|| (self.offset & !(PAGE - 1)) + (addr - start))
+    }
+}
+
+/// An executable recode maps into an image.
+#[derive(Debug)]
+pub struct Exe {
+    /// Absolute path (CRIU opens it by name at restore).
+    pub path: PathBuf,
+    /// File size (CRIU checks it).
+    pub size: u64,
+    /// File mode.
+    pub mode: u32,
+    /// The file's bytes.
+    pub data: Vec<u8>,
+    /// The metadata of a translated executable; `None` for the original.
+    pub meta: Option<meta::Header>,
+    /// `hc_resume` (translated only).
+    pub resume: u64,
+    /// `PT_LOAD`s in hcontainer's range (translated only).
+    pub runtime: Vec<Segment>,
+    /// Where the guest's segments are in this file, at their guest addresses.
+    pub guest: Vec<Segment>,
+    /// Address of the runtime's guest signal table (65 × handler, flags, restorer, mask).
+    pub actions: Option<u64>,
+}
+
+fn prot_of(flags: u32) -> u32 {
+    (if flags & elf::PF_R != 0 { 1 } else { 0 })
+        | (if flags & elf::PF_W != 0 { 2 } else { 0 })
+        | (if flags & elf::PF_X != 0 { 4 } else { 0 })
+}
+
+impl Exe {
+    /// Reads and describes the executable at `path`.
+    pub fn open(path: &Path) -> Result<Exe, RecodeError> {
+        let path = fs::canonicalize(path).map_err(|source| RecodeError::Io { path: path.to_path_buf(), source })?;
+        let data = fs::read(&path).map_err(|source| RecodeError::Io { path: path.clone(), source })?;
+        let md = fs::metadata(&path).map_err(|source| RecodeError::Io { path: path.clone(), source })?;
+        let bad = |why: String| RecodeError::Translated { path: path.clone(), why };
+        let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| bad(format!("not a 64-bit ELF file: {e}")))?;
+        let e = file.endian();
+        let hdr = file.elf_header();
+        let meta = match file.section_by_name(meta::SECTION) {
+            Some(sec) => {
+                let bytes = sec.data().map_err(|e| bad(e.to_string()))?;
+                Some(meta::Header::decode(bytes).map_err(|e| bad(e.to_string()))?.0)
+            }
+            None => None,
+        };
+        if meta.is_none() && hdr.e_machine(e) != elf::EM_X86_64 {
+            return Err(bad(format!("e_machine {} without hcontainer metadata: not a program of ours", hdr.e_machine(e))));
+        }
+        let mut runtime = Vec::new();
+        let mut guest = Vec::new();
+        let bias = match (&meta, hdr.e_type(e)) {
+            (Some(_), _) => 0,
+            (None, elf::ET_DYN) => layout::PIE_GUEST_BASE,
+            (None, _) => 0,
+        };
+        for p in hdr.program_headers(e, &*data).map_err(|e| bad(e.to_string()))? {
+            if p.p_type(e) != elf::PT_LOAD {
+                continue;
+            }
+            let s = Segment {
+                vaddr: p.p_vaddr(e) + bias,
+                memsz: p.p_memsz(e),
+                offset: p.p_offset(e),
+                filesz: p.p_filesz(e),
+                prot: prot_of(p.p_flags(e)),
+            };
+            if s.vaddr % PAGE != s.offset % PAGE || s.filesz > s.memsz {
+                return Err(bad(format!("segment at {:#x}: file offset {:#x} not congruent", s.vaddr, s.offset)));
+            }
+            if meta.is_some() && layout::is_runtime_addr(s.vaddr) {
+                runtime.push(s);
+            } else {
+                guest.push(s);
+            }
+        }
+        let mut resume = 0;
+        let mut actions = None;
+        if meta.is_some() {
+            let sym = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
+            resume = sym(RESUME)
+                .ok_or_else(|| bad(format!("no {RESUME} symbol: not linked with a runtime that can resume")))?;
+            if runtime.is_empty() {
+                return Err(bad("no segments in hcontainer's address range".into()));
+            }
+            if let (Some(table), Some(len)) = (sym(GUEST_SEGMENTS), sym(GUEST_SEGMENTS_LEN)) {
+                let n = read_u64(&file, &data, len).ok_or_else(|| bad(format!("{GUEST_SEGMENTS_LEN} is not in the file")))?;
+                for i in 0..n.min(4096) {
+                    let f = |k: u64| read_u64(&file, &data, table + 40 * i + 8 * k);
+                    let (Some(vaddr), Some(memsz), Some(offset), Some(filesz), Some(flags)) = (f(0), f(1), f(2), f(3), f(4))
+                    else {
+                        return Err(bad(format!("{GUEST_SEGMENTS} entry {i} is not in the file")));
+                    };
+                    // p_flags: 4 = read, 2 = write, 1 = execute.
+                    let prot = (if flags & 4 != 0 { 1 } else { 0 })
+                        | (if flags & 2 != 0 { 2 } else { 0 })
+                        | (if flags & 1 != 0 { 4 } else { 0 });
+                    guest.push(Segment { vaddr, memsz, offset, filesz, prot });
+                }
+            }
+            actions = file
+                .symbols()
+                .find(|s| s.name().is_ok_and(|n| n.starts_with("_ZN18hcontainer_runtime6signal7ACTIONS")))
+                .map(|s| s.address());
+        }
+        use std::os::unix::fs::PermissionsExt;
+        Ok(Exe { size: md.len(), mode: md.permissions().mode(), path, data, meta, resume, runtime, guest, actions })
+    }
+
+    /// The host ISA of a translated executable; `None` for the original.
+    pub fn host_isa(&self) -> Option<HostIsa> {
+        self.meta.map(|m| m.host_isa)
+    }
+
+    /// The guest segment holding the file page mapped at guest address `addr`.
+    pub fn guest_segment_at(&self, addr: u64) -> Option<&Segment> {
+        self.guest.iter().find(|s| s.file_offset_of(addr).is_some())
+    }
+
+    /// The content of the page at `addr` as this executable's loader leaves it in a runtime
+    /// segment: file bytes, zero after the segment's file part.
+    pub fn runtime_page(&self, addr: u64) -> Option<Vec<u8>> {
+        let s = self.runtime.iter().find(|s| addr >= s.vaddr & !(PAGE - 1) && addr < s.vaddr + s.memsz)?;
+        let mut page = vec![0u8; PAGE as usize];
+        for (i, b) in page.iter_mut().enumerate() {
+            let a = addr + i as u64;
+            if a >= s.vaddr && a < s.vaddr + s.filesz {
+                *b = *self.data.get(usize::try_from(s.offset + (a - s.vaddr)).ok()?)?;
+            }
+        }
+        Some(page)
+    }
+}
+
+/// The little-endian `u64` at virtual address `addr` of the file, from the section holding it.
+fn read_u64(file: &ElfFile64<Endianness>, data: &[u8], addr: u64) -> Option<u64> {
+    for sec in file.sections() {
+        let (start, size) = (sec.address(), sec.size());
+        if addr >= start && addr + 8 <= start + size {
+            let (off, _) = sec.file_range()?;
+            let at = usize::try_from(off + (addr - start)).ok()?;
+            let b = data.get(at..at + 8)?;
+            return Some(u64::from_le_bytes(b.try_into().ok()?));
+        }
+    }
+    None
+}
