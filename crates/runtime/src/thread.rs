@@ -122,7 +122,8 @@ pub fn unmark_slot(i: u64) {
 /// In a new process (fork) whose only thread runs on record `own`: unmap the slots of the
 /// parent's other threads (their threads do not exist here, and the mappings would look like
 /// threads to a checkpointer), mark the main record thread-less (`tid` 0) unless it is
-/// `own`, and record the new thread id.
+/// `own`, record the new thread id, and drop a notify request the parent had (it was meant
+/// for the parent's threads).
 pub fn after_fork(own: *mut ResumeRecord, tid: u64) {
     let own_slot = slot_of_record(own);
     for (w, word) in SLOTS_USED.iter().enumerate() {
@@ -144,4 +145,6 @@ pub fn after_fork(own: *mut ResumeRecord, tid: u64) {
         tid_word(layout::MAIN_RESUME_RECORD as *mut ResumeRecord).store(0, Ordering::Release);
     }
     tid_word(own).store(tid, Ordering::Release);
+    poll_word(own).store(0, Ordering::SeqCst);
+    status_word(own).store(hcontainer_abi::calls::THREAD_RUNNING, Ordering::SeqCst);
 }

@@ -16,6 +16,7 @@
 use hcontainer_abi::{calls::GuestInfo, calls::GuestSegment, layout, GuestState, Gpr, GUEST_STATE_VERSION};
 
 extern "C" {
+    fn hc_resume();
     fn hc_syscall(state: *mut GuestState);
     fn hc_unsupported(state: *mut GuestState, addr: u64, what: *const u8) -> !;
     fn hc_helper(state: *mut GuestState, helper: u64, a0: u64, a1: u64, a2: u64) -> u64;
@@ -470,6 +471,7 @@ unsafe fn phase1(g: &G) -> u64 {
     let ok2 = run_thread(g, ts as u64 + 0x8000);
     g.check(b"thread-again", ok2, 0);
     g.sys(11, &[ts as u64, 0x10000]);
+    run_resumed_thread(g);
 
     // posix_spawn-style clone(CLONE_VM | CLONE_VFORK | SIGCHLD) on a new guest stack: the
     // child runs in a copy, on the stack it was given.
@@ -498,10 +500,25 @@ unsafe fn phase1(g: &G) -> u64 {
 
 /// A guest thread started by `clone` in phase 1: records what it sees in the parent's
 /// buffer (address in r12, inherited from the parent) and exits. The buffer holds a done
-/// flag, fs_base, rsp, rax, rcx and where the runtime keeps this thread's state.
+/// flag, fs_base, rsp, rax, rcx, where the runtime keeps this thread's state, and whether
+/// the record around that state is a running thread slot's record naming this thread's id.
 fn thread_body(g: &G) -> u64 {
     let shared = g.reg(Gpr::R12) as *mut u64;
-    let seen = [g.st().fs_base, g.reg(Gpr::Rsp), g.reg(Gpr::Rax), g.reg(Gpr::Rcx), g.0 as u64];
+    let mut seen = [g.st().fs_base, g.reg(Gpr::Rsp), g.reg(Gpr::Rax), g.reg(Gpr::Rcx), g.0 as u64, 0];
+    let rec = g.0 as u64 - 64;
+    let slot = layout::thread_slot_at(rec + layout::GUEST_PAGE_SIZE - layout::THREAD_SLOT_LEN);
+    let tid = g.sys(186, &[]) as u64;
+    // SAFETY: the state lies in its record (`hcontainer_abi::calls::ResumeRecord`), whose
+    // header words are plain data.
+    let hdr: [u64; 6] = core::array::from_fn(|i| unsafe { (rec as *const u64).add(i).read_volatile() });
+    let rec_ok = slot.is_some()
+        && rec == slot.map_or(0, layout::thread_resume_record)
+        && hdr[0] == hcontainer_abi::calls::RESUME_MAGIC
+        && hdr[1] == u64::from(GUEST_STATE_VERSION)
+        && hdr[4] == tid
+        && hdr[5] == hcontainer_abi::calls::THREAD_RUNNING
+        && g.st().runtime == slot.map_or(0, layout::thread_slot_base);
+    seen[5] = u64::from(rec_ok);
     // SAFETY: the parent passes a 6-word buffer it keeps alive until this thread has exited.
     unsafe {
         for (i, v) in seen.iter().enumerate() {
@@ -519,7 +536,7 @@ fn thread_body(g: &G) -> u64 {
 /// Start a guest thread at `THREAD` and wait for it with CLONE_CHILD_CLEARTID; returns
 /// whether everything it saw was right.
 fn run_thread(g: &G, stack_top: u64) -> bool {
-    let mut shared = [0u64; 6];
+    let mut shared = [0u64; 7];
     let (mut ptid, mut ctid) = (0u32, 1u32);
     // VM FS FILES SIGHAND THREAD SYSVSEM SETTLS PARENT_SETTID CHILD_CLEARTID
     let flags = 0x3d_0f00;
@@ -541,12 +558,162 @@ fn run_thread(g: &G, stack_top: u64) -> bool {
         g.sys(202, &[p as u64, 0, u64::from(v), 0]);
     }
     // SAFETY: the thread has exited; its writes are visible after the futex wake.
-    let s: [u64; 6] = core::array::from_fn(|i| unsafe { shared.as_ptr().add(i).read_volatile() });
+    let s: [u64; 7] = core::array::from_fn(|i| unsafe { shared.as_ptr().add(i).read_volatile() });
     // The thread's runtime stack (holding its state) is gone once it has exited: msync on
     // an unmapped page fails with ENOMEM. (The kernel clears ctid only after the unmap.)
     let gone = g.sys(26, &[s[5] & !0xfff, 4096, 1]);
     g.check(b"thread-slot-unmapped", gone == -12, gone);
+    g.check(b"thread-record-in-slot", s[6] == 1, s[5] as i64);
     s[..5] == [42, 0x7777, stack_top, 0, THREAD] && hcontainer_abi::layout::is_runtime_addr(s[5])
+}
+
+/// As a restored thread of a recoded image: a thread slot mapped by hand with a record
+/// (state at `THREAD`, status PARKED, no tid, no runtime data) and a host thread entering
+/// `hc_resume` with its stack pointer at the record. The runtime must adopt the slot (the
+/// guest `exit` unmaps it), record the thread id and run the guest at `state.rip`.
+fn run_resumed_thread(g: &G) {
+    let slot = layout::THREAD_SLOTS - 1;
+    let base = layout::thread_slot_base(slot);
+    // Guest mmap refuses hcontainer's range: a host call, as CRIU maps the slot.
+    // SAFETY: a fresh anonymous mapping that replaces nothing.
+    let m = unsafe { host_mmap_anon(base, layout::THREAD_SLOT_LEN) };
+    g.check(b"resume-slot-mapped", m == base as i64, m);
+    if m != base as i64 {
+        return;
+    }
+    let mut shared = [0u64; 7];
+    let rec = layout::thread_resume_record(slot);
+    let mut st = *g.st();
+    st.rip = THREAD;
+    st.fs_base = 0x8888;
+    st.gpr[Gpr::Rsp as usize] = 0x1234_5670;
+    st.gpr[Gpr::Rax as usize] = 0;
+    st.gpr[Gpr::Rcx as usize] = 0x4444;
+    st.gpr[Gpr::R12 as usize] = shared.as_mut_ptr() as u64;
+    st.runtime = 0;
+    st.poll = 1;
+    let record = hcontainer_abi::calls::ResumeRecord {
+        magic: hcontainer_abi::calls::RESUME_MAGIC,
+        version: u64::from(GUEST_STATE_VERSION),
+        brk_start: 0,
+        brk_cur: 0,
+        tid: 0,
+        status: hcontainer_abi::calls::THREAD_PARKED,
+        reserved: [0; 2],
+        state: st,
+    };
+    // SAFETY: the record page is the top page of the slot just mapped.
+    unsafe { (rec as *mut hcontainer_abi::calls::ResumeRecord).write(record) };
+    let mut ctid = 1u32;
+    // SAFETY: a host thread sharing everything, on the slot's stack, entering hc_resume
+    // with the record; the parent keeps `ctid` and `shared` alive until it has exited.
+    let tid = unsafe { clone_into_resume(rec, &mut ctid as *mut u32 as u64) };
+    g.check(b"resume-clone", tid > 0, tid as i64);
+    if tid <= 0 {
+        return;
+    }
+    loop {
+        let p = &mut ctid as *mut u32;
+        // SAFETY: the kernel clears `ctid` when the thread exits.
+        let v = unsafe { p.read_volatile() };
+        if v == 0 {
+            break;
+        }
+        g.sys(202, &[p as u64, 0, u64::from(v), 0]);
+    }
+    // SAFETY: the thread has exited; its writes are visible after the futex wake.
+    let s: [u64; 7] = core::array::from_fn(|i| unsafe { shared.as_ptr().add(i).read_volatile() });
+    g.check(
+        b"resume-thread-state",
+        s[..6] == [42, 0x8888, 0x1234_5670, 0, 0x4444, rec + 64],
+        s[4] as i64,
+    );
+    g.check(b"resume-thread-record", s[6] == 1, 0);
+    let gone = g.sys(26, &[rec, 4096, 1]);
+    g.check(b"resume-slot-unmapped", gone == -12, gone);
+}
+
+/// Host `mmap(addr, len, RW, PRIVATE | ANONYMOUS | FIXED_NOREPLACE | NORESERVE)`.
+unsafe fn host_mmap_anon(addr: u64, len: u64) -> i64 {
+    let flags: u64 = 0x22 | 0x10_0000 | 0x4000;
+    let ret: i64;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's contract; `syscall` clobbers rcx and r11.
+    unsafe {
+        core::arch::asm!("syscall", inlateout("rax") 9i64 => ret, in("rdi") addr, in("rsi") len,
+            in("rdx") 3u64, in("r10") flags, in("r8") u64::MAX, in("r9") 0u64,
+            lateout("rcx") _, lateout("r11") _);
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 222usize, inlateout("x0") addr as i64 => ret, in("x1") len,
+            in("x2") 3u64, in("x3") flags, in("x4") u64::MAX, in("x5") 0u64);
+    }
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("ecall", in("a7") 222usize, inlateout("a0") addr as i64 => ret, in("a1") len,
+            in("a2") 3u64, in("a3") flags, in("a4") u64::MAX, in("a5") 0u64);
+    }
+    ret
+}
+
+/// Host `clone` of a thread (VM FS FILES SIGHAND THREAD SYSVSEM CHILD_CLEARTID) whose stack
+/// pointer is `rec` and which jumps to `hc_resume` with `rec` in the first argument
+/// register, as CRIU restores a recoded thread. Returns the raw result in the parent.
+unsafe fn clone_into_resume(rec: u64, ctid: u64) -> isize {
+    let flags: u64 = 0x25_0f00;
+    let ret: isize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the child never returns into this frame; the parent sees rax, rcx, r11 change.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r12",
+            "jmp {resume}",
+            "2:",
+            resume = sym hc_resume,
+            inlateout("rax") 56isize => ret,
+            in("rdi") flags, in("rsi") rec, in("rdx") 0u64, in("r10") ctid, in("r8") 0u64,
+            in("r12") rec,
+            lateout("rcx") _, lateout("r11") _,
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above; the parent sees x0 change.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            "mov x0, x9",
+            "b {resume}",
+            "2:",
+            resume = sym hc_resume,
+            in("x8") 220usize,
+            inlateout("x0") flags as isize => ret,
+            in("x1") rec, in("x2") 0u64, in("x3") 0u64, in("x4") ctid, in("x9") rec,
+        );
+    }
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: as above; the parent sees a0 change.
+    unsafe {
+        core::arch::asm!(
+            "ecall",
+            "bnez a0, 2f",
+            "mv a0, t2",
+            "tail {resume}",
+            "2:",
+            resume = sym hc_resume,
+            in("a7") 220usize,
+            inlateout("a0") flags as isize => ret,
+            in("a1") rec, in("a2") 0u64, in("a3") 0u64, in("a4") ctid, in("t2") rec,
+            out("t1") _,
+        );
+    }
+    ret
 }
 
 unsafe fn phase2(g: &G) -> u64 {
