@@ -1,8 +1,13 @@
 //! `hcontainer restore`: restore a process tree dumped by `hcontainer checkpoint`.
+//!
+//! Images of either kind restore as running processes: native images written by
+//! `checkpoint --to` already record their stopped tasks as alive; translated threads dumped
+//! parked at a migration point are sent `RESUME_SIGNAL` once CRIU has restored them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hcontainer_recode::notify;
 use hcontainer_criu::{Criu, RestoreOptions, DEFAULT_NETWORK_LOCK, TIMINGS_RESTORE_FILE};
 
 /// Arguments of `hcontainer restore`.
@@ -34,7 +39,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = RestoreOptions::new(&args.dir, args.detach);
     opts.shell_job = args.shell_job;
     opts.network_lock = args.network_lock;
-    let outcome = criu.restore(&opts)?;
+    let outcome = if args.detach {
+        let outcome = criu.restore(&opts)?;
+        resume_if_translated(outcome.pid);
+        outcome
+    } else {
+        // CRIU waits for the tree to end: resume it from here once its pid file appears.
+        let dir = std::fs::canonicalize(&args.dir).map_err(|e| anyhow::anyhow!("{}: {e}", args.dir.display()))?;
+        let pidfile = dir.join("restore.pid");
+        if pidfile.exists() {
+            std::fs::remove_file(&pidfile).map_err(|e| anyhow::anyhow!("{}: {e}", pidfile.display()))?;
+        }
+        let waiter = std::thread::spawn(move || criu.restore(&opts));
+        while !waiter.is_finished() {
+            let pid = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok());
+            if let Some(pid) = pid {
+                resume_if_translated(pid);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        waiter.join().map_err(|_| anyhow::anyhow!("the restore thread panicked"))??
+    };
     if !args.quiet {
         print!("{}", outcome.timings.to_text());
         let how = if args.detach { "running as pid" } else { "ran as pid" };
@@ -46,4 +72,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends `RESUME_SIGNAL` to every thread of the tree rooted at `pid` when it runs a
+/// translated executable (its threads may have been dumped parked).
+fn resume_if_translated(pid: u32) {
+    if pid == 0 {
+        return;
+    }
+    let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
+    if let Ok(Some(_)) = notify::read_meta(&exe) {
+        if let Ok(pids) = notify::tree(pid) {
+            notify::resume_translated(&pids);
+        }
+    }
 }
