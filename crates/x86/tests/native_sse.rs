@@ -90,6 +90,28 @@ fn floats(m: &mut Machine, rng: &mut Rng, lay: Layout) {
     m.data[off..off + 16].copy_from_slice(&x);
 }
 
+/// xmm0..xmm2 get 16-bit or 32-bit lanes near the saturation and comparison boundaries
+/// (0, ±1, 0x7f/0x80, 0xff/0x100, 0x7fff/0x8000, 0xffff, …), the rest as `floats` does.
+fn boundaries(m: &mut Machine, rng: &mut Rng, lay: Layout) {
+    floats(m, rng, lay);
+    const E: [i64; 16] = [0, 1, -1, 0x7f, 0x80, -0x80, -0x81, 0xff, 0x100, 0x7fff, 0x8000, -0x8000, -0x8001, 0xffff, 0x1_0000, -2];
+    for r in 0..3 {
+        let mut x = [0u8; 16];
+        if rng.below(2) == 0 {
+            for k in 0..8 {
+                let v = E[rng.below(16) as usize] as u16;
+                x[2 * k..2 * k + 2].copy_from_slice(&v.to_le_bytes());
+            }
+        } else {
+            for k in 0..4 {
+                let v = E[rng.below(16) as usize] as u32;
+                x[4 * k..4 * k + 4].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        m.set_xmm(r, x);
+    }
+}
+
 /// rsi: a 16-byte aligned address in the data page.
 fn mem16(m: &mut Machine, rng: &mut Rng, lay: Layout) {
     m.gpr[6] = lay.data + 0x800 + 16 * rng.below(8);
@@ -305,6 +327,11 @@ fn packed_integer() {
     for (name, op) in ops {
         list.push(form(name, &[0x66, 0x0f, op, 0xc1], floats));
     }
+    for (name, op) in ops {
+        list.push(form(&format!("{name} (boundary lanes)"), &[0x66, 0x0f, op, 0xc1], boundaries));
+    }
+    list.push(form("packssdw (boundary lanes)", &[0x66, 0x0f, 0x6b, 0xc1], boundaries));
+    list.push(form("packuswb (boundary lanes)", &[0x66, 0x0f, 0x67, 0xc1], boundaries));
     list.push(form("pcmpeqb [rsi]", &[0x66, 0x0f, 0x74, 0x06], floats));
     list.push(form("packssdw", &[0x66, 0x0f, 0x6b, 0xc1], floats));
     list.push(form("packuswb", &[0x66, 0x0f, 0x67, 0xc1], floats));

@@ -725,6 +725,11 @@ fn rotate(l: &mut Lifter, ins: &Instruction) {
     };
     let r = l.bin(bop, v, n);
     l.write_op(ins, 0, r);
+    if count.is_ok() && l.live_after & (bits::CF | bits::OF) == 0 {
+        // Nothing reads the CF and OF this rotate writes, and it leaves the other flags
+        // alone: the lazy flags keep describing the previous producer.
+        return;
+    }
     let msb = l.icmp_imm(IntCC::Slt, r, 0);
     let (cf, of) = if left {
         let lo = l.bin_imm(BinOp::And, r, 1);
@@ -735,6 +740,13 @@ fn rotate(l: &mut Lifter, ins: &Instruction) {
         let m2 = l.icmp_imm(IntCC::Slt, sh, 0);
         (msb, l.xor(msb, m2))
     };
+    rotate_flags(l, count, cf, of);
+}
+
+/// The flags after a rotate (`rol`, `ror`, `rcl`, `rcr`): CF and OF become `cf` and `of`
+/// (I8 booleans), the other flags are kept. `count` is the constant count, or the run-time
+/// count `Err(n)`, for which a zero count leaves all flags unchanged.
+fn rotate_flags(l: &mut Lifter, count: Result<u32, Value>, cf: Value, of: Value) {
     let old = match count {
         Ok(_) => l.old_eflags_except(bits::CF | bits::OF),
         Err(_) => l.cur_eflags(),
@@ -796,18 +808,7 @@ fn rotate_carry(l: &mut Lifter, ins: &Instruction) {
         let m2 = l.icmp_imm(IntCC::Slt, sh, 0);
         l.xor(msb, m2)
     };
-    let old = l.cur_eflags();
-    let kept = l.bin_imm(BinOp::And, old, u128::from(!(bits::CF | bits::OF)));
-    let nf = l.pack_flags(&[(Some(ncf), bits::CF), (Some(of), bits::OF)]);
-    let nf = l.or(kept, nf);
-    let f = match count {
-        Ok(_) => nf,
-        Err(n) => {
-            let nz = l.icmp_imm(IntCC::Ne, n, 0);
-            l.select(nz, nf, old)
-        }
-    };
-    l.set_eflags(f);
+    rotate_flags(l, count, ncf, of);
 }
 
 fn double_shift(l: &mut Lifter, ins: &Instruction) {

@@ -12,6 +12,7 @@
 
 mod builder;
 mod int;
+mod lanes;
 mod sse;
 pub mod x87;
 
@@ -153,7 +154,7 @@ fn wants_liveness(ins: &Instruction) -> bool {
     use Mnemonic as M;
     matches!(
         ins.mnemonic(),
-        M::Inc | M::Dec | M::Bt | M::Bts | M::Btr | M::Btc | M::Rol | M::Ror | M::Clc | M::Stc | M::Cmpxchg8b | M::Cmpxchg16b
+        M::Inc | M::Dec | M::Bt | M::Bts | M::Btr | M::Btc | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Clc | M::Stc | M::Cmpxchg8b | M::Cmpxchg16b
     )
 }
 

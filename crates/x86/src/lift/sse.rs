@@ -1,10 +1,13 @@
 //! SSE/SSE2 instructions (legacy encodings only; AVX forms are not handled here).
 //!
 //! Scalar float arithmetic, conversions, moves and bitwise operations are lifted inline on
-//! the `I128` register value; other packed operations call the `Helper::Sse` helper
+//! the `I128` register value, and so are the common packed operations (lane by lane, see
+//! [`lanes`]); the remaining packed operations (saturating arithmetic, multiplies
+//! other than `pmuludq`, shifts by a register count) call the `Helper::Sse` helper
 //! (`hcontainer_semantics::sse`) with the source operand's value.
 
 use super::builder::{xmm_loc, xmm_num, Lifter, MXCSR};
+use super::lanes;
 use super::int::Unsupported;
 use super::Step;
 use hcontainer_abi::flags::bits;
@@ -101,16 +104,145 @@ fn packed(l: &mut Lifter, ins: &Instruction, op: SseOp) -> R {
     Ok(Step::Continue)
 }
 
-fn packed_imm_shift(l: &mut Lifter, ins: &Instruction, reg_op: SseOp, imm_op: SseOp) -> R {
+/// Packed shift by an xmm/memory count (through the helper) or by an immediate (inline).
+fn packed_shift(l: &mut Lifter, ins: &Instruction, reg_op: SseOp, w: u32, kind: BinOp) -> R {
     let d = dst_xmm(ins)?;
     if matches!(ins.op_kind(1), OpKind::Register | OpKind::Memory) {
         let s = src128(l, ins, 1);
         helper(l, reg_op, d, 0, s);
     } else {
-        let z = l.cst(Type::I128, 0);
-        helper(l, imm_op, d, ins.immediate(1) as u32, z);
+        let n = (ins.immediate(1) & 0xff) as u32;
+        let old = l.xmm(d);
+        let v = lanes::per_half(l, old, old, |l, x, _| match kind {
+            BinOp::Shl => lanes::shl(l, x, w, n),
+            BinOp::LShr => lanes::lshr(l, x, w, n),
+            _ => lanes::ashr(l, x, w, n),
+        });
+        l.set_xmm(d, v);
     }
     Ok(Step::Continue)
+}
+
+/// Packed operations lifted inline (see [`lanes`]); `None` for the forms left to the helper.
+fn inline_packed(l: &mut Lifter, ins: &Instruction) -> Option<R> {
+    use lanes::Cvt;
+    use Mnemonic as M;
+    let m = ins.mnemonic();
+    // Integer lane operations on the halves: (lane width, operation).
+    type Int = fn(&mut Lifter, Value, Value, u32) -> Value;
+    let int: Option<(u32, Int)> = match m {
+        M::Paddb => Some((8, lanes::add)),
+        M::Paddw => Some((16, lanes::add)),
+        M::Paddd => Some((32, lanes::add)),
+        M::Paddq => Some((64, lanes::add)),
+        M::Psubb => Some((8, lanes::sub)),
+        M::Psubw => Some((16, lanes::sub)),
+        M::Psubd => Some((32, lanes::sub)),
+        M::Psubq => Some((64, lanes::sub)),
+        M::Pcmpeqb => Some((8, lanes::cmp_eq)),
+        M::Pcmpeqw => Some((16, lanes::cmp_eq)),
+        M::Pcmpeqd => Some((32, lanes::cmp_eq)),
+        M::Pcmpgtb => Some((8, lanes::cmp_gt_signed)),
+        M::Pcmpgtw => Some((16, lanes::cmp_gt_signed)),
+        M::Pcmpgtd => Some((32, lanes::cmp_gt_signed)),
+        M::Pminub => Some((8, |l, a, b, w| lanes::min_max(l, a, b, w, false, false))),
+        M::Pmaxub => Some((8, |l, a, b, w| lanes::min_max(l, a, b, w, false, true))),
+        M::Pminsw => Some((16, |l, a, b, w| lanes::min_max(l, a, b, w, true, false))),
+        M::Pmaxsw => Some((16, |l, a, b, w| lanes::min_max(l, a, b, w, true, true))),
+        M::Pavgb => Some((8, lanes::avg)),
+        M::Pavgw => Some((16, lanes::avg)),
+        M::Pmuludq => Some((64, |l, a, b, _| lanes::mul_u32(l, a, b))),
+        _ => None,
+    };
+    let fty = |m: M| if matches!(m, M::Addpd | M::Subpd | M::Mulpd | M::Divpd | M::Minpd | M::Maxpd | M::Cmppd) { Type::F64 } else { Type::F32 };
+    let fop = match m {
+        M::Addps | M::Addpd => Some(BinOp::FAdd),
+        M::Subps | M::Subpd => Some(BinOp::FSub),
+        M::Mulps | M::Mulpd => Some(BinOp::FMul),
+        M::Divps | M::Divpd => Some(BinOp::FDiv),
+        M::Minps | M::Minpd => Some(BinOp::FMinX86),
+        M::Maxps | M::Maxpd => Some(BinOp::FMaxX86),
+        _ => None,
+    };
+    let cvt = match m {
+        M::Cvtdq2ps => Some(Cvt::Dq2Ps),
+        M::Cvtdq2pd => Some(Cvt::Dq2Pd),
+        M::Cvtps2pd => Some(Cvt::Ps2Pd),
+        M::Cvtpd2ps => Some(Cvt::Pd2Ps),
+        M::Cvttps2dq => Some(Cvt::Ps2Dq(true)),
+        M::Cvtps2dq => Some(Cvt::Ps2Dq(false)),
+        M::Cvttpd2dq => Some(Cvt::Pd2Dq(true)),
+        M::Cvtpd2dq => Some(Cvt::Pd2Dq(false)),
+        _ => None,
+    };
+    let unpack = match m {
+        M::Punpcklbw => Some((8, false)),
+        M::Punpcklwd => Some((16, false)),
+        M::Punpckldq | M::Unpcklps => Some((32, false)),
+        M::Punpckhbw => Some((8, true)),
+        M::Punpckhwd => Some((16, true)),
+        M::Punpckhdq | M::Unpckhps => Some((32, true)),
+        _ => None,
+    };
+    let pack = match m {
+        M::Packsswb => Some((16, true)),
+        M::Packuswb => Some((16, false)),
+        M::Packssdw => Some((32, true)),
+        _ => None,
+    };
+    let known = int.is_some()
+        || pack.is_some()
+        || fop.is_some()
+        || cvt.is_some()
+        || unpack.is_some()
+        || matches!(m, M::Cmpps | M::Cmppd | M::Pshufd | M::Pshuflw | M::Pshufhw | M::Shufps | M::Shufpd);
+    if !known {
+        return None;
+    }
+    let d = match dst_xmm(ins) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let imm = if ins.op_count() > 2 { (ins.immediate(2) & 0xff) as u32 } else { 0 };
+    let s = src128(l, ins, 1);
+    let v = if let Some((w, f)) = int {
+        let a = l.xmm(d);
+        lanes::per_half(l, a, s, |l, x, y| f(l, x, y, w))
+    } else if let Some(op) = fop {
+        let a = l.xmm(d);
+        lanes::float_op(l, a, s, fty(m), |l, x, y| l.bin(op, x, y))
+    } else if let Some((w, signed)) = pack {
+        let a = l.xmm(d);
+        lanes::pack(l, a, s, w, signed)
+    } else if let Some(c) = cvt {
+        lanes::convert(l, s, c)
+    } else if let Some((w, high_half)) = unpack {
+        let a = l.xmm(d);
+        lanes::unpack(l, a, s, w, high_half)
+    } else {
+        match m {
+            M::Cmpps | M::Cmppd => {
+                let a = l.xmm(d);
+                lanes::float_cmp(l, a, s, fty(m), imm)
+            }
+            M::Pshufd => lanes::shuffle32(l, s, s, imm),
+            M::Shufps => {
+                let a = l.xmm(d);
+                lanes::shuffle32(l, a, s, imm)
+            }
+            M::Shufpd => {
+                let a = l.xmm(d);
+                let [alo, ahi] = lanes::halves(l, a);
+                let [slo, shi] = lanes::halves(l, s);
+                let lo = if imm & 1 == 0 { alo } else { ahi };
+                let hi = if imm & 2 == 0 { slo } else { shi };
+                lanes::join(l, lo, hi)
+            }
+            _ => lanes::shuffle16(l, s, imm, m == M::Pshufhw),
+        }
+    };
+    l.set_xmm(d, v);
+    Some(Ok(Step::Continue))
 }
 
 /// Lift an SSE instruction, or `None` if `ins` is not one this module handles.
@@ -408,18 +540,22 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
             l.set_xmm(d, v);
         }
         M::Pmovmskb | M::Movmskps | M::Movmskpd | M::Pextrw => {
-            let op = match m {
-                M::Pmovmskb => S::Pmovmskb,
-                M::Movmskps => S::Movmskps,
-                M::Movmskpd => S::Movmskpd,
-                _ => S::Pextrw,
-            };
             if !matches!(ins.op_kind(0), OpKind::Register) || !is_xmm_op(ins, 1) {
                 return Err(Unsupported(String::from("unexpected operand form")));
             }
-            let imm = if ins.op_count() > 2 { ins.immediate(2) as u32 } else { 0 };
             let s = src128(l, ins, 1);
-            let r = helper(l, op, 0, imm, s);
+            let r = match m {
+                M::Pmovmskb => lanes::movmsk8(l, s),
+                M::Movmskps => lanes::movmsk_float(l, s, 32),
+                M::Movmskpd => lanes::movmsk_float(l, s, 64),
+                _ => {
+                    let k = (ins.immediate(2) & 7) as u32;
+                    let [lo, hi] = lanes::halves(l, s);
+                    let h = if k < 4 { lo } else { hi };
+                    let w = l.bin_imm(BinOp::LShr, h, u128::from(16 * (k & 3)));
+                    l.bin_imm(BinOp::And, w, 0xffff)
+                }
+            };
             let sz = l.op_size(ins, 0);
             let v = l.zext(r, super::builder::ity(sz));
             l.write_op(ins, 0, v);
@@ -429,22 +565,33 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
             let v = match ins.op_kind(1) {
                 OpKind::Memory => {
                     let a = l.mem_addr(ins);
-                    let v = l.load(Type::I16, a);
-                    l.zext(v, Type::I128)
+                    l.load(Type::I16, a)
                 }
-                _ => src128(l, ins, 1),
+                _ => {
+                    let r = l.read_reg(ins.op_register(1));
+                    l.zext(r, Type::I16)
+                }
             };
-            helper(l, S::Pinsrw, d, ins.immediate(2) as u32, v);
+            let k = (ins.immediate(2) & 7) as u32;
+            let old = l.xmm(d);
+            let w = l.zext(v, Type::I128);
+            let w = l.bin_imm(BinOp::Shl, w, u128::from(16 * k));
+            let kept = l.bin_imm(BinOp::And, old, !(0xffffu128 << (16 * k)));
+            let v = l.or(kept, w);
+            l.set_xmm(d, v);
         }
-        M::Psllw => return packed_imm_shift(l, ins, S::Psllw, S::PsllwI),
-        M::Pslld => return packed_imm_shift(l, ins, S::Pslld, S::PslldI),
-        M::Psllq => return packed_imm_shift(l, ins, S::Psllq, S::PsllqI),
-        M::Psrlw => return packed_imm_shift(l, ins, S::Psrlw, S::PsrlwI),
-        M::Psrld => return packed_imm_shift(l, ins, S::Psrld, S::PsrldI),
-        M::Psrlq => return packed_imm_shift(l, ins, S::Psrlq, S::PsrlqI),
-        M::Psraw => return packed_imm_shift(l, ins, S::Psraw, S::PsrawI),
-        M::Psrad => return packed_imm_shift(l, ins, S::Psrad, S::PsradI),
+        M::Psllw => return packed_shift(l, ins, S::Psllw, 16, BinOp::Shl),
+        M::Pslld => return packed_shift(l, ins, S::Pslld, 32, BinOp::Shl),
+        M::Psllq => return packed_shift(l, ins, S::Psllq, 64, BinOp::Shl),
+        M::Psrlw => return packed_shift(l, ins, S::Psrlw, 16, BinOp::LShr),
+        M::Psrld => return packed_shift(l, ins, S::Psrld, 32, BinOp::LShr),
+        M::Psrlq => return packed_shift(l, ins, S::Psrlq, 64, BinOp::LShr),
+        M::Psraw => return packed_shift(l, ins, S::Psraw, 16, BinOp::AShr),
+        M::Psrad => return packed_shift(l, ins, S::Psrad, 32, BinOp::AShr),
         _ => {
+            if let Some(r) = inline_packed(l, ins) {
+                return r;
+            }
             let op = match m {
                 M::Paddb => S::Paddb,
                 M::Paddw => S::Paddw,

@@ -210,13 +210,43 @@ fn scalar_double_is_inline() {
     assert!(!has_eval_cond(&b));
 }
 
+fn sse_helpers(b: &Block) -> usize {
+    ops(b).iter().filter(|o| matches!(o, Op::Helper(h, _) if *h == Helper::Sse as u32)).count()
+}
+
 #[test]
-fn packed_integer_uses_the_sse_helper() {
-    // pcmpeqb xmm0, xmm1 ; pmovmskb eax, xmm0
-    let b = lift(&[0x66, 0x0f, 0x74, 0xc1, 0x66, 0x0f, 0xd7, 0xc0]);
-    let helpers = ops(&b).iter().filter(|o| matches!(o, Op::Helper(h, _) if *h == Helper::Sse as u32)).count();
-    assert_eq!(helpers, 2);
+fn common_packed_operations_are_inline() {
+    // pcmpeqb xmm0, xmm1 ; pmovmskb eax, xmm0 ; paddd xmm2, xmm3 ; psrld xmm2, 7 ;
+    // pshufd xmm4, xmm2, 0x1b ; punpcklbw xmm5, xmm0 ; mulpd xmm6, xmm7 ; pminub xmm0, [rsi]
+    let b = lift(&[
+        0x66, 0x0f, 0x74, 0xc1, 0x66, 0x0f, 0xd7, 0xc0, 0x66, 0x0f, 0xfe, 0xd3, 0x66, 0x0f, 0x72, 0xd2, 0x07, 0x66,
+        0x0f, 0x70, 0xe2, 0x1b, 0x66, 0x0f, 0x60, 0xe8, 0x66, 0x0f, 0x59, 0xf7, 0x66, 0x0f, 0xda, 0x06,
+    ]);
+    assert_eq!(b.guest_insts, 8);
+    assert_eq!(sse_helpers(&b), 0);
     assert_eq!(sets(&b, offsets::gpr(0)).len(), 1);
+    assert!(ops(&b).iter().any(|o| matches!(o, Op::Bin(BinOp::FMul, _, _))));
+}
+
+#[test]
+fn rarer_packed_operations_use_the_sse_helper() {
+    // pmaddwd xmm0, xmm1 ; paddusb xmm0, xmm1 ; pslld xmm0, xmm1
+    let b = lift(&[0x66, 0x0f, 0xf5, 0xc1, 0x66, 0x0f, 0xdc, 0xc1, 0x66, 0x0f, 0xf2, 0xc1]);
+    assert_eq!(sse_helpers(&b), 3);
+}
+
+#[test]
+fn rotate_with_dead_carry_and_overflow_keeps_the_lazy_flags() {
+    // cmp rdi, rsi ; ror eax, 3 ; sete cl ; add edx, 1 ; jz: sete reads cmp's ZF, which ror
+    // does not change, and add overwrites ror's CF and OF before anything reads them.
+    let b = lift(&[0x48, 0x39, 0xf7, 0xc1, 0xc8, 0x03, 0x0f, 0x94, 0xc1, 0x83, 0xc2, 0x01, 0x74, 0x10]);
+    assert!(!ops(&b).iter().any(|o| matches!(o, Op::Rflags)));
+    assert!(ops(&b).iter().any(|o| matches!(o, Op::Icmp(IntCC::Eq, _, _))));
+    // Lazy flags written by cmp and add only.
+    assert_eq!(sets(&b, offsets::CC_OP).len(), 2);
+    // With jc in place of sete, CF comes from the rotate: its flags are materialized.
+    let b = lift(&[0x48, 0x39, 0xf7, 0xc1, 0xc8, 0x03, 0x72, 0x10]);
+    assert_eq!(sets(&b, offsets::CC_OP).len(), 2);
 }
 
 #[test]
