@@ -9,6 +9,10 @@ PARKED, tid one of the process's threads) at a migration point: a point listed b
 `hcontainer inspect --points`, or a guest `syscall` instruction with rax = orig_rax. Then
 sends RESUME_SIGNAL, feeds stdin and checks the output equals the undisturbed run's.
 
+In mode "pingpong" (threads in short blocking reads all the time) the notify/park/resume
+cycle is repeated ROUNDS times: a notify that arrives just before a blocking call starts
+must still park the thread.
+
 Usage: notify_check.py POINTS_FILE MODE [RUNNER...] EXE
 
 Under qemu-user the signal numbers the program sees are the host's shifted: qemu keeps the
@@ -54,6 +58,7 @@ HOST_SLEEPS = (35, 230)  # nanosleep, clock_nanosleep
 GUEST_SLEEPS = (35, 230)
 
 TIMEOUT = 20.0
+ROUNDS = 10
 
 failures = 0
 
@@ -130,9 +135,9 @@ def task_syscall(pid, tid):
 
 def blocked_as_expected(pid, mode):
     calls = [task_syscall(pid, t) for t in tasks(pid)]
-    if mode == "single":
-        return HOST_READ in calls
-    return HOST_READ in calls and any(c in HOST_SLEEPS for c in calls)
+    if mode == "threads":
+        return HOST_READ in calls and any(c in HOST_SLEEPS for c in calls)
+    return HOST_READ in calls
 
 
 def main():
@@ -146,7 +151,8 @@ def main():
     if not points:
         bad("no migration points listed")
         return
-    want_threads = 3 if mode == "threads" else 1
+    want_threads = 1 if mode == "single" else 3
+    rounds = ROUNDS if mode == "pingpong" else 1
     feed = b"hello\n"
 
     base = subprocess.run(cmd + [mode], input=feed, capture_output=True, timeout=120)
@@ -162,65 +168,66 @@ def main():
         pid = p.pid
         if not wait_for(f"{mode}: threads blocked in read/nanosleep", lambda: blocked_as_expected(pid, mode)):
             return
-        for t in tasks(pid):
-            try:
-                tgkill(pid, t, NOTIFY_SIGNAL)
-            except ProcessLookupError:
-                pass
+        for n in range(rounds):
+            for t in tasks(pid):
+                try:
+                    tgkill(pid, t, NOTIFY_SIGNAL)
+                except ProcessLookupError:
+                    pass
 
-        def all_parked():
-            rs = records(pid)
-            live = [r for r in rs if r["tid"] != 0]
-            return rs if len(live) == want_threads and all(r["status"] == THREAD_PARKED for r in live) else None
+            def all_parked():
+                rs = records(pid)
+                live = [r for r in rs if r["tid"] != 0]
+                return rs if len(live) == want_threads and all(r["status"] == THREAD_PARKED for r in live) else None
 
-        rs = wait_for(f"{mode}: {want_threads} threads parked", all_parked)
-        if not rs:
-            for r in records(pid):
-                print(f"  record {r['addr']:#x}: tid {r['tid']} status {r['status']} rip {r['rip']:#x} "
-                      f"poll {r['poll']} orig_rax {r['orig_rax']:#x}")
-            return
-        ok(f"{mode}: {len(rs)} records, every thread PARKED")
-        ids = set(tasks(pid))
-        at_syscall = []
-        for r in rs:
-            where = f"record {r['addr']:#x} (tid {r['tid']})"
-            if r["magic"] != RESUME_MAGIC or r["version"] != STATE_VERSION:
-                bad(f"{mode}: {where}: magic {r['magic']:#x} version {r['version']}")
-            if r["tid"] not in ids:
-                bad(f"{mode}: {where}: tid is not a thread of {pid} ({sorted(ids)})")
-            if r["poll"] & 1 == 0:
-                bad(f"{mode}: {where}: poll {r['poll']} while parked")
-            insn = read_mem(pid, r["rip"], 2)
-            if insn == b"\x0f\x05" and r["orig_rax"] == r["rax"] and r["orig_rax"] != 2**64 - 1:
-                at_syscall.append(r["orig_rax"])
-            elif r["rip"] in points and r["orig_rax"] == 2**64 - 1:
-                pass
+            rs = wait_for(f"{mode}: {want_threads} threads parked (round {n + 1})", all_parked)
+            if not rs:
+                for r in records(pid):
+                    print(f"  record {r['addr']:#x}: tid {r['tid']} status {r['status']} rip {r['rip']:#x} "
+                          f"poll {r['poll']} orig_rax {r['orig_rax']:#x}")
+                return
+            ok(f"{mode}: round {n + 1}: {len(rs)} records, every thread PARKED")
+            ids = set(tasks(pid))
+            at_syscall = []
+            for r in rs:
+                where = f"record {r['addr']:#x} (tid {r['tid']})"
+                if r["magic"] != RESUME_MAGIC or r["version"] != STATE_VERSION:
+                    bad(f"{mode}: {where}: magic {r['magic']:#x} version {r['version']}")
+                if r["tid"] not in ids:
+                    bad(f"{mode}: {where}: tid is not a thread of {pid} ({sorted(ids)})")
+                if r["poll"] & 1 == 0:
+                    bad(f"{mode}: {where}: poll {r['poll']} while parked")
+                insn = read_mem(pid, r["rip"], 2)
+                if insn == b"\x0f\x05" and r["orig_rax"] == r["rax"] and r["orig_rax"] != 2**64 - 1:
+                    at_syscall.append(r["orig_rax"])
+                elif r["rip"] in points and r["orig_rax"] == 2**64 - 1:
+                    pass
+                else:
+                    bad(f"{mode}: {where}: rip {r['rip']:#x} (bytes {insn.hex()}, rax {r['rax']:#x}, "
+                        f"orig_rax {r['orig_rax']:#x}) is not a migration point")
+            main = [r for r in rs if r["addr"] == MAIN_RESUME_RECORD][0]
+            if main["brk_start"] == 0 or main["brk_cur"] < main["brk_start"]:
+                bad(f"{mode}: main record break {main['brk_start']:#x}..{main['brk_cur']:#x}")
             else:
-                bad(f"{mode}: {where}: rip {r['rip']:#x} (bytes {insn.hex()}, rax {r['rax']:#x}, "
-                    f"orig_rax {r['orig_rax']:#x}) is not a migration point")
-        main = [r for r in rs if r["addr"] == MAIN_RESUME_RECORD][0]
-        if main["brk_start"] == 0 or main["brk_cur"] < main["brk_start"]:
-            bad(f"{mode}: main record break {main['brk_start']:#x}..{main['brk_cur']:#x}")
-        else:
-            ok(f"{mode}: main record carries the program break {main['brk_start']:#x}..{main['brk_cur']:#x}")
-        if 0 in at_syscall:
-            ok(f"{mode}: thread blocked in read parked at its syscall instruction (rax = orig_rax = 0)")
-        else:
-            bad(f"{mode}: no thread parked at a read syscall (syscalls: {at_syscall})")
-        if mode == "threads":
-            if any(c in GUEST_SLEEPS for c in at_syscall):
-                ok(f"{mode}: thread in nanosleep parked at its syscall instruction")
+                ok(f"{mode}: main record carries the program break {main['brk_start']:#x}..{main['brk_cur']:#x}")
+            if 0 in at_syscall:
+                ok(f"{mode}: thread blocked in read parked at its syscall instruction (rax = orig_rax = 0)")
             else:
-                bad(f"{mode}: no thread parked at a sleep syscall (syscalls: {at_syscall})")
-        ok(f"{mode}: every parked rip is a migration point ({len(at_syscall)} at syscall instructions)")
+                bad(f"{mode}: no thread parked at a read syscall (syscalls: {at_syscall})")
+            if mode == "threads":
+                if any(c in GUEST_SLEEPS for c in at_syscall):
+                    ok(f"{mode}: thread in nanosleep parked at its syscall instruction")
+                else:
+                    bad(f"{mode}: no thread parked at a sleep syscall (syscalls: {at_syscall})")
+            ok(f"{mode}: every parked rip is a migration point ({len(at_syscall)} at syscall instructions)")
 
-        for r in rs:
-            try:
-                tgkill(pid, r["tid"], RESUME_SIGNAL)
-            except ProcessLookupError:
-                pass
-        wait_for(f"{mode}: threads running again",
-                 lambda: all(r["status"] == THREAD_RUNNING for r in records(pid) if r["tid"] != 0))
+            for r in rs:
+                try:
+                    tgkill(pid, r["tid"], RESUME_SIGNAL)
+                except ProcessLookupError:
+                    pass
+            wait_for(f"{mode}: threads running again",
+                     lambda: all(r["status"] == THREAD_RUNNING for r in records(pid) if r["tid"] != 0))
         out, err = p.communicate(feed, timeout=120)
         if p.returncode != 0:
             bad(f"{mode}: notified run exited {p.returncode}: {err.decode(errors='replace')}")

@@ -1,6 +1,8 @@
 /* Guest for the notify test: "single" reads stdin in the main thread; "threads" starts a
-   reader (blocked in read) and a sleeper (nanosleep), while the main thread computes. Prints
-   "ready" once started, then results that do not depend on timing. */
+   reader (blocked in read) and a sleeper (nanosleep), while the main thread computes;
+   "pingpong" bounces a byte between the main thread and an echo thread through two pipes
+   (short blocking reads all the time) until the reader got stdin. Prints "ready" once
+   started, then results that do not depend on timing. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,7 +35,41 @@ static unsigned long compute(unsigned long n) {
   return h;
 }
 
+static int ping[2], pong[2];
+static volatile int stop;
+
+static void *echo(void *arg) {
+  (void)arg;
+  char c;
+  while (read(ping[0], &c, 1) == 1 && c != 'q') write(pong[1], &c, 1);
+  return NULL;
+}
+
+static void *stop_reader(void *arg) {
+  reader(arg);
+  stop = 1;
+  return NULL;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "pingpong") == 0) {
+    pthread_t e, r;
+    if (pipe(ping) || pipe(pong)) return 1;
+    pthread_create(&e, NULL, echo, NULL);
+    pthread_create(&r, NULL, stop_reader, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    char c = 'x';
+    while (!stop) {
+      if (write(ping[1], &c, 1) != 1 || read(pong[0], &c, 1) != 1) return 2;
+    }
+    c = 'q';
+    write(ping[1], &c, 1);
+    pthread_join(e, NULL);
+    pthread_join(r, NULL);
+    printf("pingpong read %ld '%s'\n", got_n, got);
+    return 0;
+  }
   if (argc > 1 && strcmp(argv[1], "threads") == 0) {
     pthread_t r, s;
     pthread_create(&r, NULL, reader, NULL);

@@ -108,7 +108,8 @@ for t in "${targets[@]}"; do
     && [ $st -eq 132 ] && ok "$t: undefined helper (status $st)" \
     || bad "$t: undefined helper: status $st, $(cat "$log.err")"
 done
-# Notify protocol on real translations (notify_prog.c, static glibc and musl): every thread
+# Notify protocol on real translations (notify_prog.c, static glibc and musl; threads blocked
+# in read and nanosleep, or bouncing bytes through pipes over ten notify rounds): every thread
 # parks at a migration point on NOTIFY_SIGNAL, records readable at the documented addresses,
 # RESUME_SIGNAL lets the program finish as if undisturbed (notify_check.py). Uses the
 # workspace's hcontainer (built here if needed, so it embeds this runtime).
@@ -127,9 +128,9 @@ elif ! musl-gcc -static -O2 -o "$nt/prog-musl" "$here/notify_prog.c" \
 else
   for t in "${targets[@]}"; do
     case $t in
-      x86_64*) isa=x86_64; runner=(); runs="glibc:threads glibc:single musl:threads musl:single" ;;
-      aarch64*) isa=aarch64; runner=(qemu-aarch64); runs="musl:threads glibc:single" ;;
-      riscv64*) isa=riscv64; runner=(qemu-riscv64); runs="glibc:threads musl:single" ;;
+      x86_64*) isa=x86_64; runner=(); runs="glibc:threads glibc:single glibc:pingpong musl:threads musl:single musl:pingpong" ;;
+      aarch64*) isa=aarch64; runner=(qemu-aarch64); runs="musl:threads glibc:single glibc:pingpong" ;;
+      riscv64*) isa=riscv64; runner=(qemu-riscv64); runs="glibc:threads musl:single musl:pingpong" ;;
     esac
     # qemu-user shifts real-time signal numbers: target n is host n + 2 in qemu 7.x.
     offset=0
