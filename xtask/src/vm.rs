@@ -10,6 +10,7 @@
 //! mounted at `/mnt/host`.
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -84,6 +85,13 @@ pub fn run(args: &Args) -> Result<bool> {
 
 /// Builds the node image and the aarch64 hcontainer.
 fn build() -> Result<NodeImage> {
+    let image = build_image()?;
+    build_hcontainer()?;
+    Ok(image)
+}
+
+/// Builds (or reuses) the node image under `.cache/vm`.
+fn build_image() -> Result<NodeImage> {
     let started = Instant::now();
     let image = NodeImage::build(&cache_dir()).context("building the arm64 node image")?;
     step(&format!(
@@ -93,16 +101,29 @@ fn build() -> Result<NodeImage> {
         image.release(),
         started.elapsed().as_secs_f64()
     ));
+    Ok(image)
+}
+
+/// Builds the aarch64 hcontainer.
+fn build_hcontainer() -> Result<PathBuf> {
     let started = Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let exe = cross::build_hcontainer_aarch64(&repo_root(), &cargo).context("building the aarch64 hcontainer")?;
     step(&format!("aarch64 hcontainer: {} ({:.1} s)", exe.display(), started.elapsed().as_secs_f64()));
-    Ok(image)
+    Ok(exe)
 }
 
-/// Builds, boots and installs `hcontainer` as `/usr/bin/hcontainer` in the node.
+/// Builds, boots and installs `hcontainer` as `/usr/bin/hcontainer` in the node; when the
+/// aarch64 build fails the node still boots, without it.
 fn boot(args: &BootArgs) -> Result<Node> {
-    let image = build()?;
+    let image = build_image()?;
+    let hcontainer = match build_hcontainer() {
+        Ok(exe) => Some(exe),
+        Err(err) => {
+            step(&format!("warning: the node runs without hcontainer: {err:#}"));
+            None
+        }
+    };
     let options = BootOptions { forward: args.forward.clone(), memory_mib: args.memory, ..BootOptions::default() };
     let node = image.boot(&options).context("booting the arm64 node")?;
     step(&format!("node up in {:.1} s; shared folder {} = /mnt/host", node.boot_time().as_secs_f64(), node.shared_dir().display()));
@@ -111,8 +132,9 @@ fn boot(args: &BootArgs) -> Result<Node> {
             step(&format!("guest port {port} = 127.0.0.1:{host}"));
         }
     }
-    node.install(&cross::hcontainer_aarch64(&repo_root()), "/usr/bin/hcontainer", Duration::from_secs(120))
-        .context("installing hcontainer in the node")?;
+    if let Some(exe) = hcontainer {
+        node.install(&exe, "/usr/bin/hcontainer", Duration::from_secs(120)).context("installing hcontainer in the node")?;
+    }
     Ok(node)
 }
 

@@ -5,6 +5,9 @@
 # finally <n>.rc (its exit status).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /bin /sbin /usr/bin /usr/sbin /mnt/host /root
 /bin/busybox --install -s
+# The initramfs root is world-writable (1777); a root file system is 0755, and CRIU checks
+# the mode of a restored process's root and working directories against its dump.
+chmod 755 /
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
