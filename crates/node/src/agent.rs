@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::frame::Frame;
 use crate::isa;
 use crate::paths::{self, PathError, RelPath};
+use crate::recode::{self, RunAs};
 use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
 
 /// Bounds on what one client may send.
@@ -374,12 +375,12 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                 let at = rel.resolve(&j.dir)?;
                 std::os::unix::fs::symlink(&target, &at).map_err(io(&at))?;
             }
-            Request::Restore { dir, translate, shell_job, tcp_established } => {
+            Request::Restore { dir, run_as, shell_job, tcp_established } => {
                 let j = job.as_mut().ok_or_else(|| JobError::Refused("Restore before Begin".into()))?;
                 if j.restored.is_some() {
                     return Err(JobError::Refused("the job was restored already".into()));
                 }
-                let reply = restore(shared, j, &dir, translate, shell_job, tcp_established)?;
+                let reply = restore(shared, j, &dir, run_as, shell_job, tcp_established)?;
                 conn.send(&reply)?;
             }
             Request::Commit => {
@@ -463,7 +464,7 @@ fn restore(
     shared: &Shared,
     j: &mut Job,
     dir: &str,
-    translate: bool,
+    run_as: RunAs,
     shell_job: bool,
     tcp_established: bool,
 ) -> Result<Reply, JobError> {
@@ -474,14 +475,16 @@ fn restore(
         return Err(JobError::Refused(format!("{dir} is not a directory of the job")));
     }
     let host = isa::host_isa();
-    let image_isa = isa::image_isa(&images).map_err(|e| JobError::Refused(e.to_string()))?;
+    let kind = recode::kind(&images).map_err(|e| JobError::Refused(format!("{dir}: {e}")))?;
+    let target = recode::plan(&kind, host, run_as).map_err(|e| JobError::Refused(e.to_string()))?;
     let mut times = RestoreTimes::default();
     let mut restore_dir = images.clone();
-    if image_isa != host || translate {
+    if let Some(target) = target {
         let start = Instant::now();
         let out = j.dir.join(format!("{}.recoded", rel.names().join("-")));
-        crate::recode::recode_for(&images, host, shared.config.store.as_deref(), &out)
-            .map_err(|e| JobError::Refused(format!("recode of {dir} ({image_isa}) for {host}: {e}")))?;
+        recode::run(&images, target, shared.config.store.as_deref(), &out).map_err(|e| {
+            JobError::Refused(format!("recode of {dir} ({}) to {target} on {host}: {e}", recode::kind_name(&kind)))
+        })?;
         times.recode_us = micros(start.elapsed());
         restore_dir = out;
     }
@@ -501,5 +504,12 @@ fn restore(
     if !is_running(pid) {
         return Err(JobError::Refused(format!("restored pid {pid} exited at once")));
     }
-    Ok(Reply::Restored { pid, isa: host.into(), mode, times })
+    Ok(Reply::Restored {
+        pid,
+        isa: host.into(),
+        mode,
+        image: recode::kind_name(&kind),
+        recoded_to: target.map(|t| t.to_string()),
+        times,
+    })
 }

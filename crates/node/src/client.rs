@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::frame::{self, FrameError};
+use crate::recode::RunAs;
 use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
 
 /// Why a client operation failed.
@@ -79,6 +80,8 @@ pub struct Restored {
     pub isa: String,
     /// `native` or `translated`.
     pub mode: String,
+    /// What the agent recoded the images to, if it did.
+    pub recoded_to: Option<String>,
     /// Times on the agent.
     pub times: RestoreTimes,
 }
@@ -278,10 +281,10 @@ impl Client {
     }
 
     /// Asks the agent to restore `dir` of the job.
-    pub fn restore(&mut self, dir: &str, translate: bool, shell_job: bool, tcp_established: bool) -> Result<Restored, ClientError> {
-        self.send(&Request::Restore { dir: dir.to_string(), translate, shell_job, tcp_established })?;
+    pub fn restore(&mut self, dir: &str, run_as: RunAs, shell_job: bool, tcp_established: bool) -> Result<Restored, ClientError> {
+        self.send(&Request::Restore { dir: dir.to_string(), run_as, shell_job, tcp_established })?;
         match self.reply()? {
-            Reply::Restored { pid, isa, mode, times } => Ok(Restored { pid, isa, mode, times }),
+            Reply::Restored { pid, isa, mode, recoded_to, times, .. } => Ok(Restored { pid, isa, mode, recoded_to, times }),
             other => Err(self.unexpected(other)),
         }
     }

@@ -57,3 +57,4 @@ pub mod recode;
 pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, Limits};
 pub use client::{Client, ClientError};
 pub use migrate::{migrate, HopTimings, MigrateError, MigrateOptions, MigrationReport, Progress, RecodeAt};
+pub use recode::RunAs;

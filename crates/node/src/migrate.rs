@@ -12,8 +12,7 @@ use serde::Serialize;
 use crate::client::{self, Client, ClientError};
 use crate::delta::{self, DeltaError};
 use crate::dump::{self, DumpError, Round, RoundKind};
-use crate::isa;
-use crate::recode::{self, RecodeError};
+use crate::recode::{self, RecodeError, RunAs};
 
 /// Where recode runs when the destination needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,8 +37,8 @@ pub struct MigrateOptions {
     pub recode_at: RecodeAt,
     /// Pre-copy rounds before the final dump.
     pub pre_dumps: u32,
-    /// Run the program translated on the destination even if it is of the same ISA.
-    pub translate: bool,
+    /// How the program should run on the destination.
+    pub run_as: RunAs,
     /// Local folder for the images (a fresh sub-folder per migration).
     pub work: PathBuf,
     /// The CRIU to use.
@@ -64,7 +63,7 @@ impl MigrateOptions {
             token: None,
             recode_at: RecodeAt::Destination,
             pre_dumps: 0,
-            translate: false,
+            run_as: RunAs::Auto,
             work: std::env::temp_dir().join("hcontainer-migrate"),
             criu: None,
             store: None,
@@ -93,9 +92,6 @@ pub enum MigrateError {
     /// Recode at the origin failed.
     #[error(transparent)]
     Recode(#[from] RecodeError),
-    /// The image's ISA could not be read.
-    #[error(transparent)]
-    Isa(#[from] isa::IsaError),
     /// Local file system trouble.
     #[error("{}: {source}", path.display())]
     Io {
@@ -184,10 +180,12 @@ pub struct MigrationReport {
     pub dest_isa: String,
     /// How the process runs there: `native` or `translated`.
     pub dest_mode: String,
-    /// ISA of the dumped image.
-    pub image_isa: String,
+    /// What the dump held (`native`, `translated-<isa>`).
+    pub image: String,
     /// Where recode ran, if it did.
     pub recoded_at: Option<RecodeAt>,
+    /// What it recoded to (`native`, or the ISA of the translation).
+    pub recoded_to: Option<String>,
     /// Whether the pre-copy rounds used CRIU's dirty-memory tracking.
     pub dirty_tracking: bool,
     /// Pre-copy rounds.
@@ -300,7 +298,8 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
             (rep.dump_us, rep.frozen_us, rep.dumped_page_bytes) = (micros(s.elapsed), s.frozen_us, s.page_bytes);
             d
         } else {
-            let full = dir.join(format!("{name}.full"));
+            // The first round is sent whole under its own name; later ones as deltas.
+            let full = if i == 1 { dir.join(&name) } else { dir.join(format!("{name}.full")) };
             let s = dump::run_round(&criu, &round(RoundKind::RunningDump, full.clone(), None))?;
             (rep.dump_us, rep.frozen_us, rep.dumped_page_bytes) = (micros(s.elapsed), s.frozen_us, s.page_bytes);
             let sent = match (&prev_full, &prev_name) {
@@ -355,31 +354,36 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
     };
 
     // Recode where asked.
-    let image_isa = isa::image_isa(&final_dir)?;
-    let needs_recode = image_isa != client.isa || opts.translate;
+    let kind = recode::kind(&final_dir)?;
+    let target = recode::plan(&kind, &client.isa, opts.run_as)?;
     let mut recode_us = 0;
     let mut recoded_at = None;
+    let mut recoded_to = None;
     let mut dirs = vec![(final_dir.clone(), "final".to_string())];
     let mut restore_name = "final";
-    if needs_recode && opts.recode_at == RecodeAt::Origin {
-        progress.stage(&format!("recode for {}", client.isa));
+    let mut run_as = opts.run_as;
+    if let (Some(target), RecodeAt::Origin) = (target, opts.recode_at) {
+        progress.stage(&format!("recode to {target} for {}", client.isa));
         let t = Instant::now();
         let out = dir.join("final.recoded");
-        recode::recode_for(&final_dir, &client.isa, opts.store.as_deref(), &out)?;
+        recode::run(&final_dir, target, opts.store.as_deref(), &out)?;
         recode_us = micros(t.elapsed());
         recoded_at = Some(RecodeAt::Origin);
+        recoded_to = Some(target.to_string());
         dirs.push((out, "final.recoded".into()));
         restore_name = "final.recoded";
+        // The recoded images run on the destination as they are.
+        run_as = RunAs::Auto;
     }
     upload(&mut client, &dirs, "final images", progress, &mut final_round)?;
 
     progress.stage(&format!("restore on {}", client.addr()));
-    let translate_there = needs_recode && opts.recode_at == RecodeAt::Destination && opts.translate;
-    let restored = client.restore(restore_name, translate_there, opts.shell_job, opts.tcp_established)?;
+    let restored = client.restore(restore_name, run_as, opts.shell_job, opts.tcp_established)?;
     let downtime_us = micros(freeze.elapsed());
-    if restored.times.recode_us > 0 {
+    if let Some(to) = &restored.recoded_to {
         recode_us = restored.times.recode_us;
         recoded_at = Some(RecodeAt::Destination);
+        recoded_to = Some(to.clone());
     }
     client.commit()?;
     source.committed = true;
@@ -394,8 +398,9 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
         dest_host: client.host.clone(),
         dest_isa: restored.isa,
         dest_mode: restored.mode,
-        image_isa,
+        image: recode::kind_name(&kind),
         recoded_at,
+        recoded_to,
         dirty_tracking: tracking,
         pre_rounds,
         timings: HopTimings {

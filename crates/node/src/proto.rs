@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{self, Frame, FrameError};
+use crate::recode::RunAs;
 
 /// Version of the protocol; both preambles must carry it.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -55,10 +56,9 @@ pub enum Request {
     Restore {
         /// Relative images directory.
         dir: String,
-        /// Run the program as a translation for the agent's ISA even when the image is of
-        /// the agent's own ISA (native → translated on the same ISA).
+        /// How the program should run on the agent (see [`crate::recode::plan`]).
         #[serde(default)]
-        translate: bool,
+        run_as: RunAs,
         /// CRIU's `--shell-job`.
         #[serde(default)]
         shell_job: bool,
@@ -132,6 +132,12 @@ pub enum Reply {
         isa: String,
         /// `native` or `translated`.
         mode: String,
+        /// What the received images held (`native`, `translated-<isa>`).
+        #[serde(default)]
+        image: String,
+        /// What the agent recoded them to, if it did.
+        #[serde(default)]
+        recoded_to: Option<String>,
         /// Times on the agent.
         times: RestoreTimes,
     },
@@ -250,7 +256,7 @@ mod tests {
             Request::Hello { version: PROTOCOL_VERSION, token: "t".into() },
             Request::Status,
             Request::File { path: "final/pages-1.img".into(), size: 1 << 40, mode: 0o644 },
-            Request::Restore { dir: "final".into(), translate: true, shell_job: false, tcp_established: true },
+            Request::Restore { dir: "final".into(), run_as: RunAs::Translated, shell_job: false, tcp_established: true },
         ];
         for r in reqs {
             let json = serde_json::to_vec(&r).unwrap();
@@ -259,7 +265,7 @@ mod tests {
         // Optional fields may be left out.
         assert_eq!(
             parse::<Request>(br#"{"Restore":{"dir":"d"}}"#).unwrap(),
-            Request::Restore { dir: "d".into(), translate: false, shell_job: false, tcp_established: false }
+            Request::Restore { dir: "d".into(), run_as: RunAs::Auto, shell_job: false, tcp_established: false }
         );
     }
 
