@@ -33,6 +33,10 @@ enum Command {
     Run(commands::run::Args),
     /// Recode a CRIU images directory between native and translated execution.
     Recode(commands::recode::Args),
+    /// Run the migration agent of this node, or ask one what it runs.
+    Agent(commands::agent::Args),
+    /// Move a running process to another node's agent.
+    Migrate(commands::migrate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +50,8 @@ fn main() -> std::process::ExitCode {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Recode(args) => commands::recode::run(args),
+        Command::Agent(args) => commands::agent::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,3 +8,5 @@ pub mod recode;
 pub mod restore;
 pub mod run;
 pub mod translate;
+pub mod agent;
+pub mod migrate;
