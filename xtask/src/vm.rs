@@ -74,7 +74,11 @@ pub fn run(args: &Args) -> Result<bool> {
             }
             Ok(true)
         }
-        VmCommand::Run { boot: boot_args, timeout, command } => {
+        VmCommand::Run {
+            boot: boot_args,
+            timeout,
+            command,
+        } => {
             let node = boot(boot_args)?;
             let out = node.run(&command.join(" "), Duration::from_secs(*timeout))?;
             print_output(&out);
@@ -108,8 +112,13 @@ fn build_image() -> Result<NodeImage> {
 fn build_hcontainer() -> Result<PathBuf> {
     let started = Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let exe = cross::build_hcontainer_aarch64(&repo_root(), &cargo).context("building the aarch64 hcontainer")?;
-    step(&format!("aarch64 hcontainer: {} ({:.1} s)", exe.display(), started.elapsed().as_secs_f64()));
+    let exe = cross::build_hcontainer_aarch64(&repo_root(), &cargo)
+        .context("building the aarch64 hcontainer")?;
+    step(&format!(
+        "aarch64 hcontainer: {} ({:.1} s)",
+        exe.display(),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(exe)
 }
 
@@ -120,20 +129,31 @@ fn boot(args: &BootArgs) -> Result<Node> {
     let hcontainer = match build_hcontainer() {
         Ok(exe) => Some(exe),
         Err(err) => {
-            step(&format!("warning: the node runs without hcontainer: {err:#}"));
+            step(&format!(
+                "warning: the node runs without hcontainer: {err:#}"
+            ));
             None
         }
     };
-    let options = BootOptions { forward: args.forward.clone(), memory_mib: args.memory, ..BootOptions::default() };
+    let options = BootOptions {
+        forward: args.forward.clone(),
+        memory_mib: args.memory,
+        ..BootOptions::default()
+    };
     let node = image.boot(&options).context("booting the arm64 node")?;
-    step(&format!("node up in {:.1} s; shared folder {} = /mnt/host", node.boot_time().as_secs_f64(), node.shared_dir().display()));
+    step(&format!(
+        "node up in {:.1} s; shared folder {} = /mnt/host",
+        node.boot_time().as_secs_f64(),
+        node.shared_dir().display()
+    ));
     for port in &args.forward {
         if let Some(host) = node.host_port(*port) {
             step(&format!("guest port {port} = 127.0.0.1:{host}"));
         }
     }
     if let Some(exe) = hcontainer {
-        node.install(&exe, "/usr/bin/hcontainer", Duration::from_secs(120)).context("installing hcontainer in the node")?;
+        node.install(&exe, "/usr/bin/hcontainer", Duration::from_secs(120))
+            .context("installing hcontainer in the node")?;
     }
     Ok(node)
 }

@@ -28,7 +28,10 @@ impl Apt {
             });
         }
         let sources = dir.join("sources.list");
-        let text = format!("deb [signed-by={}] http://deb.debian.org/debian {suite} main\n", keyring.display());
+        let text = format!(
+            "deb [signed-by={}] http://deb.debian.org/debian {suite} main\n",
+            keyring.display()
+        );
         std::fs::write(&sources, text).map_err(|e| Error::io(&sources, e))?;
         let status = dir.join("status");
         std::fs::write(&status, "").map_err(|e| Error::io(&status, e))?;
@@ -52,7 +55,11 @@ impl Apt {
 
     /// `apt-get update` of the private lists.
     pub fn update(&self) -> Result<(), Error> {
-        run_captured(Command::new("apt-get").args(&self.options).args(["-qq", "update"]))?;
+        run_captured(
+            Command::new("apt-get")
+                .args(&self.options)
+                .args(["-qq", "update"]),
+        )?;
         Ok(())
     }
 
@@ -60,7 +67,10 @@ impl Apt {
     /// `linux-image-arm64` meta-package names the current kernel).
     pub fn dependency(&self, package: &str, prefix: &str) -> Result<String, Error> {
         let out = run_captured(
-            Command::new("apt-cache").args(&self.options).args(["show", "--no-all-versions", package]).env("LC_ALL", "C"),
+            Command::new("apt-cache")
+                .args(&self.options)
+                .args(["show", "--no-all-versions", package])
+                .env("LC_ALL", "C"),
         )?;
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines()
@@ -78,7 +88,13 @@ impl Apt {
     /// Downloads `packages` into `into` and returns the `.deb` files there.
     pub fn download(&self, packages: &[String], into: &Path) -> Result<Vec<PathBuf>, Error> {
         std::fs::create_dir_all(into).map_err(|e| Error::io(into, e))?;
-        run_captured(Command::new("apt-get").current_dir(into).args(&self.options).args(["-qq", "download"]).args(packages))?;
+        run_captured(
+            Command::new("apt-get")
+                .current_dir(into)
+                .args(&self.options)
+                .args(["-qq", "download"])
+                .args(packages),
+        )?;
         let mut debs = Vec::new();
         for entry in std::fs::read_dir(into).map_err(|e| Error::io(into, e))? {
             let path = entry.map_err(|e| Error::io(into, e))?.path();

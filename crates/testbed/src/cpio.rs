@@ -23,7 +23,11 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// An archive written to `out`.
     pub fn new(out: W) -> Self {
-        Writer { out, ino: 1, written: 0 }
+        Writer {
+            out,
+            ino: 1,
+            written: 0,
+        }
     }
 
     /// A directory with permission bits `perm`.
@@ -56,7 +60,10 @@ impl<W: Write> Writer<W> {
     /// One entry; `rdev` carries the device numbers as `major << 16 | minor`.
     fn entry(&mut self, name: &str, mode: u32, rdev: u32, data: &[u8]) -> io::Result<()> {
         let size = u32::try_from(data.len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: over 4 GiB for cpio"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name}: over 4 GiB for cpio"),
+            )
         })?;
         let name_len = u32::try_from(name.len() + 1)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "cpio name too long"))?;
@@ -64,7 +71,19 @@ impl<W: Write> Writer<W> {
         self.ino += 1;
         let nlink = if mode & S_IFDIR == S_IFDIR { 2 } else { 1 };
         let fields = [
-            ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev >> 16, rdev & 0xffff, name_len, 0,
+            ino,
+            mode,
+            0,
+            0,
+            nlink,
+            0,
+            size,
+            0,
+            0,
+            rdev >> 16,
+            rdev & 0xffff,
+            name_len,
+            0,
         ];
         let mut header = String::with_capacity(110);
         header.push_str("070701");

@@ -18,32 +18,64 @@ pub const AARCH64_LINKER: &str = "aarch64-linux-gnu-gcc";
 
 /// Where the release build for [`AARCH64_TARGET`] puts `hcontainer` in the repository `repo`.
 pub fn hcontainer_aarch64(repo: &Path) -> PathBuf {
-    repo.join("target").join(AARCH64_TARGET).join("release/hcontainer")
+    repo.join("target")
+        .join(AARCH64_TARGET)
+        .join("release/hcontainer")
 }
 
 /// Builds the aarch64 `hcontainer` with `cargo` (the one running the caller) in `repo`,
 /// adding the Rust target first if rustup lacks it; returns the binary's path. Output of
 /// cargo goes to the caller's standard error.
 pub fn build_hcontainer_aarch64(repo: &Path, cargo: &OsStr) -> Result<PathBuf, Error> {
-    let installed = run_captured(Command::new("rustup").args(["target", "list", "--installed"]).current_dir(repo))?;
-    if !String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == AARCH64_TARGET) {
-        run_captured(Command::new("rustup").args(["target", "add", AARCH64_TARGET]).current_dir(repo))?;
+    let installed = run_captured(
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(repo),
+    )?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == AARCH64_TARGET)
+    {
+        run_captured(
+            Command::new("rustup")
+                .args(["target", "add", AARCH64_TARGET])
+                .current_dir(repo),
+        )?;
     }
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--target", AARCH64_TARGET, "-p", "hcontainer-cli", "--bin", "hcontainer"])
-        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", AARCH64_LINKER)
-        .current_dir(repo);
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        AARCH64_TARGET,
+        "-p",
+        "hcontainer-cli",
+        "--bin",
+        "hcontainer",
+    ])
+    .env(
+        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+        AARCH64_LINKER,
+    )
+    .current_dir(repo);
     let status = cmd.status().map_err(|e| Error::Command {
         command: format!("{cmd:?}"),
         status: e.to_string(),
         stderr: String::new(),
     })?;
     if !status.success() {
-        return Err(Error::Command { command: format!("{cmd:?}"), status: status.to_string(), stderr: String::new() });
+        return Err(Error::Command {
+            command: format!("{cmd:?}"),
+            status: status.to_string(),
+            stderr: String::new(),
+        });
     }
     let exe = hcontainer_aarch64(repo);
     if !exe.exists() {
-        return Err(Error::Package { package: "hcontainer-cli".to_string(), reason: format!("{} is missing after the build", exe.display()) });
+        return Err(Error::Package {
+            package: "hcontainer-cli".to_string(),
+            reason: format!("{} is missing after the build", exe.display()),
+        });
     }
     Ok(exe)
 }

@@ -47,11 +47,22 @@ impl NodeImage {
         mkdir(&image)?;
         let kernel = image.join("vmlinuz");
         let initrd = image.join("initrd.cpio");
-        let criu_stamp = std::fs::read_to_string(criu_prefix.join(".installed")).unwrap_or_default();
-        let stamp = format!("{PARTS_STAMP}\n{}\ncriu: {criu_stamp}\n{INIT}", parts.release);
+        let criu_stamp =
+            std::fs::read_to_string(criu_prefix.join(".installed")).unwrap_or_default();
+        let stamp = format!(
+            "{PARTS_STAMP}\n{}\ncriu: {criu_stamp}\n{INIT}",
+            parts.release
+        );
         let stamp_path = image.join("stamp");
-        if kernel.exists() && initrd.exists() && std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(&stamp) {
-            return Ok(NodeImage { kernel, initrd, release: parts.release });
+        if kernel.exists()
+            && initrd.exists()
+            && std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(&stamp)
+        {
+            return Ok(NodeImage {
+                kernel,
+                initrd,
+                release: parts.release,
+            });
         }
         let _ = std::fs::remove_file(&stamp_path);
         copy(&parts.dir.join("vmlinuz"), &kernel)?;
@@ -59,7 +70,11 @@ impl NodeImage {
         write_initrd(&parts, &criu_root, &tmp)?;
         std::fs::rename(&tmp, &initrd).map_err(|e| Error::io(&initrd, e))?;
         std::fs::write(&stamp_path, &stamp).map_err(|e| Error::io(&stamp_path, e))?;
-        Ok(NodeImage { kernel, initrd, release: parts.release })
+        Ok(NodeImage {
+            kernel,
+            initrd,
+            release: parts.release,
+        })
     }
 
     /// Boots a node from this image.
@@ -97,7 +112,10 @@ impl Parts {
             let mut lines = text.lines();
             if lines.next() == Some(PARTS_STAMP) {
                 if let Some(release) = lines.next() {
-                    return Ok(Parts { dir, release: release.to_string() });
+                    return Ok(Parts {
+                        dir,
+                        release: release.to_string(),
+                    });
                 }
             }
         }
@@ -110,7 +128,10 @@ impl Parts {
         let apt = apt::Apt::new(&vm.join("apt"), SUITE, "arm64")?;
         apt.update()?;
         let kernel_package = apt.dependency("linux-image-arm64", "linux-image-")?;
-        for deb in apt.download(&[kernel_package.clone(), "busybox-static".to_string()], &debs)? {
+        for deb in apt.download(
+            &[kernel_package.clone(), "busybox-static".to_string()],
+            &debs,
+        )? {
             apt::extract(&deb, &root)?;
         }
         mkdir(&dir.join("modules"))?;
@@ -127,10 +148,16 @@ impl Parts {
             .to_string();
         copy(&vmlinuz, &dir.join("vmlinuz"))?;
         copy(&root.join("bin/busybox"), &dir.join("busybox"))?;
-        let order = modules::load_order(&root.join("lib/modules").join(&release).join("kernel"), modules::WANTED)?;
+        let order = modules::load_order(
+            &root.join("lib/modules").join(&release).join("kernel"),
+            modules::WANTED,
+        )?;
         let mut names = String::new();
         for module in &order {
-            let name = module.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = module
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             copy(module, &dir.join("modules").join(name))?;
             names.push_str(name);
             names.push('\n');
@@ -140,8 +167,12 @@ impl Parts {
         // The unpacked packages (about 350 MB) are not needed any more.
         remove_dir(&root)?;
         remove_dir(&debs)?;
-        std::fs::write(&stamp, format!("{PARTS_STAMP}\n{release}\n")).map_err(|e| Error::io(&stamp, e))?;
-        eprintln!("testbed: node parts ({release}) downloaded in {:.1} s", started.elapsed().as_secs_f64());
+        std::fs::write(&stamp, format!("{PARTS_STAMP}\n{release}\n"))
+            .map_err(|e| Error::io(&stamp, e))?;
+        eprintln!(
+            "testbed: node parts ({release}) downloaded in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(Parts { dir, release })
     }
 }
@@ -152,18 +183,48 @@ fn write_initrd(parts: &Parts, criu_root: &Path, out: &Path) -> Result<(), Error
     let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let mut w = Writer::new(std::io::BufWriter::new(file));
     let io = |e| Error::io(out, e);
-    for d in ["bin", "dev", "etc", "lib", "lib/modules", "mnt", "mnt/host", "opt", "proc", "root", "run", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
+    for d in [
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib/modules",
+        "mnt",
+        "mnt/host",
+        "opt",
+        "proc",
+        "root",
+        "run",
+        "sbin",
+        "sys",
+        "tmp",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+    ] {
         w.dir(d, 0o755).map_err(io)?;
     }
     w.char_device("dev/console", 0o600, 5, 1).map_err(io)?;
-    w.file("bin/busybox", 0o755, &read(&parts.dir.join("busybox"))?).map_err(io)?;
+    w.file("bin/busybox", 0o755, &read(&parts.dir.join("busybox"))?)
+        .map_err(io)?;
     w.file("init", 0o755, INIT.as_bytes()).map_err(io)?;
-    w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n").map_err(io)?;
+    w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
+        .map_err(io)?;
     w.file("etc/group", 0o644, b"root:x:0:\n").map_err(io)?;
-    w.file("etc/modules", 0o644, &read(&parts.dir.join("modules.order"))?).map_err(io)?;
+    w.file(
+        "etc/modules",
+        0o644,
+        &read(&parts.dir.join("modules.order"))?,
+    )
+    .map_err(io)?;
     let order = String::from_utf8_lossy(&read(&parts.dir.join("modules.order"))?).to_string();
     for name in order.lines() {
-        w.file(&format!("lib/modules/{name}"), 0o644, &read(&parts.dir.join("modules").join(name))?).map_err(io)?;
+        w.file(
+            &format!("lib/modules/{name}"),
+            0o644,
+            &read(&parts.dir.join("modules").join(name))?,
+        )
+        .map_err(io)?;
     }
     w.dir("opt/criu", 0o755).map_err(io)?;
     add_tree(&mut w, criu_root, "opt/criu", out)?;
@@ -172,20 +233,28 @@ fn write_initrd(parts: &Parts, criu_root: &Path, out: &Path) -> Result<(), Error
         "#!/bin/sh\n# CRIU from Debian, run with its own loader and libraries.\n\
          exec {lib}/ld-linux-aarch64.so.1 --library-path {lib} /opt/criu/usr/sbin/criu \"$@\"\n"
     );
-    w.file("usr/bin/criu", 0o755, launcher.as_bytes()).map_err(io)?;
+    w.file("usr/bin/criu", 0o755, launcher.as_bytes())
+        .map_err(io)?;
     w.finish().map_err(io)?;
     Ok(())
 }
 
 /// Adds the tree under `dir` as `prefix/...`, keeping symbolic links; documentation is left out.
-fn add_tree<W: std::io::Write>(w: &mut Writer<W>, dir: &Path, prefix: &str, out: &Path) -> Result<(), Error> {
+fn add_tree<W: std::io::Write>(
+    w: &mut Writer<W>,
+    dir: &Path,
+    prefix: &str,
+    out: &Path,
+) -> Result<(), Error> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
     for path in entries {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         let inner = format!("{prefix}/{name}");
         if inner.ends_with("usr/share") {
             continue;
@@ -195,12 +264,14 @@ fn add_tree<W: std::io::Write>(w: &mut Writer<W>, dir: &Path, prefix: &str, out:
         let perm = meta.permissions().mode() & 0o7777;
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
-            w.symlink(&inner, &target.to_string_lossy()).map_err(|e| Error::io(out, e))?;
+            w.symlink(&inner, &target.to_string_lossy())
+                .map_err(|e| Error::io(out, e))?;
         } else if meta.is_dir() {
             w.dir(&inner, perm).map_err(|e| Error::io(out, e))?;
             add_tree(w, &path, &inner, out)?;
         } else if meta.is_file() {
-            w.file(&inner, perm, &read(&path)?).map_err(|e| Error::io(out, e))?;
+            w.file(&inner, perm, &read(&path)?)
+                .map_err(|e| Error::io(out, e))?;
         }
     }
     Ok(())
@@ -210,7 +281,11 @@ fn find_prefixed(dir: &Path, prefix: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
@@ -218,7 +293,9 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), Error> {
-    std::fs::copy(from, to).map(|_| ()).map_err(|e| Error::io(from, e))
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| Error::io(from, e))
 }
 
 fn mkdir(dir: &Path) -> Result<(), Error> {

@@ -119,18 +119,27 @@ pub enum Error {
 
 impl Error {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
 /// Runs `cmd` to completion with captured output; fails unless it exits with status 0.
 fn run_captured(cmd: &mut std::process::Command) -> Result<std::process::Output, Error> {
     let command = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .map_err(|e| Error::Command { command: command.clone(), status: e.to_string(), stderr: String::new() })?;
+    let out = cmd.output().map_err(|e| Error::Command {
+        command: command.clone(),
+        status: e.to_string(),
+        stderr: String::new(),
+    })?;
     if !out.status.success() {
-        return Err(Error::Command { command, status: out.status.to_string(), stderr: tail(&out.stderr, 40) });
+        return Err(Error::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: tail(&out.stderr, 40),
+        });
     }
     Ok(out)
 }

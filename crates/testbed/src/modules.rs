@@ -54,7 +54,13 @@ pub fn load_order(modules_dir: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, E
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     for name in wanted {
-        visit(&normalize(name), &all, &mut seen, &mut order, &mut Vec::new())?;
+        visit(
+            &normalize(name),
+            &all,
+            &mut seen,
+            &mut order,
+            &mut Vec::new(),
+        )?;
     }
     Ok(order)
 }
@@ -75,7 +81,10 @@ fn visit(
         return Ok(());
     }
     if stack.iter().any(|s| s == name) {
-        return Err(Error::Module { module: name.to_string(), reason: format!("dependency cycle {stack:?}") });
+        return Err(Error::Module {
+            module: name.to_string(),
+            reason: format!("dependency cycle {stack:?}"),
+        });
     }
     let module = all.get(name).ok_or_else(|| Error::Module {
         module: name.to_string(),
@@ -111,12 +120,17 @@ fn scan(dir: &Path, all: &mut BTreeMap<String, Module>) -> Result<(), Error> {
 /// `name=` and `depends=` of a module's `.modinfo` section.
 fn modinfo(path: &Path) -> Result<(String, Vec<String>), Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |reason: String| Error::Module { module: path.display().to_string(), reason };
+    let bad = |reason: String| Error::Module {
+        module: path.display().to_string(),
+        reason,
+    };
     let file = object::File::parse(&*data).map_err(|e| bad(format!("not an ELF object: {e}")))?;
     let section = file
         .section_by_name(".modinfo")
         .ok_or_else(|| bad("no .modinfo section".to_string()))?;
-    let info = section.data().map_err(|e| bad(format!("unreadable .modinfo: {e}")))?;
+    let info = section
+        .data()
+        .map_err(|e| bad(format!("unreadable .modinfo: {e}")))?;
     let mut name = None;
     let mut depends = Vec::new();
     for field in info.split(|&b| b == 0) {
@@ -131,7 +145,9 @@ fn modinfo(path: &Path) -> Result<(String, Vec<String>), Error> {
         Some(name) => name,
         // Older modules carry no name= field: the file name is the module name.
         None => normalize(
-            path.file_stem().and_then(|s| s.to_str()).ok_or_else(|| bad("file name is not UTF-8".to_string()))?,
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or_else(|| bad("file name is not UTF-8".to_string()))?,
         ),
     };
     Ok((name, depends))

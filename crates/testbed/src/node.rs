@@ -38,7 +38,12 @@ pub struct BootOptions {
 
 impl Default for BootOptions {
     fn default() -> Self {
-        BootOptions { memory_mib: 1024, cpus: 2, forward: Vec::new(), boot_timeout: Duration::from_secs(120) }
+        BootOptions {
+            memory_mib: 1024,
+            cpus: 2,
+            forward: Vec::new(),
+            boot_timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -72,7 +77,10 @@ pub struct Node {
 impl Node {
     pub(crate) fn boot(kernel: &Path, initrd: &Path, options: &BootOptions) -> Result<Node, Error> {
         let qemu = qemu_binary()?;
-        let dir = tempfile::Builder::new().prefix("hcontainer-node-").tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("hcontainer-node-")
+            .tempdir()
+            .map_err(|e| Error::io(&std::env::temp_dir(), e))?;
         let shared = dir.path().join("shared");
         let jobs = shared.join(".node/jobs");
         std::fs::create_dir_all(&jobs).map_err(|e| Error::io(&jobs, e))?;
@@ -83,8 +91,12 @@ impl Node {
         let mut listeners = Vec::new();
         let mut ports = Vec::new();
         for &guest_port in &options.forward {
-            let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Port { guest_port, source })?;
-            let host_port = listener.local_addr().map_err(|source| Error::Port { guest_port, source })?.port();
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .map_err(|source| Error::Port { guest_port, source })?;
+            let host_port = listener
+                .local_addr()
+                .map_err(|source| Error::Port { guest_port, source })?
+                .port();
             listeners.push(listener);
             ports.push((guest_port, host_port));
         }
@@ -93,28 +105,41 @@ impl Node {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
         }
         let mut cmd = Command::new(&qemu);
-        cmd.args(["-M", "virt", "-cpu", "cortex-a72", "-no-reboot", "-display", "none", "-monitor", "none"])
-            .arg("-smp")
-            .arg(options.cpus.to_string())
-            .arg("-m")
-            .arg(options.memory_mib.to_string())
-            .arg("-kernel")
-            .arg(kernel)
-            .arg("-initrd")
-            .arg(initrd)
-            .args(["-append", "console=ttyAMA0 rdinit=/init panic=-1 quiet"])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-netdev")
-            .arg(&netdev)
-            // No option ROM: the network needs none and Debian ships it in another package.
-            .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
-            .args(["-device", "virtio-rng-pci"])
-            .arg("-virtfs")
-            .arg(format!("local,path={},mount_tag=host0,security_model=none", shared.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a72",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+        ])
+        .arg("-smp")
+        .arg(options.cpus.to_string())
+        .arg("-m")
+        .arg(options.memory_mib.to_string())
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyAMA0 rdinit=/init panic=-1 quiet"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-netdev")
+        .arg(&netdev)
+        // No option ROM: the network needs none and Debian ships it in another package.
+        .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
+        .args(["-device", "virtio-rng-pci"])
+        .arg("-virtfs")
+        .arg(format!(
+            "local,path={},mount_tag=host0,security_model=none",
+            shared.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         drop(listeners);
         let started = Instant::now();
         let child = cmd.spawn().map_err(|e| Error::Command {
@@ -122,12 +147,21 @@ impl Node {
             status: e.to_string(),
             stderr: String::new(),
         })?;
-        let mut node = Node { qemu: Mutex::new(child), dir, ports, next_job: AtomicU64::new(0), booted_in: Duration::ZERO };
+        let mut node = Node {
+            qemu: Mutex::new(child),
+            dir,
+            ports,
+            next_job: AtomicU64::new(0),
+            booted_in: Duration::ZERO,
+        };
         let ready = shared.join(".node/ready");
         while !ready.exists() {
             node.check_alive()?;
             if started.elapsed() > options.boot_timeout {
-                return Err(Error::BootTimeout { secs: options.boot_timeout.as_secs(), console: node.console_tail(30) });
+                return Err(Error::BootTimeout {
+                    secs: options.boot_timeout.as_secs(),
+                    console: node.console_tail(30),
+                });
             }
             std::thread::sleep(POLL);
         }
@@ -154,8 +188,14 @@ impl Node {
                 if let Ok(status) = text.trim().parse::<i32>() {
                     let out = Output {
                         status,
-                        stdout: String::from_utf8_lossy(&std::fs::read(with("out")).unwrap_or_default()).into_owned(),
-                        stderr: String::from_utf8_lossy(&std::fs::read(with("err")).unwrap_or_default()).into_owned(),
+                        stdout: String::from_utf8_lossy(
+                            &std::fs::read(with("out")).unwrap_or_default(),
+                        )
+                        .into_owned(),
+                        stderr: String::from_utf8_lossy(
+                            &std::fs::read(with("err")).unwrap_or_default(),
+                        )
+                        .into_owned(),
                     };
                     for ext in ["limit", "run", "out", "err", "rc"] {
                         let _ = std::fs::remove_file(with(ext));
@@ -165,7 +205,10 @@ impl Node {
             }
             self.check_alive()?;
             if Instant::now() > deadline {
-                return Err(Error::RunTimeout { command: command.to_string(), secs });
+                return Err(Error::RunTimeout {
+                    command: command.to_string(),
+                    secs,
+                });
             }
             std::thread::sleep(POLL);
         }
@@ -181,7 +224,10 @@ impl Node {
         let staged = files.join(format!("{n:06}"));
         std::fs::copy(from, &staged).map_err(|e| Error::io(from, e))?;
         let guest = format!("{GUEST_SHARED_DIR}/.node/files/{n:06}");
-        let out = self.run(&format!("mkdir -p \"$(dirname '{to}')\" && cp {guest} '{to}' && chmod 755 '{to}'"), timeout);
+        let out = self.run(
+            &format!("mkdir -p \"$(dirname '{to}')\" && cp {guest} '{to}' && chmod 755 '{to}'"),
+            timeout,
+        );
         let _ = std::fs::remove_file(&staged);
         let out = out?;
         if !out.success() {
@@ -202,7 +248,10 @@ impl Node {
 
     /// The host port (on 127.0.0.1) forwarded to `guest_port`, if it was asked for.
     pub fn host_port(&self, guest_port: u16) -> Option<u16> {
-        self.ports.iter().find(|(g, _)| *g == guest_port).map(|(_, h)| *h)
+        self.ports
+            .iter()
+            .find(|(g, _)| *g == guest_port)
+            .map(|(_, h)| *h)
     }
 
     /// Time from starting QEMU to the node's ready mark.
@@ -212,7 +261,10 @@ impl Node {
 
     /// The last `lines` lines of the node's serial console.
     pub fn console_tail(&self, lines: usize) -> String {
-        tail(&std::fs::read(self.dir.path().join("console.log")).unwrap_or_default(), lines)
+        tail(
+            &std::fs::read(self.dir.path().join("console.log")).unwrap_or_default(),
+            lines,
+        )
     }
 
     /// Fails if QEMU has exited.
@@ -230,11 +282,21 @@ impl Node {
                     let _ = pipe.read_to_string(&mut stderr);
                 }
                 Err(Error::QemuExited {
-                    status: format!("{status}{}", if stderr.is_empty() { String::new() } else { format!(": {}", stderr.trim()) }),
+                    status: format!(
+                        "{status}{}",
+                        if stderr.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", stderr.trim())
+                        }
+                    ),
                     console: self.console_tail(30),
                 })
             }
-            Err(e) => Err(Error::QemuExited { status: e.to_string(), console: self.console_tail(30) }),
+            Err(e) => Err(Error::QemuExited {
+                status: e.to_string(),
+                console: self.console_tail(30),
+            }),
         }
     }
 }
@@ -265,6 +327,8 @@ fn qemu_binary() -> Result<PathBuf, Error> {
         .find(|p| p.is_file())
         .ok_or_else(|| Error::MissingTool {
             tool: "qemu-system-aarch64".to_string(),
-            hint: format!("install Debian's qemu-system-arm (cargo xtask setup), or name one with {QEMU_ENV}"),
+            hint: format!(
+                "install Debian's qemu-system-arm (cargo xtask setup), or name one with {QEMU_ENV}"
+            ),
         })
 }

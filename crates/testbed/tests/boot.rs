@@ -17,8 +17,13 @@ fn node_runs_jobs_forwards_ports_and_passes_criu_check() {
     let started = Instant::now();
     let image = NodeImage::build(&cache()).unwrap_or_else(|e| panic!("building the node: {e}"));
     eprintln!("image ready in {:.1} s", started.elapsed().as_secs_f64());
-    let options = BootOptions { forward: vec![7070], ..BootOptions::default() };
-    let node = image.boot(&options).unwrap_or_else(|e| panic!("booting the node: {e}"));
+    let options = BootOptions {
+        forward: vec![7070],
+        ..BootOptions::default()
+    };
+    let node = image
+        .boot(&options)
+        .unwrap_or_else(|e| panic!("booting the node: {e}"));
     eprintln!("booted in {:.1} s", node.boot_time().as_secs_f64());
     let t = Duration::from_secs(60);
 
@@ -29,9 +34,17 @@ fn node_runs_jobs_forwards_ports_and_passes_criu_check() {
 
     // The shared folder both ways.
     std::fs::write(node.shared_dir().join("from-host"), "ping").unwrap();
-    let out = node.run(&format!("cat {GUEST_SHARED_DIR}/from-host; echo pong > {GUEST_SHARED_DIR}/from-node"), t).unwrap();
+    let out = node
+        .run(
+            &format!("cat {GUEST_SHARED_DIR}/from-host; echo pong > {GUEST_SHARED_DIR}/from-node"),
+            t,
+        )
+        .unwrap();
     assert_eq!(out.stdout, "ping");
-    assert_eq!(std::fs::read_to_string(node.shared_dir().join("from-node")).unwrap(), "pong\n");
+    assert_eq!(
+        std::fs::read_to_string(node.shared_dir().join("from-node")).unwrap(),
+        "pong\n"
+    );
 
     // The node's time limit ends a job that runs too long.
     let begun = Instant::now();
@@ -40,7 +53,9 @@ fn node_runs_jobs_forwards_ports_and_passes_criu_check() {
     assert!(begun.elapsed() < Duration::from_secs(20));
 
     // Each job is its own session: what CRIU needs of the programs it dumps.
-    let out = node.run("cut -d' ' -f6 /proc/self/stat; echo $$", t).unwrap();
+    let out = node
+        .run("cut -d' ' -f6 /proc/self/stat; echo $$", t)
+        .unwrap();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{out:?}");
     assert_ne!(lines[0], "0", "session id of a job");
@@ -65,5 +80,9 @@ fn node_runs_jobs_forwards_ports_and_passes_criu_check() {
     assert_eq!(got.trim(), "hello-from-node");
 
     let out = node.run("criu check", t).unwrap();
-    assert!(out.success() && format!("{}{}", out.stdout, out.stderr).contains("Looks good"), "{out:?}\nconsole:\n{}", node.console_tail(40));
+    assert!(
+        out.success() && format!("{}{}", out.stdout, out.stderr).contains("Looks good"),
+        "{out:?}\nconsole:\n{}",
+        node.console_tail(40)
+    );
 }
