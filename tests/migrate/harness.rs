@@ -246,12 +246,47 @@ fn run_cli(args: &[&std::ffi::OsStr]) -> Result<(Duration, String), String> {
     Ok((took, text))
 }
 
-/// Moves the running process `pid` to `to`: `hcontainer checkpoint` into `images/dump`,
-/// `hcontainer recode --to` into `images/<to>`, then `hcontainer restore --detach` of that.
+/// Moves the running process `pid` to `to`: `hcontainer checkpoint --to` (notify, dump,
+/// recode) into `images` (a new directory), then `hcontainer restore --detach` of it.
 pub fn hop(pid: u32, images: &Path, to: Side) -> Result<Hop, String> {
     let pid_s = pid.to_string();
+    let (checkpoint, _) = run_cli(&[
+        "checkpoint".as_ref(),
+        "--pid".as_ref(),
+        pid_s.as_ref(),
+        "-D".as_ref(),
+        images.as_os_str(),
+        "--to".as_ref(),
+        to.name().as_ref(),
+        "--store".as_ref(),
+        store_dir().as_os_str(),
+        "--shell-job".as_ref(),
+        "-q".as_ref(),
+    ])?;
+    // The checkpoint killed the source; its pid must be free (gone, reaped) before CRIU
+    // restores the process under the same pid.
+    if poll(Duration::from_secs(10), || (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())).is_none() {
+        return Err(format!("pid {pid} still exists 10 s after `hcontainer checkpoint --to {to}`"));
+    }
+    let (restore, _) = run_cli(&[
+        "restore".as_ref(),
+        "-D".as_ref(),
+        images.as_os_str(),
+        "--detach".as_ref(),
+        "--shell-job".as_ref(),
+        "-q".as_ref(),
+    ])?;
+    Ok(Hop { to, checkpoint, restore, images: images.to_path_buf() })
+}
+
+/// Moves the running native process `pid` to its x86-64 translation in three commands:
+/// `hcontainer checkpoint` (plain CRIU dump, no notify) into `images/dump`, `hcontainer
+/// recode --to x86_64` into `images/x86_64`, `hcontainer restore --detach`. Without notify
+/// this holds only for a process stopped in a system call (a migration point).
+pub fn hop_two_step(pid: u32, images: &Path) -> Result<Hop, String> {
+    let pid_s = pid.to_string();
     let dump = images.join("dump");
-    let recoded = images.join(to.name());
+    let recoded = images.join("x86_64");
     let (dumped, _) = run_cli(&[
         "checkpoint".as_ref(),
         "--pid".as_ref(),
@@ -266,7 +301,7 @@ pub fn hop(pid: u32, images: &Path, to: Side) -> Result<Hop, String> {
         "-D".as_ref(),
         dump.as_os_str(),
         "--to".as_ref(),
-        to.name().as_ref(),
+        "x86_64".as_ref(),
         "-o".as_ref(),
         recoded.as_os_str(),
         "--store".as_ref(),
@@ -280,7 +315,7 @@ pub fn hop(pid: u32, images: &Path, to: Side) -> Result<Hop, String> {
         "--shell-job".as_ref(),
         "-q".as_ref(),
     ])?;
-    Ok(Hop { to, checkpoint: dumped + recode, restore, images: recoded })
+    Ok(Hop { to: Side::X86_64, checkpoint: dumped + recode, restore, images: recoded })
 }
 
 impl Running {
