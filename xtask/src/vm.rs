@@ -87,8 +87,9 @@ pub fn run(args: &Args) -> Result<bool> {
     }
 }
 
-/// Builds the node image and the aarch64 hcontainer.
-fn build() -> Result<NodeImage> {
+/// Builds the node image and the aarch64 hcontainer (`cargo xtask vm build`; what the node
+/// tests in crates/cli/tests/node.rs need before `cargo test`).
+pub fn build() -> Result<NodeImage> {
     let image = build_image()?;
     build_hcontainer()?;
     Ok(image)
