@@ -43,7 +43,7 @@ pub extern "C" fn hc_lookup(guest: u64) -> *const DispatchEntry {
 }
 
 /// Handle `state.poll` at a migration point (`state.rip`, about to be dispatched): park for
-/// a notify; other requests are acknowledged.
+/// a notify, deliver a pending guest signal; other requests are acknowledged.
 fn handle_poll(state: *mut GuestState) {
     let rec = thread::record_of(state);
     // SAFETY: `state` is this thread's, inside its record; rip is read, nothing is kept.
@@ -51,7 +51,15 @@ fn handle_poll(state: *mut GuestState) {
     if notify::requested(rec) && lookup(rip).is_some() {
         notify::park(rec);
     }
-    thread::poll_word(rec).fetch_and(notify::POLL_NOTIFY, core::sync::atomic::Ordering::SeqCst);
+    let poll = thread::poll_word(rec);
+    if poll.load(core::sync::atomic::Ordering::SeqCst) & notify::POLL_SIGNAL != 0 {
+        let old = crate::signal::guest_mask(rec);
+        if let Some(sig) = crate::signal::take_deliverable(rec, old) {
+            // SAFETY: the state is this thread's and complete at a migration point.
+            crate::signal::deliver(unsafe { &mut *state }, rec, sig, old);
+        }
+    }
+    poll.fetch_and(notify::POLL_NOTIFY | notify::POLL_SIGNAL, core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Start of a guest thread's dispatcher loop on its slot: record the host thread id first.

@@ -7,16 +7,19 @@
 //! `hc_rflags`, `hc_lookup` and `hc_unsupported`. It uses the translated object's
 //! `hc_dispatch_table`, `hc_dispatch_len` and `hc_guest_info`.
 //!
-//! Layers, bottom up: [`arch`] (raw system call instruction, entry, stack switch per host
-//! ISA), [`sys`] (typed host calls), then [`print`], [`mem`], [`signal`], [`syscall`]
-//! (guest x86-64 system calls → host), [`start`] and [`dispatch`].
+//! Layers, bottom up: [`arch`] (raw system call instruction, cancellable guest system call,
+//! entry, stack switch per host ISA), [`sys`] (typed host calls), then [`print`], [`mem`],
+//! [`thread`] (where each thread's `ResumeRecord` lives), [`notify`] (parking threads at
+//! migration points for a checkpointer), [`signal`] (guest signal actions, masks and
+//! delivery), [`syscall`] (guest x86-64 system calls → host), [`start`], [`resume`] and
+//! [`dispatch`].
 //!
 //! ## Addresses (see `hcontainer_abi::layout`)
 //! The guest's main stack ends at `GUEST_STACK_TOP` (0x7e00_0000_0000, 8 MiB + 64 KiB guard);
 //! translated code runs on a 256 MiB `MAP_NORESERVE` host stack ending at `HOST_STACK_TOP`
 //! (the end of the runtime range); the runtime's small heap is the 1 GiB below that stack's
-//! guard. Each further guest thread gets a 64 MiB host stack slot (with its `GuestState` on
-//! top) in the upper half of the runtime range. All are mapped with `MAP_FIXED_NOREPLACE`
+//! guard. Each further guest thread gets a 64 MiB host stack slot (with its `ResumeRecord`,
+//! `GuestState` included, on top) in the upper half of the runtime range. All are mapped with `MAP_FIXED_NOREPLACE`
 //! (and checked, as qemu-user 7.2 treats the flag as a hint). On arm64 and riscv64 hosts the
 //! guest's non-fixed mappings are placed top-down below the guest stack ([`place`]), so they
 //! stay inside x86-64's 47-bit user space. Guest segments listed in the optional

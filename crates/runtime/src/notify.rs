@@ -22,6 +22,8 @@ use crate::{sys, thread};
 
 /// `state.poll` bit: a notify asks the thread to park.
 pub const POLL_NOTIFY: u64 = 1;
+/// `state.poll` bit: a guest signal is pending.
+pub const POLL_SIGNAL: u64 = 2;
 /// How often a parked thread rechecks its status without being woken (ns).
 pub const PARK_RECHECK_NS: i64 = 20_000_000;
 
@@ -47,10 +49,16 @@ pub fn install_handlers() -> Result<(), sys::Errno> {
 
 /// Host `rt_sigaction(sig, {handler, SA_SIGINFO, empty mask})`.
 fn set_handler(sig: usize, handler: usize) -> Result<(), sys::Errno> {
+    set_host_handler(sig, handler, 0)
+}
+
+/// Host `rt_sigaction(sig, {handler, SA_SIGINFO | flags, empty mask})` for a handler of
+/// this runtime.
+pub fn set_host_handler(sig: usize, handler: usize, flags: u64) -> Result<(), sys::Errno> {
     #[cfg(target_arch = "riscv64")]
-    let act: [u64; 4] = [handler as u64, SA_SIGINFO, 0, 0];
+    let act: [u64; 4] = [handler as u64, SA_SIGINFO | flags, 0, 0];
     #[cfg(not(target_arch = "riscv64"))]
-    let act: [u64; 4] = [handler as u64, SA_SIGINFO | SA_RESTORER, arch::sigreturn_trampoline() as u64, 0];
+    let act: [u64; 4] = [handler as u64, SA_SIGINFO | SA_RESTORER | flags, arch::sigreturn_trampoline() as u64, 0];
     #[cfg(target_arch = "riscv64")]
     let _ = SA_RESTORER;
     // SAFETY: `act` is a valid host `struct sigaction` whose handler is a function of this
@@ -63,8 +71,14 @@ extern "C" fn on_notify(_sig: i32, _info: usize, uc: usize) {
     let Some(rec) = thread::current_record() else {
         return;
     };
+    thread::extra(rec).runtime_hit.store(1, Ordering::SeqCst);
     thread::poll_word(rec).fetch_or(POLL_NOTIFY, Ordering::SeqCst);
-    // A guest system call that has not started yet does not start: it returns -EINTR.
+    cancel_syscall(uc);
+}
+
+/// In a handler: a guest system call that has not started yet does not start, it returns
+/// `-EINTR` (`uc` is the handler's `ucontext_t`).
+pub fn cancel_syscall(uc: usize) {
     let (lo, hi) = arch::syscall_window();
     let pc = (uc + arch::UC_PC_OFFSET) as *mut usize;
     // SAFETY: the kernel passes the interrupted thread's `ucontext_t`; the pc slot lies at
@@ -81,6 +95,7 @@ extern "C" fn on_notify(_sig: i32, _info: usize, uc: usize) {
 extern "C" fn on_resume(_sig: i32, _info: usize, _uc: usize) {
     RESUME_EPOCH.fetch_add(1, Ordering::SeqCst);
     if let Some(rec) = thread::current_record() {
+        thread::extra(rec).runtime_hit.store(1, Ordering::SeqCst);
         thread::poll_word(rec).fetch_and(!POLL_NOTIFY, Ordering::SeqCst);
         thread::status_word(rec).store(THREAD_RUNNING, Ordering::SeqCst);
         futex_wake(rec);

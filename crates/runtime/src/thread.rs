@@ -25,6 +25,13 @@ pub struct Extra {
     /// The guest's view of the host-reserved signals in its blocked mask (bits of
     /// [`crate::signal::RESERVED_MASK`]): the host never blocks them.
     pub guest_blocked_reserved: AtomicU64,
+    /// Guest signals received by the host handler and not delivered yet (bit `n - 1`).
+    pub pending: AtomicU64,
+    /// Set by the runtime's own signal handlers: a host call that fails with `-EINTR`
+    /// while it is set was interrupted by the runtime, not by a guest signal.
+    pub runtime_hit: AtomicU64,
+    /// First 48 bytes of the `siginfo_t` of pending signal `n` (1..=31).
+    pub info: [[AtomicU64; 6]; 32],
 }
 
 const _: () = assert!(

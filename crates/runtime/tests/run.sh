@@ -158,5 +158,40 @@ else
   done
 fi
 
+# Guest signal delivery (signal_prog.c: handlers with siginfo, masks, pause, sigsuspend,
+# SA_RESTART, SA_RESETHAND, SIGCHLD, an alternate stack): translated output equals native.
+sg="$out/signals"
+mkdir -p "$sg"
+if [ ! -x "$hc" ]; then
+  bad "signals: no $hc"
+elif ! musl-gcc -static -O2 -o "$sg/sig-musl" "$here/signal_prog.c" \
+    || ! gcc -static -O2 -o "$sg/sig-glibc" "$here/signal_prog.c"; then
+  bad "signals: build signal_prog.c"
+else
+  for libc in glibc musl; do
+    "$sg/sig-$libc" > "$sg/native-$libc.out" 2>&1 || bad "signals: native $libc run"
+  done
+  for t in "${targets[@]}"; do
+    case $t in
+      x86_64*) isa=x86_64; runner=() ;;
+      aarch64*) isa=aarch64; runner=(qemu-aarch64) ;;
+      riscv64*) isa=riscv64; runner=(qemu-riscv64) ;;
+    esac
+    for libc in glibc musl; do
+      exe="$sg/sig-$libc.$isa"
+      if [ ! -x "$exe" ] || [ "$exe" -ot "$hc" ]; then
+        "$hc" translate -q -t "$isa" -o "$exe" "$sg/sig-$libc" || { bad "signals: translate $libc for $isa"; continue; }
+      fi
+      timeout 60 "${runner[@]}" "$exe" > "$sg/$libc-$isa.out" 2>&1
+      st=$?
+      if [ $st -eq 0 ] && cmp -s "$sg/native-$libc.out" "$sg/$libc-$isa.out"; then
+        ok "signals $isa $libc: output equals native ($(wc -l < "$sg/$libc-$isa.out") lines)"
+      else
+        bad "signals $isa $libc: status $st"; diff "$sg/native-$libc.out" "$sg/$libc-$isa.out"
+      fi
+    done
+  done
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

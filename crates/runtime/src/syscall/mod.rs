@@ -82,6 +82,12 @@ pub type Args = [u64; 6];
 /// once resumed in place, the call is issued again. A call that completed parks right after
 /// it (the next instruction starts a block: a migration point) when a request is pending.
 ///
+/// Guest signals: a pending one is delivered after the call, or when it interrupted the call
+/// (which then fails with `-EINTR` or, with `SA_RESTART`, is issued again after the handler);
+/// `rt_sigreturn` restores the interrupted context. Both change where the guest continues, so
+/// the thread leaves its translated frames (host frames are only a cache) and continues in a
+/// fresh dispatcher loop on its host stack.
+///
 /// # Safety
 /// `state` must be the calling thread's valid `GuestState` inside its `ResumeRecord`, with
 /// every guest register written back; pointer arguments are guest addresses (= host
@@ -89,6 +95,7 @@ pub type Args = [u64; 6];
 #[no_mangle]
 pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
     let rec = thread::record_of(state);
+    let extra = thread::extra(rec);
     // SAFETY: the caller hands over exclusive use of its state for the call (`poll` is only
     // ever accessed atomically, through `thread::poll_word`).
     let st = unsafe { &mut *state };
@@ -98,28 +105,87 @@ pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
         let nr = g(Gpr::Rax);
         let a = [g(Gpr::Rdi), g(Gpr::Rsi), g(Gpr::Rdx), g(Gpr::R10), g(Gpr::R8), g(Gpr::R9)];
         st.orig_rax = nr;
+        if nr == RT_SIGRETURN {
+            if TRACE.load(Ordering::Relaxed) {
+                trace(nr, &a, 0);
+            }
+            signal::sigreturn(st, rec);
+            // SAFETY: the state is complete and `rip` is where the handler interrupted it.
+            unsafe { restart_dispatch(rec, state) }
+        }
+        extra.runtime_hit.store(0, Ordering::SeqCst);
         let ret = do_syscall(st, nr, a);
-        if ret == EINTR && notify::requested(rec) {
-            st.rip = next.wrapping_sub(SYSCALL_INSN_LEN);
-            st.gpr[Gpr::Rax as usize] = nr;
-            notify::park(rec);
-            st.rip = next;
-            continue;
+        if ret == EINTR {
+            let temp = signal::temp_mask(nr, &a);
+            let blocked = temp.unwrap_or_else(|| signal::guest_mask(rec));
+            let signalled = thread::poll_word(rec).load(Ordering::SeqCst) & notify::POLL_SIGNAL != 0;
+            if let Some(sig) = signal::take_deliverable(rec, blocked) {
+                if signal::restarts(nr, sig) {
+                    st.rip = next.wrapping_sub(SYSCALL_INSN_LEN);
+                    st.gpr[Gpr::Rax as usize] = nr;
+                    st.orig_rax = u64::MAX;
+                } else {
+                    finish(st, nr, &a, ret);
+                }
+                let old = signal::guest_mask(rec);
+                signal::deliver(st, rec, sig, old);
+                // SAFETY: the state is complete, `rip` is the handler.
+                unsafe { restart_dispatch(rec, state) }
+            }
+            let by_runtime = extra.runtime_hit.swap(0, Ordering::SeqCst) != 0;
+            if notify::requested(rec) {
+                st.rip = next.wrapping_sub(SYSCALL_INSN_LEN);
+                st.gpr[Gpr::Rax as usize] = nr;
+                notify::park(rec);
+                st.rip = next;
+                continue;
+            }
+            if by_runtime || signalled {
+                // RESUME_SIGNAL interrupted the call, or a guest signal that is blocked by
+                // now cancelled it: not the guest's business.
+                continue;
+            }
         }
-        if TRACE.load(Ordering::Relaxed) {
-            trace(nr, &a, ret);
-        }
-        st.gpr[Gpr::Rax as usize] = ret as u64;
-        st.gpr[Gpr::Rcx as usize] = st.rip;
-        st.gpr[Gpr::R11 as usize] = guest_rflags(st);
-        st.orig_rax = u64::MAX;
+        finish(st, nr, &a, ret);
         break;
+    }
+    if thread::poll_word(rec).load(Ordering::SeqCst) & notify::POLL_SIGNAL != 0 {
+        let old = signal::guest_mask(rec);
+        if let Some(sig) = signal::take_deliverable(rec, old) {
+            signal::deliver(st, rec, sig, old);
+            // SAFETY: the state is complete, `rip` is the handler.
+            unsafe { restart_dispatch(rec, state) }
+        }
     }
     if notify::requested(rec) {
         notify::park(rec);
     }
 }
 
+/// Complete a guest call: result in rax, rcx and r11 as the `syscall` instruction leaves them.
+fn finish(st: &mut GuestState, nr: u64, a: &Args, ret: i64) {
+    if TRACE.load(Ordering::Relaxed) {
+        trace(nr, a, ret);
+    }
+    st.gpr[Gpr::Rax as usize] = ret as u64;
+    st.gpr[Gpr::Rcx as usize] = st.rip;
+    st.gpr[Gpr::R11 as usize] = guest_rflags(st);
+    st.orig_rax = u64::MAX;
+}
+
+/// Continue the guest at `state.rip` in a fresh dispatcher loop at the top of the thread's
+/// host stack (its record), leaving every translated frame behind.
+///
+/// # Safety
+/// `state` must be complete, inside record `rec` of the calling thread, whose host stack
+/// ends at `rec`.
+unsafe fn restart_dispatch(rec: *mut hcontainer_abi::calls::ResumeRecord, state: *mut GuestState) -> ! {
+    // SAFETY: forwarded contract; nothing of the old frames is used again.
+    unsafe { crate::arch::switch_stack(rec as usize, crate::dispatch::run_main, state as usize) }
+}
+
+/// x86-64 `rt_sigreturn`.
+const RT_SIGRETURN: u64 = 15;
 /// Length of the x86-64 `syscall` instruction (0f 05).
 const SYSCALL_INSN_LEN: u64 = 2;
 /// `-EINTR`.
