@@ -356,3 +356,48 @@ fn packed_integer() {
     }
     eprintln!("packed integer: {} inputs", run(&list));
 }
+
+/// Chains of packed and scalar operations in one block: values passed between instructions
+/// inside the block (halves, low lanes, register values) and a helper call in the middle,
+/// whose result later instructions must read.
+#[test]
+fn sequences() {
+    #[rustfmt::skip]
+    let chain: &[u8] = &[
+        0x66, 0x0f, 0x6f, 0xc8, // movdqa xmm1, xmm0
+        0x66, 0x0f, 0x72, 0xd1, 0x07, // psrld xmm1, 7
+        0x66, 0x0f, 0x72, 0xf0, 0x19, // pslld xmm0, 25
+        0x66, 0x0f, 0xeb, 0xc1, // por xmm0, xmm1
+        0x66, 0x0f, 0xfe, 0xc2, // paddd xmm0, xmm2
+        0x66, 0x0f, 0x70, 0xd8, 0x1b, // pshufd xmm3, xmm0, 0x1b
+        0x66, 0x0f, 0x60, 0xda, // punpcklbw xmm3, xmm2
+        0xf2, 0x0f, 0x58, 0xd9, // addsd xmm3, xmm1
+        0xf2, 0x0f, 0x59, 0xda, // mulsd xmm3, xmm2
+        0x66, 0x48, 0x0f, 0x7e, 0xd8, // movq rax, xmm3
+        0x66, 0x0f, 0xd7, 0xc8, // pmovmskb ecx, xmm0
+        0xf2, 0x0f, 0x10, 0x26, // movsd xmm4, [rsi]
+        0xf2, 0x0f, 0x59, 0xe4, // mulsd xmm4, xmm4
+        0xf2, 0x0f, 0x58, 0xe3, // addsd xmm4, xmm3
+        0x66, 0x0f, 0x14, 0xe4, // unpcklpd xmm4, xmm4
+        0x66, 0x0f, 0x5c, 0xe0, // subpd xmm4, xmm0
+        0x66, 0x0f, 0x67, 0xe3, // packuswb xmm4, xmm3
+        0x66, 0x0f, 0xda, 0x26, // pminub xmm4, [rsi]
+        0x66, 0x0f, 0x2e, 0xe1, // ucomisd xmm4, xmm1
+    ];
+    #[rustfmt::skip]
+    let helper_between: &[u8] = &[
+        0x66, 0x0f, 0x6f, 0xc2, // movdqa xmm0, xmm2
+        0x66, 0x0f, 0xfe, 0xc1, // paddd xmm0, xmm1
+        0x66, 0x0f, 0xdc, 0xc1, // paddusb xmm0, xmm1 (out of line)
+        0x66, 0x0f, 0xfe, 0xc0, // paddd xmm0, xmm0
+        0x66, 0x48, 0x0f, 0x7e, 0xc2, // movq rdx, xmm0
+        0x66, 0x0f, 0xc5, 0xc0, 0x06, // pextrw eax, xmm0, 6
+    ];
+    let list = vec![
+        form("chain", chain, floats),
+        form("chain (boundary lanes)", chain, boundaries),
+        form("helper between", helper_between, floats),
+        form("helper between (boundary lanes)", helper_between, boundaries),
+    ];
+    eprintln!("sequences: {} inputs", run(&list));
+}

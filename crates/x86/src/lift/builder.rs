@@ -6,6 +6,7 @@ use hcontainer_abi::flags::{bits, CcOp};
 use hcontainer_abi::offsets;
 use hcontainer_ir::{BinOp, Block, ConvOp, FloatCC, IntCC, Loc, Op, Type, UnOp, Value};
 use iced_x86::{Instruction, OpKind, Register};
+use std::collections::HashMap;
 
 /// The last flag producer of the current block, with its operands as IR values of type `ty`
 /// (for [`CcOp::Eflags`], `dst` is the `I64` of materialized flags).
@@ -48,6 +49,13 @@ pub(crate) struct Lifter {
     /// When the current flags are the materialized result of a `(u)comisd`/`(u)comiss` of
     /// `a` and `b`: (flags value, a, b), so conditions become one float comparison.
     pub fcmp: Option<(Value, Value, Value)>,
+    /// The current value of each xmm register in this block, once read or written (reset
+    /// by helper calls, which may write xmm registers through the state).
+    xmm_vals: [Option<Value>; 16],
+    /// The 64-bit halves (low, high) of `I128` values built or split in this block.
+    pub split: HashMap<Value, [Value; 2]>,
+    /// The low 64 bits (`I64`) of other `I128` values built in this block.
+    pub low: HashMap<Value, Value>,
 }
 
 /// An integer type of `bytes` bytes (1, 2, 4, 8, 16; anything else is treated as 8).
@@ -93,13 +101,25 @@ pub(crate) fn is_high_byte(reg: Register) -> bool {
 
 impl Lifter {
     pub fn new(addr: u64) -> Lifter {
-        Lifter { b: Block::new(addr), flags: None, extra: Vec::new(), rdx: RdxKnown::Nothing, live_after: bits::ARITH, addr_cache: None, fcmp: None }
+        Lifter {
+            b: Block::new(addr),
+            flags: None,
+            extra: Vec::new(),
+            rdx: RdxKnown::Nothing,
+            live_after: bits::ARITH,
+            addr_cache: None,
+            fcmp: None,
+            xmm_vals: [None; 16],
+            split: HashMap::new(),
+            low: HashMap::new(),
+        }
     }
 
     pub fn push(&mut self, op: Op) -> Value {
         if matches!(op, Op::Helper(..)) {
-            // Helpers may write rax/rdx through the state.
+            // Helpers may write rax/rdx and xmm registers through the state.
             self.rdx = RdxKnown::Nothing;
+            self.xmm_vals = [None; 16];
         }
         self.b.push(op)
     }
@@ -196,8 +216,19 @@ impl Lifter {
     pub fn zext(&mut self, v: Value, to: Type) -> Value {
         let from = self.ty(v);
         if from == to {
-            v
-        } else if from.bits() < to.bits() {
+            return v;
+        }
+        // An extension keeps the low bits of the extended value: convert that one instead.
+        if let Some(Op::Conv(ConvOp::Zext, _, x)) = self.def(v) {
+            let x = *x;
+            return self.zext(x, to);
+        }
+        if from == Type::I128 && to.bits() <= 64 {
+            if let Some(lo) = self.split.get(&v).map(|h| h[0]).or_else(|| self.low.get(&v).copied()) {
+                return self.zext(lo, to);
+            }
+        }
+        if from.bits() < to.bits() {
             self.push(Op::Conv(ConvOp::Zext, to, v))
         } else {
             self.push(Op::Conv(ConvOp::Trunc, to, v))
@@ -219,6 +250,12 @@ impl Lifter {
     pub fn bitcast(&mut self, v: Value, to: Type) -> Value {
         if self.ty(v) == to {
             return v;
+        }
+        if let Some(Op::Conv(ConvOp::Bitcast, _, x)) = self.def(v) {
+            let x = *x;
+            if self.ty(x) == to {
+                return x;
+            }
         }
         self.push(Op::Conv(ConvOp::Bitcast, to, v))
     }
@@ -295,11 +332,37 @@ impl Lifter {
     }
 
     pub fn xmm(&mut self, i: u8) -> Value {
-        self.get(xmm_loc(i))
+        let k = usize::from(i & 15);
+        if let Some(v) = self.xmm_vals[k] {
+            return v;
+        }
+        let v = self.get(xmm_loc(i));
+        self.xmm_vals[k] = Some(v);
+        v
     }
 
     pub fn set_xmm(&mut self, i: u8, v: Value) {
         self.set(xmm_loc(i), v);
+        self.xmm_vals[usize::from(i & 15)] = Some(v);
+    }
+
+    /// Forget values cached for instructions that were removed from the block (from
+    /// instruction index `mark` on).
+    pub fn truncate(&mut self, mark: usize) {
+        self.b.insts.truncate(mark);
+        let gone = |v: &Value| v.0 as usize >= mark;
+        for x in &mut self.xmm_vals {
+            if x.as_ref().is_some_and(gone) {
+                *x = None;
+            }
+        }
+        self.split.retain(|k, h| !gone(k) && !h.iter().any(gone));
+        self.low.retain(|k, x| !gone(k) && !gone(x));
+    }
+
+    /// The defining op of `v` in this block.
+    pub fn def(&self, v: Value) -> Option<&Op> {
+        self.b.insts.get(v.0 as usize).map(|i| &i.op)
     }
 
     // ---- memory operands ----

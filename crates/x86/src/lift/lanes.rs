@@ -38,18 +38,46 @@ fn high(w: u32) -> u64 {
 
 /// The two 64-bit halves (low, high) of an `I128`.
 pub(crate) fn halves(l: &mut Lifter, v: Value) -> [Value; 2] {
-    let lo = l.zext(v, Type::I64);
-    let s = l.bin_imm(BinOp::LShr, v, 64);
-    let hi = l.zext(s, Type::I64);
-    [lo, hi]
+    if let Some(h) = l.split.get(&v) {
+        return *h;
+    }
+    let h = match l.def(v) {
+        Some(Op::Const { bits, .. }) => {
+            let b = *bits;
+            [l.c64(b as u64), l.c64((b >> 64) as u64)]
+        }
+        Some(Op::Conv(ConvOp::Zext, _, x)) => {
+            let x = *x;
+            [l.zext(x, Type::I64), l.c64(0)]
+        }
+        _ => {
+            let lo = l.zext(v, Type::I64);
+            let s = l.bin_imm(BinOp::LShr, v, 64);
+            let hi = l.zext(s, Type::I64);
+            [lo, hi]
+        }
+    };
+    l.split.insert(v, h);
+    h
 }
 
 /// The `I128` with halves `lo` and `hi`.
 pub(crate) fn join(l: &mut Lifter, lo: Value, hi: Value) -> Value {
-    let lo = l.zext(lo, Type::I128);
-    let hi = l.zext(hi, Type::I128);
-    let hi = l.bin_imm(BinOp::Shl, hi, 64);
-    l.or(lo, hi)
+    let wide_lo = l.zext(lo, Type::I128);
+    let v = if is_zero(l, hi) {
+        wide_lo
+    } else {
+        let h = l.zext(hi, Type::I128);
+        let h = l.bin_imm(BinOp::Shl, h, 64);
+        l.or(wide_lo, h)
+    };
+    l.split.insert(v, [lo, hi]);
+    v
+}
+
+/// Whether `v` is a zero constant.
+fn is_zero(l: &Lifter, v: Value) -> bool {
+    matches!(l.def(v), Some(Op::Const { bits: 0, .. }))
 }
 
 /// Apply `f` to the corresponding halves of `a` and `b` and join the results.

@@ -131,7 +131,7 @@ fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
                 }
             }
             Err(int::Unsupported(why)) => {
-                l.b.insts.truncate(mark);
+                l.truncate(mark);
                 l.extra.truncate(extra_mark);
                 let feats = ins.cpuid_features();
                 let feats = if feats.is_empty() {

@@ -77,8 +77,32 @@ fn merge_low(l: &mut Lifter, old: Value, f: Value) -> Value {
     let (ity, m) = if fty == Type::F64 || fty == Type::I64 { (Type::I64, LO64) } else { (Type::I32, LO32) };
     let bitsv = l.bitcast(f, ity);
     let w = l.zext(bitsv, Type::I128);
+    if upper_zero(l, old, ity.bits()) {
+        // Nothing to keep above the lane (a value loaded by movsd/movss, or zeroed).
+        return w;
+    }
     let kept = l.bin_imm(BinOp::And, old, !m);
-    l.or(kept, w)
+    let v = l.or(kept, w);
+    if ity == Type::I64 {
+        match l.split.get(&old).map(|h| h[1]) {
+            Some(hi) => {
+                l.split.insert(v, [bitsv, hi]);
+            }
+            None => {
+                l.low.insert(v, bitsv);
+            }
+        }
+    }
+    v
+}
+
+/// Whether the bits of the `I128` value `v` from bit `from` up are known to be zero.
+fn upper_zero(l: &Lifter, v: Value, from: u32) -> bool {
+    match l.def(v) {
+        Some(Op::Conv(ConvOp::Zext, _, x)) => l.ty(*x).bits() <= from,
+        Some(Op::Const { bits, .. }) => bits >> from == 0,
+        _ => false,
+    }
 }
 
 fn helper(l: &mut Lifter, op: SseOp, dst: u8, imm: u32, src: Value) -> Value {
