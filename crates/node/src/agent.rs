@@ -17,6 +17,7 @@ use crate::frame::Frame;
 use crate::isa;
 use crate::paths::{self, PathError, RelPath};
 use crate::recode::{self, RunAs};
+use hcontainer_recode::notify;
 use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
 
 /// Bounds on what one client may send.
@@ -493,7 +494,7 @@ fn restore(
     opts.shell_job = shell_job;
     opts.tcp_established = tcp_established;
     let start = Instant::now();
-    let outcome = criu.restore(&opts).map_err(|e| JobError::Refused(e.to_string()))?;
+    let outcome = criu.restore(&opts).map_err(|e| restore_failed(shared, j, &restore_dir, e))?;
     times.restore_us = micros(start.elapsed());
     let pid = outcome.pid;
     if pid == 0 {
@@ -501,6 +502,12 @@ fn restore(
     }
     let mode = isa::process_mode(pid).to_string();
     j.restored = Some((pid, mode.clone()));
+    if mode == "translated" {
+        // Threads dumped parked at a migration point wait for the resume signal.
+        if let Ok(pids) = notify::tree(pid) {
+            notify::resume_translated(&pids);
+        }
+    }
     if !is_running(pid) {
         return Err(JobError::Refused(format!("restored pid {pid} exited at once")));
     }
@@ -512,4 +519,22 @@ fn restore(
         recoded_to: target.map(|t| t.to_string()),
         times,
     })
+}
+
+/// The error of a failed restore, with CRIU's log kept under `<work>/failed/` (the job's
+/// folder goes) and a hint for the usual cause on a single machine.
+fn restore_failed(shared: &Shared, j: &Job, dir: &Path, e: hcontainer_criu::CriuError) -> JobError {
+    let mut msg = e.to_string();
+    let failed = shared.config.work.join("failed");
+    let kept = failed.join(format!("{}-restore.log", j.name));
+    if std::fs::create_dir_all(&failed).is_ok() && std::fs::copy(dir.join("restore.log"), &kept).is_ok() {
+        msg.push_str(&format!("\n  log kept at {}", kept.display()));
+    }
+    if msg.contains("Can't fork for") {
+        msg.push_str(
+            "\n  (a pid of the dumped tree is in use on this node: within one machine, run the program \
+             in its own pid namespace, e.g. `unshare --pid --fork setsid PROG`)",
+        );
+    }
+    JobError::Refused(msg)
 }

@@ -9,13 +9,9 @@ pub fn host_isa() -> &'static str {
 /// Whether a running process executes a translation made by hcontainer (its executable
 /// carries the `.hcontainer.meta` section) — `translated` — or its own code — `native`.
 pub fn process_mode(pid: u32) -> &'static str {
-    let Ok(data) = std::fs::read(format!("/proc/{pid}/exe")) else {
-        return "unknown";
-    };
-    let needle = b".hcontainer.meta";
-    if data.windows(needle.len()).any(|w| w == needle) {
-        "translated"
-    } else {
-        "native"
+    match hcontainer_recode::notify::read_meta(std::path::Path::new(&format!("/proc/{pid}/exe"))) {
+        Ok(Some(_)) => "translated",
+        Ok(None) => "native",
+        Err(_) => "unknown",
     }
 }

@@ -13,6 +13,9 @@ use crate::client::{self, Client, ClientError};
 use crate::delta::{self, DeltaError};
 use crate::dump::{self, DumpError, Round, RoundKind};
 use crate::recode::{self, RecodeError, RunAs};
+use hcontainer_recode::notify::{self, NativeOptions};
+use hcontainer_recode::store::Store;
+use hcontainer_recode::{Kind, Target};
 
 /// Where recode runs when the destination needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +95,12 @@ pub enum MigrateError {
     /// Recode at the origin failed.
     #[error(transparent)]
     Recode(#[from] RecodeError),
+    /// Notify failed (the process runs on).
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
+    /// The dumped images could not be fixed up.
+    #[error(transparent)]
+    Images(#[from] hcontainer_criu::CriuError),
     /// Local file system trouble.
     #[error("{}: {source}", path.display())]
     Io {
@@ -206,18 +215,52 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
     }
 }
 
-/// The source after the final dump: stopped. Resumed on drop unless the hop committed.
-struct StoppedSource {
-    pid: u32,
-    committed: bool,
+/// How the source is held after the final dump.
+enum Held {
+    /// Still running (before the final dump).
+    Running,
+    /// Left stopped by CRIU (`--leave-stopped`).
+    Stopped,
+    /// Held at migration points by notify.
+    Notified(notify::Kind, Vec<u32>),
 }
 
-impl Drop for StoppedSource {
-    fn drop(&mut self) {
-        if !self.committed {
-            signal(self.pid, rustix::process::Signal::CONT);
+/// The source process: let go on drop unless the hop committed, ended by [`Source::end`].
+struct Source {
+    pid: u32,
+    held: Held,
+}
+
+impl Source {
+    fn end(mut self) {
+        match std::mem::replace(&mut self.held, Held::Running) {
+            Held::Running => {}
+            Held::Stopped => signal(self.pid, rustix::process::Signal::KILL),
+            Held::Notified(_, pids) => {
+                notify::kill(&pids, Duration::from_secs(5));
+            }
         }
     }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        match &self.held {
+            Held::Running => {}
+            Held::Stopped => signal(self.pid, rustix::process::Signal::CONT),
+            Held::Notified(kind, pids) => notify::resume(*kind, pids),
+        }
+    }
+}
+
+/// What the live process `pid` runs: the native program or a translation (its executable
+/// carries hcontainer's metadata).
+fn live_kind(pid: u32) -> Result<Kind, MigrateError> {
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    Ok(match notify::read_meta(&exe)? {
+        Some(meta) => Kind::Translated(meta.header.host_isa),
+        None => Kind::Native,
+    })
 }
 
 /// Removes the local images folder on drop unless told to keep it.
@@ -320,38 +363,56 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
     }
     let pre_copy_us = micros(pre_start.elapsed());
 
-    // Final dump: from here the source is stopped until the hop commits or fails.
+    // The destination needs another form of the program: every thread must first be at a
+    // migration point (notify), and stays held there through the final dump.
+    let live = live_kind(opts.pid)?;
+    let live_target = recode::plan(&live, &client.isa, opts.run_as)?;
+
+    // Final dump: from here the source is held until the hop commits or fails.
     progress.stage("final dump");
     let last_pre = (opts.pre_dumps > 0).then(|| format!("../pre-{}", opts.pre_dumps));
     let mut final_round = RoundReport { name: "final".into(), ..RoundReport::default() };
     let freeze = Instant::now();
     let final_dir = dir.join("final");
-    let notify_us = 0;
-    let mut source = None;
-    let final_result = (|| -> Result<(), MigrateError> {
-        if tracking || opts.pre_dumps == 0 {
-            let s = dump::run_round(&criu, &round(RoundKind::Final, final_dir.clone(), last_pre.clone()))?;
-            source = Some(StoppedSource { pid: opts.pid, committed: false });
-            (final_round.dump_us, final_round.frozen_us, final_round.dumped_page_bytes) =
-                (micros(s.elapsed), s.frozen_us, s.page_bytes);
-        } else {
-            let full = dir.join("final.full");
-            let s = dump::run_round(&criu, &round(RoundKind::Final, full.clone(), None))?;
-            source = Some(StoppedSource { pid: opts.pid, committed: false });
-            (final_round.dump_us, final_round.frozen_us, final_round.dumped_page_bytes) =
-                (micros(s.elapsed), s.frozen_us, s.page_bytes);
-            let t = Instant::now();
-            if let (Some(prev), Some(link)) = (&prev_full, &last_pre) {
-                delta::make_delta(prev, &full, &final_dir, link)?;
-            }
-            final_round.delta_us = micros(t.elapsed());
+    let mut notify_us = 0;
+    let mut source = Source { pid: opts.pid, held: Held::Running };
+    if let Some(target) = live_target {
+        progress.stage(&format!("notify pid {}", opts.pid));
+        let store = Store::open(opts.store.as_deref()).map_err(RecodeError::from)?;
+        let prefer = match target {
+            Target::Translated(isa) => Some(isa.name()),
+            Target::Native => None,
+        };
+        let procs = notify::classify_tree(opts.pid, &store, prefer)?;
+        let kind = procs.first().map(|p| p.kind).unwrap_or(notify::Kind::Native);
+        let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+        let t = Instant::now();
+        notify::notify(&procs, NativeOptions::default())?;
+        notify_us = micros(t.elapsed());
+        source.held = Held::Notified(kind, pids);
+        progress.stage("final dump");
+    }
+    let notified_native = matches!(source.held, Held::Notified(notify::Kind::Native, _));
+    let final_kind = if live_target.is_some() { RoundKind::RunningDump } else { RoundKind::Final };
+    let dump_dir = if tracking || opts.pre_dumps == 0 { final_dir.clone() } else { dir.join("final.full") };
+    let prev = if tracking { last_pre.clone() } else { None };
+    let s = dump::run_round(&criu, &round(final_kind, dump_dir.clone(), prev))?;
+    if final_kind == RoundKind::Final {
+        source.held = Held::Stopped;
+    }
+    (final_round.dump_us, final_round.frozen_us, final_round.dumped_page_bytes) =
+        (micros(s.elapsed), s.frozen_us, s.page_bytes);
+    if notified_native {
+        // The group stop that held the threads is not part of the program's state.
+        hcontainer_criu::mark_stopped_alive(&dump_dir)?;
+    }
+    if dump_dir != final_dir {
+        let t = Instant::now();
+        if let (Some(prev), Some(link)) = (&prev_full, &last_pre) {
+            delta::make_delta(prev, &dump_dir, &final_dir, link)?;
         }
-        Ok(())
-    })();
-    final_result?;
-    let Some(mut source) = source else {
-        return Err(DumpError::NoSuchProcess(opts.pid).into());
-    };
+        final_round.delta_us = micros(t.elapsed());
+    }
 
     // Recode where asked.
     let kind = recode::kind(&final_dir)?;
@@ -386,9 +447,7 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
         recoded_to = Some(to.clone());
     }
     client.commit()?;
-    source.committed = true;
-    signal(opts.pid, rustix::process::Signal::KILL);
-    drop(source);
+    source.end();
     drop(session);
 
     Ok(MigrationReport {

@@ -193,18 +193,22 @@ fn native_counter_moves_to_its_translation_via_the_agents() {
         assert_eq!(report.recoded_to.as_deref(), Some("x86_64"));
         assert_eq!(report.image, "native");
         assert!(report.timings.recode_us > 0);
+        assert!(report.timings.notify_us > 0, "the native thread was brought to a migration point");
         let pid = report.dest_pid;
         let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link");
         assert_eq!(exe_link, stored);
         let n = numbers(&out);
         wait_for("translated output", Duration::from_secs(10), || numbers(&out) >= n + 10);
 
-        // The translated process moves on to agent b as it is (same ISA, no recode).
+        // The translated process moves on to agent b as it is (same ISA, no recode, no
+        // notify).
         let report2 = migrate(&options(pid, &b, &d.path().join("w")), &mut hcontainer_node::migrate::Quiet)
             .expect("migrate translated → b");
+        eprintln!("{}", report2.to_text());
+        assert_eq!(report2.image, "translated-x86_64");
         assert_eq!(report2.dest_mode, "translated");
         assert_eq!(report2.recoded_at, None);
-        assert_eq!(report2.image, "translated-x86_64");
+        assert_eq!(report2.timings.notify_us, 0);
         let n = numbers(&out);
         wait_for("output on b", Duration::from_secs(10), || numbers(&out) >= n + 10);
         assert!(!is_running(pid));
