@@ -4,6 +4,7 @@
 //! time against native and QEMU, instruction counts on arm64).
 
 mod bench;
+mod bench_migrate;
 // The arm64 installation (`ensure_arch`) serves the arm64 node, not yet a command here.
 #[allow(dead_code)]
 mod criu_setup;
@@ -34,6 +35,8 @@ enum Command {
     /// Time native, translated and QEMU runs of the benchmark programs; count arm64
     /// instructions of translated and natively compiled code.
     Bench(bench::Args),
+    /// Latency a migration checkpoint (notify + recode) adds, by thread count and resident size.
+    BenchMigrate(bench_migrate::Args),
     /// The emulated arm64 node: `vm build`, `vm boot`, `vm run -- CMD…`.
     Vm(vm::Args),
 }
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Test => test(),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args).map(|_| true),
+        Command::BenchMigrate(args) => bench_migrate::run(&args).map(|_| true),
         Command::Vm(args) => vm::run(&args),
     };
     match result {
