@@ -262,9 +262,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn threads_reach_migration_points_and_restore_natively() {
-    let d = fresh("threads");
+/// Runs [`THREADS`] uninterrupted, then again with a checkpoint and restore for each target
+/// of `hops` in turn (the first while its threads compute and one waits in `read`), and
+/// compares the results.
+fn threads_case(name: &str, hops: &[&str]) {
+    let d = fresh(name);
     let store = d.join("store");
     let exe = musl(&d, "threads", THREADS, &[]);
     let translated = translate(&exe, &store);
@@ -281,42 +283,65 @@ fn threads_reach_migration_points_and_restore_natively() {
     let expected = read(&reference);
     assert!(expected.contains("read: hello") && expected.lines().count() == 6, "{expected}");
 
-    // The same program, checkpointed while its threads compute and one waits in read.
     let out = d.join("out.txt");
-    let mut child = start(&exe, &[&out, &fifo]);
-    let pid = pid_of(&child, &exe);
+    let child = start(&exe, &[&out, &fifo]);
+    let mut pid = pid_of(&child, &exe);
     wait_for(Duration::from_secs(10), "six threads", || notify::threads(pid).map(|t| t.len()).ok() == Some(6));
     wait_for(Duration::from_secs(10), "the output file", || read(&out).starts_with("start"));
-    let images = d.join("images");
-    let o = checkpoint(pid, &images, "native", &store, &[]);
-    assert!(o.status.success(), "checkpoint: {}", stderr(&o));
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("notify: 6 threads at migration points"), "{text}");
-    let _ = child.wait();
-    assert!(!running(pid), "the source was not ended");
-    no_scratch_left(&images);
+    // Reap the source as soon as the checkpoint ends it (the restore needs its pid).
+    let reaper = std::thread::spawn(move || { let mut child = child; child.wait() });
+    let mut from = "native";
+    for (i, to) in hops.iter().enumerate() {
+        let images = d.join(format!("images-{i}-{to}"));
+        let o = checkpoint(pid, &images, to, &store, &[]);
+        assert!(o.status.success(), "checkpoint {from} -> {to}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("notify: 6 threads at migration points"), "hop {i} {from} -> {to}: {text}");
+        wait_for(Duration::from_secs(10), "the source to end", || !running(pid));
+        no_scratch_left(&images);
+        let timings: serde_json::Value =
+            serde_json::from_str(&read(&images.join("hcontainer-timings-dump.json"))).expect("timings JSON");
+        assert_eq!(timings["threads"], 6, "{timings}");
+        assert!(timings["notify_us"].as_u64().is_some() && timings["rss_kib"].as_u64().is_some(), "{timings}");
+        assert_eq!(timings["recode_us"].as_u64().is_some(), *to != from, "{timings}");
 
-    let ips = dumped_ips(&images);
-    assert_eq!(ips.len(), 6, "{ips:?}");
-    for (name, ip) in &ips {
-        assert!(meta.is_point(*ip), "{name}: rip {ip:#x} is no migration point of {}", translated.display());
+        if from == "native" {
+            // The native dump: in the directory itself, or kept inside as the recoded images'
+            // parent.
+            let dump = if *to == "native" { images.clone() } else { images.join("native") };
+            let ips = dumped_ips(&dump);
+            assert_eq!(ips.len(), 6, "{ips:?}");
+            for (name, ip) in &ips {
+                assert!(meta.is_point(*ip), "{name}: rip {ip:#x} is no migration point of {}", translated.display());
+            }
+            let main = ImageFile::read(&dump.join(format!("core-{pid}.img")))
+                .expect("main core")
+                .decode_all::<pb::CoreEntry>()
+                .expect("decode");
+            assert_eq!(main[0].tc.as_ref().map(|tc| tc.task_state), Some(1), "the task is recorded alive");
+        }
+        assert_eq!(read(&out), "start\n", "the results came before the last restore");
+        pid = restore(&images);
+        from = to;
+        // Let the restored process compute a little before the next hop.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(running(pid), "the process restored for {to} is not running");
     }
-    let main = ImageFile::read(&images.join(format!("core-{pid}.img")))
-        .expect("main core")
-        .decode_all::<pb::CoreEntry>()
-        .expect("decode");
-    assert_eq!(main[0].tc.as_ref().map(|tc| tc.task_state), Some(1), "the task is recorded alive");
-    let timings: serde_json::Value =
-        serde_json::from_str(&read(&images.join("hcontainer-timings-dump.json"))).expect("timings JSON");
-    assert_eq!(timings["threads"], 6, "{timings}");
-    assert!(timings["notify_us"].as_u64().is_some() && timings["rss_kib"].as_u64().is_some(), "{timings}");
-
-    assert_eq!(read(&out), "start\n", "the results came before the restore");
-    let restored = restore(&images);
     std::fs::write(&fifo, "hello\n").expect("write fifo");
     wait_for(Duration::from_secs(120), "the restored run to finish", || read(&out).contains("read:"));
-    wait_for(Duration::from_secs(10), "the restored process to exit", || !running(restored));
+    wait_for(Duration::from_secs(10), "the restored process to exit", || !running(pid));
     assert_eq!(read(&out), expected);
+    assert!(reaper.join().is_ok());
+}
+
+#[test]
+fn threads_reach_migration_points_and_restore_natively() {
+    threads_case("threads-native", &["native"]);
+}
+
+#[test]
+fn threads_go_native_to_x86_64_and_back() {
+    threads_case("threads-x86_64", &["x86_64", "native"]);
 }
 
 #[test]
@@ -326,13 +351,14 @@ fn native_counter_continues_as_its_x86_64_translation() {
     let exe = musl(&d, "counter", COUNTER, &["-DSEED=0"]);
     let translated = translate(&exe, &store);
     let out = d.join("out.txt");
-    let mut child = start(&exe, &[&out]);
+    let child = start(&exe, &[&out]);
     let pid = pid_of(&child, &exe);
     wait_for(Duration::from_secs(10), "some counting", || lines(&out) > 5);
     let images = d.join("images");
+    let reaper = std::thread::spawn(move || { let mut child = child; child.wait() });
     let o = checkpoint(pid, &images, "x86_64", &store, &[]);
     assert!(o.status.success(), "checkpoint: {}", stderr(&o));
-    let _ = child.wait();
+    assert!(reaper.join().is_ok());
     no_scratch_left(&images);
     // The native dump is kept inside, as the CRIU parent of the recoded images.
     assert_eq!(std::fs::read_link(images.join("parent")).expect("parent link"), Path::new("native"));
@@ -345,7 +371,7 @@ fn native_counter_continues_as_its_x86_64_translation() {
     let restored = restore(&images);
     wait_for(Duration::from_secs(20), "counting after the restore", || lines(&out) >= before + 10);
     let exe_link = std::fs::read_link(format!("/proc/{restored}/exe"));
-    notify::kill(&[restored]);
+    notify::kill(&[restored], Duration::from_secs(5));
     let stored = store.join(hcontainer_recode::store::sha256_file(&exe).expect("hash")).join("x86_64");
     assert_eq!(exe_link.expect("exe link"), std::fs::canonicalize(&stored).expect("stored path"));
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).expect("size");
@@ -380,7 +406,7 @@ fn unreachable_migration_point_fails_and_the_program_runs_on() {
     assert!(running(pid), "the program was not left running");
     let n = lines(&out);
     wait_for(Duration::from_secs(10), "the program to go on counting", || lines(&out) > n + 3);
-    notify::kill(&[pid]);
+    let _ = child.kill();
     let _ = child.wait();
 }
 
@@ -404,7 +430,7 @@ fn binary_without_translation_fails_clearly_and_runs_on() {
     assert!(running(pid));
     let n = lines(&out);
     wait_for(Duration::from_secs(10), "the program to go on counting", || lines(&out) > n + 3);
-    notify::kill(&[pid]);
+    let _ = child.kill();
     let _ = child.wait();
     let seen: BTreeSet<u64> = read(&out).lines().filter_map(|l| l.parse().ok()).collect();
     assert!(seen.contains(&7));

@@ -644,11 +644,23 @@ pub fn notify_native(procs: &[Process], opts: NativeOptions) -> Result<Notified,
     Ok(out)
 }
 
-/// Ends every process of `pids` (SIGKILL), children first.
-pub fn kill(pids: &[u32]) {
+/// Ends every process of `pids` (SIGKILL), children first, and waits up to `timeout` until
+/// their parents have reaped them: a restore that reuses their pids fails while they exist.
+/// Returns false when some were still there at the end.
+pub fn kill(pids: &[u32], timeout: Duration) -> bool {
     for &pid in pids.iter().rev() {
         // SAFETY: kill(2) with integer arguments touches no memory.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let start = Instant::now();
+    loop {
+        if pids.iter().all(|&p| !Path::new(&format!("/proc/{p}")).exists()) {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -212,7 +212,9 @@ fn migration_checkpoint(criu: &Criu, args: &Args, to: To) -> anyhow::Result<(Tim
     if args.leave_running {
         notify::resume(kind, &pids);
     } else {
-        notify::kill(&pids);
+        if !notify::kill(&pids, Duration::from_secs(10)) {
+            eprintln!("hcontainer: warning: pid {} was killed but is not reaped yet: a restore on this machine may find its pid taken", args.pid);
+        }
     }
     Ok((timings, notified))
 }
