@@ -507,9 +507,10 @@ impl MigrationReport {
             let mb = |b: u64| b as f64 / 1e6;
             let rate = if r.transfer_us > 0 { r.sent_bytes as f64 / r.transfer_us as f64 } else { 0.0 };
             s.push_str(&format!(
-                "    {:<8} dump {:>9.1} ms, pages {:>8.2} MB dumped, {:>8.2} MB sent; {:>8.2} MB on the wire in {:>8.1} ms ({:.1} MB/s)\n",
+                "    {:<8} dump {:>9.1} ms, delta {:>7.1} ms, pages {:>8.2} MB dumped, {:>8.2} MB sent; {:>8.2} MB on the wire in {:>8.1} ms ({:.1} MB/s)\n",
                 r.name,
                 r.dump_us as f64 / 1000.0,
+                r.delta_us as f64 / 1000.0,
                 mb(r.dumped_page_bytes),
                 mb(r.sent_page_bytes),
                 mb(r.wire_bytes),
