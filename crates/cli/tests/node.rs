@@ -64,6 +64,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2` without address
+/// randomization.
+const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2""#;
+
 /// The agent's port inside the node.
 const AGENT_PORT: u16 = 7070;
 
@@ -372,9 +376,10 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     );
 
     // The native program here, without address randomization (the layout its translation
-    // keeps), in a session of its own.
+    // keeps), in a session of its own, with no descriptors but 0-2 and its own: whatever the
+    // test runner leaves open (CLOEXEC or not) is not part of the program.
     let mut child = Command::new("setsid")
-        .args(["setarch", "x86_64", "-R"])
+        .args(["bash", "-c", CLEAN_EXEC, "migcounter"])
         .arg(&exe)
         .arg(&out_file)
         .current_dir(&work)
