@@ -330,6 +330,53 @@ fn enter_resume(core: &mut CoreEntry, isa: HostIsa, resume: u64, record: u64) {
     }
 }
 
+/// The mapping `v` of the source executable as mappings of the target executable `dst`
+/// (file id `exe_id`): each piece inside the file part of one of its guest segments maps the
+/// file there, the rest is zero-fill. The source may have one mapping where the target has
+/// several (a translation stores the guest segments back to back, so the kernel merges the
+/// mappings of neighbouring segments with equal protection) or the reverse.
+fn retarget(v: &VmaEntry, dst: &Exe, exe_id: u32) -> Result<Vec<VmaEntry>, RecodeError> {
+    let mut out = Vec::new();
+    let mut a = v.start;
+    while a < v.end {
+        // The last segment whose file pages hold `a` (a later segment maps over a shared page).
+        let seg = dst.guest.iter().filter(|s| s.file_offset_of(a).is_some()).max_by_key(|s| s.vaddr);
+        let next_start = dst.guest.iter().map(|s| page_down(s.vaddr)).filter(|&x| x > a).min().unwrap_or(u64::MAX);
+        let mut piece = v.clone();
+        piece.start = a;
+        match seg {
+            Some(s) => {
+                piece.end = v.end.min(page_up(s.vaddr + s.filesz)).min(next_start);
+                piece.pgoff = s.file_offset_of(a).unwrap_or(0);
+                piece.shmid = u64::from(exe_id);
+            }
+            None => {
+                piece = anon(a, v.end.min(next_start), v.prot, v.flags & MAP_NORESERVE);
+                piece.madv = v.madv;
+            }
+        }
+        if piece.end <= a {
+            return Err(RecodeError::Unsupported(format!(
+                "the mapping {:#x}-{:#x} of the executable cannot be laid over the guest segments of {}",
+                v.start,
+                v.end,
+                dst.path.display()
+            )));
+        }
+        a = piece.end;
+        out.push(piece);
+    }
+    if !out.iter().any(|p| p.shmid == u64::from(exe_id)) {
+        return Err(RecodeError::Unsupported(format!(
+            "the mapping {:#x}-{:#x} of the executable is no guest segment of {}",
+            v.start,
+            v.end,
+            dst.path.display()
+        )));
+    }
+    Ok(out)
+}
+
 /// The guest signal table of the runtime (65 × handler, flags, restorer, mask) at `addr`.
 fn read_actions(pages: &Pages, addr: u64) -> Result<Vec<[u64; 4]>, RecodeError> {
     let len = 65 * 32;
@@ -621,32 +668,17 @@ pub(crate) fn convert(
     let cross = src_isa != new_isa;
     let mut dropped: Vec<(u64, u64)> = Vec::new();
     let mut kept = Vec::new();
-    for mut v in std::mem::take(&mut mm.vmas) {
+    for v in std::mem::take(&mut mm.vmas) {
         let special = v.status & (vma_status::VDSO | vma_status::VVAR | vma_status::VSYSCALL) != 0;
         if layout::is_runtime_addr(v.start) || (cross && special) {
             dropped.push((v.start, v.end));
             continue;
         }
         if v.shmid == u64::from(src_exe_id) && v.status & (vma_status::FILE_PRIVATE | vma_status::FILE_SHARED) != 0 {
-            let seg = dst.guest_segment_at(v.start).ok_or_else(|| {
-                RecodeError::Unsupported(format!(
-                    "the mapping {:#x}-{:#x} of the executable is no guest segment of {}",
-                    v.start,
-                    v.end,
-                    dst.path.display()
-                ))
-            })?;
-            if v.end > page_up(seg.vaddr + seg.filesz) {
-                return Err(RecodeError::Unsupported(format!(
-                    "the mapping {:#x}-{:#x} of the executable extends past the guest segment at {:#x} of {}",
-                    v.start,
-                    v.end,
-                    seg.vaddr,
-                    dst.path.display()
-                )));
-            }
-            v.pgoff = seg.file_offset_of(v.start).unwrap_or(0);
-            v.shmid = u64::from(exe_id);
+            let pieces = retarget(&v, dst, exe_id)?;
+            report.vmas_added += pieces.len() - 1;
+            kept.extend(pieces);
+            continue;
         }
         kept.push(v);
     }
@@ -710,7 +742,7 @@ pub(crate) fn convert(
             mm.mm_end_data = d.vaddr + d.filesz;
         }
     }
-    report.vmas_added = added.len();
+    report.vmas_added += added.len();
     kept.extend(added);
     kept.sort_by_key(|v| v.start);
     mm.vmas = kept;

@@ -7,7 +7,9 @@
 //!   from `cpuid`; on a machine with AVX-512 it picks EVEX routines that the translated side
 //!   neither reports (its `cpuid` is a baseline x86-64) nor necessarily lifts. glibc's
 //!   `glibc.cpu.hwcaps` tunable masks features before that choice: [`GLIBC_HWCAPS_MASK`]
-//!   masks everything above the baseline.
+//!   masks everything above the baseline, and the "preferred" flag `AVX_Fast_Unaligned_Load`
+//!   that glibc derives from AVX2 before the mask applies (it alone selects the AVX
+//!   `memmove`/`memcpy`).
 //! * Addresses must be the translated layout's: address randomization off
 //!   (`personality(ADDR_NO_RANDOMIZE)`), which puts a PIE with an interpreter at
 //!   [`hcontainer_abi::layout::PIE_GUEST_BASE`]. Linux loads an `ET_DYN` executable without
@@ -25,7 +27,8 @@ use object::{elf, Endianness};
 /// `glibc.cpu.hwcaps` value masking every CPU feature above the baseline x86-64 that the
 /// translated side's `cpuid` reports (`hcontainer_semantics::cpuid`).
 pub const GLIBC_HWCAPS_MASK: &str = "-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512ER,-AVX512PF,-AVX512VL,\
--AVX2,-AVX,-FMA,-FMA4,-F16C,-BMI1,-BMI2,-LZCNT,-MOVBE,-POPCNT,-SSE4_1,-SSE4_2,-SSSE3,-RTM,-XSAVEC,-ERMS";
+-AVX2,-AVX,-FMA,-FMA4,-F16C,-BMI1,-BMI2,-LZCNT,-MOVBE,-POPCNT,-SSE4_1,-SSE4_2,-SSSE3,-RTM,-XSAVEC,-ERMS,\
+-AVX_Fast_Unaligned_Load";
 
 /// `ADDR_NO_RANDOMIZE` of `personality(2)`.
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
