@@ -41,6 +41,34 @@
 //!
 //! Compatibility: the version changes whenever a message or frame changes meaning; a new
 //! optional field in a JSON message (defaulted when absent) is compatible and keeps it.
+//!
+//! # A hop, source side ([`migrate()`])
+//!
+//! 1. Connect and present the token (a refusal touches nothing).
+//! 2. Pre-copy rounds ([`dump`]): CRIU pre-dumps with `--track-mem` where the kernel tracks
+//!    dirty pages; elsewhere (no soft-dirty: this kernel, every arm64 kernel) full dumps with
+//!    `--leave-running` turned into incremental images by page content ([`delta`]). Each
+//!    round is streamed while the process runs.
+//! 3. When the destination will run another form of the program ([`recode::plan`]), notify
+//!    brings every thread to a migration point and holds it there.
+//! 4. The final dump leaves the source stopped (or held by notify), never killed.
+//! 5. Recode at the origin or on the destination ([`RecodeAt`]), transfer, restore.
+//! 6. `Commit`, then the source is killed; any failure before resumes it.
+//!
+//! Downtime is measured on the source's clock from the start of step 3 (or 4) to the
+//! agent's `Restored`.
+//!
+//! # What a destination needs
+//!
+//! As for any CRIU restore, the files the process has open or mapped must exist at the same
+//! paths on the destination (a shared or copied file system, as containers have). For recode
+//! on the destination, the agent's translation store must hold the translation for its ISA
+//! and the original binary must be readable at its path; for recode at the origin, the
+//! translated executable must exist on the destination at the path the origin's store gave
+//! it (both default stores are `~/.cache/hcontainer/store`). CRIU restores a tree with its
+//! original pids, so a migration between two agents of one machine works for programs that
+//! run in their own pid namespace (`unshare --pid --fork setsid PROG`), as containers do; for
+//! others the restore fails with "pid in use" and the source runs on.
 #![deny(missing_docs)]
 
 pub mod agent;

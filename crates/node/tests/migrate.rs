@@ -185,6 +185,8 @@ fn native_counter_moves_to_its_translation_via_the_agents() {
         o.run_as = RunAs::Translated;
         o.recode_at = at;
         o.store = Some(store_dir.clone());
+        // Recode at the destination also goes through a pre-copy chain of images.
+        o.pre_dumps = if at == RecodeAt::Destination { 1 } else { 0 };
         let report = migrate(&o, &mut hcontainer_node::migrate::Quiet).expect("migrate native → translated");
         eprintln!("{}", report.to_text());
         drop(child);
