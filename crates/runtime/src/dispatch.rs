@@ -45,7 +45,8 @@ pub extern "C" fn hc_lookup(guest: u64) -> *const DispatchEntry {
 /// Handle `state.poll` at a migration point (`state.rip`, about to be dispatched): park for
 /// a notify, deliver a pending guest signal; other requests are acknowledged.
 fn handle_poll(state: *mut GuestState) {
-    let rec = thread::record_of(state);
+    // SAFETY: the dispatcher's state is always inside the thread's record.
+    let rec = unsafe { thread::record_of(state) };
     // SAFETY: `state` is this thread's, inside its record; rip is read, nothing is kept.
     let rip = unsafe { (*state).rip };
     if notify::requested(rec) && lookup(rip).is_some() {
@@ -64,7 +65,8 @@ fn handle_poll(state: *mut GuestState) {
 
 /// Start of a guest thread's dispatcher loop on its slot: record the host thread id first.
 pub extern "C" fn run_thread(state: usize) -> ! {
-    let rec = thread::record_of(state as *mut GuestState);
+    // SAFETY: a new thread's state lies in its slot's record (`process::thread`).
+    let rec = unsafe { thread::record_of(state as *mut GuestState) };
     thread::tid_word(rec).store(sys::gettid() as u64, core::sync::atomic::Ordering::Release);
     run_main(state)
 }

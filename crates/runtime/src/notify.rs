@@ -15,7 +15,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use hcontainer_abi::calls::{ResumeRecord, NOTIFY_SIGNAL, RESUME_SIGNAL, THREAD_PARKED, THREAD_RUNNING};
+use hcontainer_abi::calls::{NOTIFY_SIGNAL, RESUME_SIGNAL, THREAD_PARKED, THREAD_RUNNING};
 
 use crate::arch::{self, nr};
 use crate::{sys, thread};
@@ -103,14 +103,14 @@ extern "C" fn on_resume(_sig: i32, _info: usize, _uc: usize) {
 }
 
 /// True when the thread of record `rec` has been asked to park.
-pub fn requested(rec: *mut ResumeRecord) -> bool {
+pub fn requested(rec: thread::Record) -> bool {
     thread::poll_word(rec).load(Ordering::SeqCst) & POLL_NOTIFY != 0
 }
 
 /// Park the thread of record `rec` if a notify asks for it: its guest state (in the record)
 /// must be complete with `state.rip` a migration point. Returns once resumed, with the
 /// request dropped and the status `THREAD_RUNNING`.
-pub fn park(rec: *mut ResumeRecord) {
+pub fn park(rec: thread::Record) {
     let epoch = RESUME_EPOCH.load(Ordering::SeqCst);
     if !requested(rec) {
         return;
@@ -126,7 +126,7 @@ pub fn park(rec: *mut ResumeRecord) {
 }
 
 /// Wait (bounded) while the low 32 bits of `rec.status` equal `val`.
-fn futex_wait(rec: *mut ResumeRecord, val: u32) {
+fn futex_wait(rec: thread::Record, val: u32) {
     let ts = sys::Timespec { sec: 0, nsec: PARK_RECHECK_NS };
     let word = thread::status_word(rec).as_ptr() as usize;
     // SAFETY: the status word is a live, aligned u64 whose low half (little-endian hosts) is
@@ -138,7 +138,7 @@ fn futex_wait(rec: *mut ResumeRecord, val: u32) {
 }
 
 /// Wake the thread waiting on `rec.status`.
-fn futex_wake(rec: *mut ResumeRecord) {
+fn futex_wake(rec: thread::Record) {
     let word = thread::status_word(rec).as_ptr() as usize;
     // SAFETY: waking touches no memory.
     let _ = unsafe { sys::syscall(nr::FUTEX, [word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0]) };

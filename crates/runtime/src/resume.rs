@@ -13,7 +13,6 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use hcontainer_abi::calls::{ResumeRecord, RESUME_MAGIC, THREAD_RUNNING};
 use hcontainer_abi::{layout, GuestState, GUEST_STATE_VERSION};
 
-use crate::arch::nr;
 use crate::{dispatch, eprintln, mem, notify, start::EXIT_STARTUP_FAILED, sys, thread};
 
 const FRESH: u8 = 0;
@@ -64,18 +63,9 @@ pub unsafe fn init_main_record() -> *mut GuestState {
     unsafe { core::ptr::addr_of_mut!((*rec).state) }
 }
 
-/// True when the page at `addr` is mapped.
-fn mapped(addr: u64) -> bool {
-    let mut v = 0u8;
-    // SAFETY: mincore writes one byte for one page into `v`; it fails with ENOMEM when the
-    // page is not mapped.
-    unsafe { sys::syscall(nr::MINCORE, [addr as usize, layout::GUEST_PAGE_SIZE as usize, &mut v as *mut u8 as usize, 0, 0, 0]) }
-        .is_ok()
-}
-
 /// One-time initialization of a runtime whose data came fresh from the executable (a
 /// recoded image): dispatch table check, the program break from the main thread's record.
-fn init_once(rec: *mut ResumeRecord) {
+fn init_once(rec: thread::Record) {
     match INIT.compare_exchange(FRESH, INITIALIZING, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {}
         Err(_) => {
@@ -91,7 +81,7 @@ fn init_once(rec: *mut ResumeRecord) {
     }
     // The break lives in the main thread's record; a thread's own record may carry it too.
     let main = main_record();
-    let src = if mapped(layout::MAIN_RESUME_RECORD) { main } else { rec };
+    let src = if thread::mapped(layout::MAIN_RESUME_RECORD) { main } else { rec.as_ptr() };
     // SAFETY: `src` is a mapped record page (checked, or the caller's own record).
     let (brk_start, brk_cur) = unsafe { ((*src).brk_start, (*src).brk_cur) };
     if brk_start != 0 {
@@ -118,6 +108,9 @@ pub unsafe extern "C" fn resume_rust(rec: *mut ResumeRecord) -> ! {
         );
         sys::exit_group(EXIT_STARTUP_FAILED);
     }
+    let rec_raw = rec;
+    // SAFETY: recode's record page, mapped for the life of the thread.
+    let rec = unsafe { thread::Record::from_raw(rec_raw) };
     init_once(rec);
     let slot = thread::slot_of_record(rec);
     if let Some(i) = slot {
@@ -125,7 +118,7 @@ pub unsafe extern "C" fn resume_rust(rec: *mut ResumeRecord) -> ! {
     }
     // SAFETY: the record's state is this thread's from now on; nothing else writes it.
     unsafe {
-        (*rec).state.runtime = slot.map_or(0, layout::thread_slot_base);
+        (*rec_raw).state.runtime = slot.map_or(0, layout::thread_slot_base);
     }
     thread::tid_word(rec).store(sys::gettid() as u64, Ordering::Release);
     thread::poll_word(rec).store(0, Ordering::SeqCst);
@@ -134,7 +127,5 @@ pub unsafe extern "C" fn resume_rust(rec: *mut ResumeRecord) -> ! {
         eprintln!("hcontainer: cannot install the notify signal handlers: errno {}", e.0);
         sys::exit_group(EXIT_STARTUP_FAILED);
     }
-    // SAFETY: as above.
-    let state = unsafe { core::ptr::addr_of_mut!((*rec).state) };
-    dispatch::run_main(state as usize)
+    dispatch::run_main(rec.state() as usize)
 }

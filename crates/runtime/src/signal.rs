@@ -25,7 +25,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use hcontainer_abi::calls::{NOTIFY_SIGNAL, RESUME_SIGNAL};
 
-use hcontainer_abi::calls::ResumeRecord;
 use hcontainer_abi::{flags, GuestState, Gpr};
 
 use crate::arch::nr;
@@ -162,13 +161,13 @@ fn host_mask() -> u64 {
 }
 
 /// The calling thread's blocked mask as the guest sees it.
-pub fn guest_mask(rec: *mut ResumeRecord) -> u64 {
+pub fn guest_mask(rec: thread::Record) -> u64 {
     (host_mask() & !RESERVED_MASK) | thread::extra(rec).guest_blocked_reserved.load(Ordering::Relaxed)
 }
 
 /// Set the calling thread's blocked mask as the guest asks (the host never blocks the
 /// runtime's signals); a pending guest signal it unblocks is delivered at the next chance.
-pub fn set_guest_mask(rec: *mut ResumeRecord, m: u64) {
+pub fn set_guest_mask(rec: thread::Record, m: u64) {
     let m = m & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
     let host = m & !RESERVED_MASK;
     // SAFETY: `host` is an 8-byte sigset; no old mask is read.
@@ -276,7 +275,7 @@ extern "C" fn on_guest_signal(sig: i32, info: usize, uc: usize) {
 
 /// A pending guest signal not blocked by `blocked`, lowest number first. Drops the
 /// `POLL_SIGNAL` request when there is none.
-pub fn take_deliverable(rec: *mut ResumeRecord, blocked: u64) -> Option<u64> {
+pub fn take_deliverable(rec: thread::Record, blocked: u64) -> Option<u64> {
     let poll = thread::poll_word(rec);
     poll.fetch_and(!POLL_SIGNAL, Ordering::SeqCst);
     let d = thread::extra(rec).pending.load(Ordering::SeqCst) & !blocked & !RESERVED_MASK;
@@ -392,7 +391,7 @@ fn fpu_init(st: &mut GuestState) {
 /// complete): build the signal frame and enter the handler; `old_mask` is the mask the
 /// handler's return restores. With `SIG_DFL` by now the host's default action happens; with
 /// `SIG_IGN` the signal is dropped.
-pub fn deliver(st: &mut GuestState, rec: *mut ResumeRecord, sig: u64, old_mask: u64) {
+pub fn deliver(st: &mut GuestState, rec: thread::Record, sig: u64, old_mask: u64) {
     let e = thread::extra(rec);
     e.pending.fetch_and(!(1 << (sig - 1)), Ordering::SeqCst);
     let act: [u64; 4] = core::array::from_fn(|i| ACTIONS[sig as usize][i].load(Ordering::Relaxed));
@@ -470,7 +469,7 @@ pub fn deliver(st: &mut GuestState, rec: *mut ResumeRecord, sig: u64, old_mask: 
 
 /// The guest's `rt_sigreturn`: restore the thread from the frame its handler returned from
 /// (`rsp` points just past the return address, at the `ucontext`).
-pub fn sigreturn(st: &mut GuestState, rec: *mut ResumeRecord) {
+pub fn sigreturn(st: &mut GuestState, rec: thread::Record) {
     let frame = st.gpr[Gpr::Rsp as usize].wrapping_sub(8);
     let mut w = [0u64; UC_SIGMASK + 1];
     // SAFETY: the frame the handler was entered with (or one the guest built itself) lies

@@ -39,6 +39,30 @@ const _: () = assert!(
         && EXTRA_OFFSET + core::mem::size_of::<Extra>() as u64 <= layout::GUEST_PAGE_SIZE
 );
 
+/// A live thread record: a [`ResumeRecord`] at the start of a mapped page of this process
+/// (the main record or a thread slot's), with the thread's [`Extra`] later in that page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record(*mut ResumeRecord);
+
+impl Record {
+    /// # Safety
+    /// `p` must be the first byte of a mapped, writable record page of this process that stays
+    /// mapped while the value (or anything obtained from it) is used.
+    pub const unsafe fn from_raw(p: *mut ResumeRecord) -> Self {
+        Record(p)
+    }
+
+    /// The record's address.
+    pub fn as_ptr(self) -> *mut ResumeRecord {
+        self.0
+    }
+
+    /// The guest state inside the record.
+    pub fn state(self) -> *mut GuestState {
+        (self.0 as usize + STATE_OFFSET) as *mut GuestState
+    }
+}
+
 /// One past the last byte of the slot area.
 const SLOTS_END: u64 = layout::thread_slot_base(layout::THREAD_SLOTS);
 /// Lowest address of the main host stack.
@@ -46,15 +70,20 @@ const MAIN_STACK_LOW: u64 = layout::HOST_STACK_TOP - layout::HOST_STACK_SIZE;
 
 /// The record of the thread whose host stack holds `sp`, if `sp` lies on a runtime host
 /// stack (main or a slot's).
-pub fn record_for_sp(sp: u64) -> Option<*mut ResumeRecord> {
+///
+/// Only meaningful for the caller's own stack pointer: the stack it runs on is mapped, and
+/// so is the record page on top of it.
+pub fn record_for_sp(sp: u64) -> Option<Record> {
     if (MAIN_STACK_LOW..layout::MAIN_RESUME_RECORD).contains(&sp) {
-        return Some(layout::MAIN_RESUME_RECORD as *mut ResumeRecord);
+        // SAFETY: the caller runs on the main host stack, whose mapping ends with the record page.
+        return Some(unsafe { Record::from_raw(layout::MAIN_RESUME_RECORD as *mut ResumeRecord) });
     }
     if (layout::THREAD_SLOTS_BASE..SLOTS_END).contains(&sp) {
         let i = (sp - layout::THREAD_SLOTS_BASE) / layout::THREAD_SLOT_STRIDE;
         let rec = layout::thread_resume_record(i);
         if sp >= layout::thread_slot_base(i) + layout::STACK_GUARD_SIZE && sp < rec {
-            return Some(rec as *mut ResumeRecord);
+            // SAFETY: the caller runs on slot i's host stack, whose mapping ends with the record.
+            return Some(unsafe { Record::from_raw(rec as *mut ResumeRecord) });
         }
     }
     None
@@ -63,18 +92,37 @@ pub fn record_for_sp(sp: u64) -> Option<*mut ResumeRecord> {
 /// The calling thread's record (None while on a stack that is not a runtime host stack,
 /// i.e. before start-up switched stacks).
 #[inline]
-pub fn current_record() -> Option<*mut ResumeRecord> {
+pub fn current_record() -> Option<Record> {
     record_for_sp(arch::stack_pointer() as u64)
 }
 
 /// The record holding `state`.
-pub fn record_of(state: *mut GuestState) -> *mut ResumeRecord {
-    (state as usize - STATE_OFFSET) as *mut ResumeRecord
+///
+/// # Safety
+/// `state` must be the `GuestState` of a live thread record (every state the runtime hands
+/// to translated code is).
+pub unsafe fn record_of(state: *mut GuestState) -> Record {
+    // SAFETY: forwarded contract.
+    unsafe { Record::from_raw((state as usize - STATE_OFFSET) as *mut ResumeRecord) }
+}
+
+/// True when the page at `addr` is mapped.
+pub fn mapped(addr: u64) -> bool {
+    let mut v = 0u8;
+    // SAFETY: mincore writes one byte for one page into `v`; it fails with ENOMEM when the
+    // page is not mapped.
+    unsafe {
+        crate::sys::syscall(
+            arch::nr::MINCORE,
+            [addr as usize, layout::GUEST_PAGE_SIZE as usize, &mut v as *mut u8 as usize, 0, 0, 0],
+        )
+    }
+    .is_ok()
 }
 
 /// The slot index whose record is `rec`, if it is a slot record.
-pub fn slot_of_record(rec: *mut ResumeRecord) -> Option<u64> {
-    let a = rec as u64;
+pub fn slot_of_record(rec: Record) -> Option<u64> {
+    let a = rec.as_ptr() as u64;
     if !(layout::THREAD_SLOTS_BASE..SLOTS_END).contains(&a) {
         return None;
     }
@@ -83,29 +131,29 @@ pub fn slot_of_record(rec: *mut ResumeRecord) -> Option<u64> {
 }
 
 /// The per-thread data next to record `rec`.
-pub fn extra(rec: *mut ResumeRecord) -> &'static Extra {
-    // SAFETY: a record is the first bytes of a mapped page the thread owns; `Extra` lies in
-    // the same page, is made of atomics only, and is valid when zero.
-    unsafe { &*((rec as u64 + EXTRA_OFFSET) as *const Extra) }
+pub fn extra(rec: Record) -> &'static Extra {
+    // SAFETY: a record is the first bytes of a mapped page (`Record`); `Extra` lies in the
+    // same page, is made of atomics only, and is valid when zero.
+    unsafe { &*((rec.as_ptr() as u64 + EXTRA_OFFSET) as *const Extra) }
 }
 
 /// `state.poll` of record `rec`, for access from several contexts (signal handlers).
-pub fn poll_word(rec: *mut ResumeRecord) -> &'static AtomicU64 {
+pub fn poll_word(rec: Record) -> &'static AtomicU64 {
     // SAFETY: the field is 8-byte aligned inside a live record; every concurrent access to
     // it goes through atomics (translated code only reads it).
-    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*rec).state.poll)) }
+    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*rec.as_ptr()).state.poll)) }
 }
 
 /// `status` of record `rec`, a futex word while parked.
-pub fn status_word(rec: *mut ResumeRecord) -> &'static AtomicU64 {
+pub fn status_word(rec: Record) -> &'static AtomicU64 {
     // SAFETY: as for `poll_word`: aligned, inside a live record, accessed atomically.
-    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*rec).status)) }
+    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*rec.as_ptr()).status)) }
 }
 
 /// `tid` of record `rec`.
-pub fn tid_word(rec: *mut ResumeRecord) -> &'static AtomicU64 {
+pub fn tid_word(rec: Record) -> &'static AtomicU64 {
     // SAFETY: as for `poll_word`.
-    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*rec).tid)) }
+    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*rec.as_ptr()).tid)) }
 }
 
 /// Slots mapped by this process, one bit each.
@@ -131,7 +179,7 @@ pub fn unmark_slot(i: u64) {
 /// threads to a checkpointer), mark the main record thread-less (`tid` 0) unless it is
 /// `own`, record the new thread id, and drop a notify request the parent had (it was meant
 /// for the parent's threads).
-pub fn after_fork(own: *mut ResumeRecord, tid: u64) {
+pub fn after_fork(own: Record, tid: u64) {
     let own_slot = slot_of_record(own);
     for (w, word) in SLOTS_USED.iter().enumerate() {
         let mut bits = word.load(Ordering::Acquire);
@@ -148,8 +196,10 @@ pub fn after_fork(own: *mut ResumeRecord, tid: u64) {
             unmark_slot(i);
         }
     }
-    if own_slot.is_some() {
-        tid_word(layout::MAIN_RESUME_RECORD as *mut ResumeRecord).store(0, Ordering::Release);
+    if own_slot.is_some() && mapped(layout::MAIN_RESUME_RECORD) {
+        // SAFETY: the main record page is mapped (checked) and stays so.
+        let main = unsafe { Record::from_raw(layout::MAIN_RESUME_RECORD as *mut ResumeRecord) };
+        tid_word(main).store(0, Ordering::Release);
     }
     tid_word(own).store(tid, Ordering::Release);
     poll_word(own).store(0, Ordering::SeqCst);

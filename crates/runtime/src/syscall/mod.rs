@@ -94,7 +94,8 @@ pub type Args = [u64; 6];
 /// addresses).
 #[no_mangle]
 pub unsafe extern "C" fn hc_syscall(state: *mut GuestState) {
-    let rec = thread::record_of(state);
+    // SAFETY: per this function's contract the state lies in the thread's record.
+    let rec = unsafe { thread::record_of(state) };
     let extra = thread::extra(rec);
     // SAFETY: the caller hands over exclusive use of its state for the call (`poll` is only
     // ever accessed atomically, through `thread::poll_word`).
@@ -179,9 +180,9 @@ fn finish(st: &mut GuestState, nr: u64, a: &Args, ret: i64) {
 /// # Safety
 /// `state` must be complete, inside record `rec` of the calling thread, whose host stack
 /// ends at `rec`.
-unsafe fn restart_dispatch(rec: *mut hcontainer_abi::calls::ResumeRecord, state: *mut GuestState) -> ! {
+unsafe fn restart_dispatch(rec: thread::Record, state: *mut GuestState) -> ! {
     // SAFETY: forwarded contract; nothing of the old frames is used again.
-    unsafe { crate::arch::switch_stack(rec as usize, crate::dispatch::run_main, state as usize) }
+    unsafe { crate::arch::switch_stack(rec.as_ptr() as usize, crate::dispatch::run_main, state as usize) }
 }
 
 /// x86-64 `rt_sigreturn`.
