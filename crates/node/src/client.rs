@@ -14,6 +14,9 @@ use crate::frame::{self, FrameError};
 use crate::recode::RunAs;
 use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
 
+/// Longest wait for one reply of the agent (a restore of a large process included).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -134,6 +137,10 @@ impl Client {
             .next()
             .ok_or_else(|| cerr(std::io::Error::other("no address")))?;
         let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10)).map_err(cerr)?;
+        // A reply that never comes (an agent stuck in a restore) ends the hop instead of
+        // holding the source forever.
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(cerr)?;
+        stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(cerr)?;
         let conn = Conn::handshake(stream).map_err(|source| ClientError::Proto { addr: addr.to_string(), source })?;
         let mut c = Client { conn, addr: addr.to_string(), isa: String::new(), host: String::new(), sent_dirs: HashMap::new() };
         c.conn
