@@ -140,6 +140,25 @@ fn arm64_image_and_back_to_native_and_every_error() {
     assert!(err.to_string().contains("the dumped executable had") && err.to_string().contains("another binary"), "{err}");
     std::fs::write(&env.native, &saved).expect("restore the binary");
 
+    // Native → riscv64 and arm64 → riscv64.
+    let rv = env.dir.join("worker.riscv64");
+    hcontainer_translate::translate_file(&env.native, HostIsa::Riscv64, &rv, &mut |_| {}).expect("translate riscv64");
+    let rv = env.store.put(&env.sha, "riscv64", &rv).expect("store put");
+    let rv_exe = Exe::open(&rv).expect("riscv64 translation");
+    for (from, name) in [(&dump, "rv-from-native"), (&a64, "rv-from-a64")] {
+        let out = env.dir.join(name);
+        recode(from, Target::Translated(HostIsa::Riscv64), &env.store, &out).expect("recode to riscv64");
+        let c = core(&out, pid);
+        assert_eq!(c.mtype, 8, "riscv64 machine type");
+        assert!(c.thread_info.is_none() && c.ti_aarch64.is_none());
+        let ti = c.ti_riscv64.expect("riscv64 registers");
+        assert_eq!(ti.gpregs.pc, rv_exe.resume);
+        assert_eq!(ti.gpregs.sp, layout::MAIN_RESUME_RECORD);
+        assert_eq!(ti.gpregs.a0, layout::MAIN_RESUME_RECORD);
+        assert_eq!(ti.fpsimd.f.len(), 32);
+        crit_decodes(&out);
+    }
+
     // aarch64 → native, restored here.
     let back = env.dir.join("back");
     let r = recode(&a64, Target::Native, &env.store, &back).expect("recode to native");
