@@ -67,6 +67,8 @@ fn test() -> anyhow::Result<bool> {
     setup::run()?;
     let root = util::repo_root();
     util::cargo(&root, &["build", "--release"])?;
+    // The arm64 node (image and the aarch64 build of hcontainer) the node tests boot.
+    vm::build()?;
     // The runtime's own checks (it is built outside the workspace), then the workspace tests
     // last; a failure of the first still lets the second run, and fails the command.
     let runtime_checks = root.join("crates/runtime/tests/run.sh");

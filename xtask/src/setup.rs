@@ -17,6 +17,7 @@ pub const PACKAGES: &[&str] = &[
     "busybox-static",
     "gcc-aarch64-linux-gnu",
     "gcc-riscv64-linux-gnu",
+    "qemu-system-arm",
     "libc6-dev-arm64-cross",
     "libc6-dev-riscv64-cross",
     // CRIU's private installation verifies Debian's archive with it.
@@ -25,9 +26,10 @@ pub const PACKAGES: &[&str] = &[
     "python3",
 ];
 
-/// Rust targets of the runtime (also listed in rust-toolchain.toml).
+/// Rust targets of the runtime and of the arm64 node's static hcontainer (also listed in
+/// rust-toolchain.toml).
 pub const RUST_TARGETS: &[&str] =
-    &["x86_64-unknown-none", "aarch64-unknown-none", "riscv64gc-unknown-none-elf"];
+    &["x86_64-unknown-none", "aarch64-unknown-none", "riscv64gc-unknown-none-elf", "aarch64-unknown-linux-musl"];
 
 /// Runs every set-up step.
 pub fn run() -> Result<()> {
