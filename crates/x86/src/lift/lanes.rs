@@ -61,6 +61,11 @@ pub(crate) fn halves(l: &mut Lifter, v: Value) -> [Value; 2] {
     h
 }
 
+/// Whether [`halves`] of `v` costs no `I128` shift (known halves, a constant, an extension).
+pub(crate) fn cheap_halves(l: &Lifter, v: Value) -> bool {
+    l.split.contains_key(&v) || matches!(l.def(v), Some(Op::Const { .. } | Op::Conv(ConvOp::Zext, _, _)))
+}
+
 /// The `I128` with halves `lo` and `hi`.
 pub(crate) fn join(l: &mut Lifter, lo: Value, hi: Value) -> Value {
     let wide_lo = l.zext(lo, Type::I128);

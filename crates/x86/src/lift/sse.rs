@@ -494,7 +494,7 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
             } else {
                 let a = l.xmm(d);
                 let b = src128(l, ins, 1);
-                match m {
+                let op = |l: &mut Lifter, a: Value, b: Value| match m {
                     M::Andps | M::Andpd | M::Pand => l.and(a, b),
                     M::Orps | M::Orpd | M::Por => l.or(a, b),
                     M::Xorps | M::Xorpd | M::Pxor => l.xor(a, b),
@@ -502,6 +502,12 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
                         let na = l.un(UnOp::Not, a);
                         l.and(na, b)
                     }
+                };
+                if lanes::cheap_halves(l, a) && lanes::cheap_halves(l, b) {
+                    // Keep working on the halves the operands were built from.
+                    lanes::per_half(l, a, b, op)
+                } else {
+                    op(l, a, b)
                 }
             };
             l.set_xmm(d, v);
