@@ -255,4 +255,64 @@ mod tests {
         assert_eq!(v[0].pages(), 2);
         assert_eq!(v[2].vaddr, 0x5000);
     }
+
+    fn write_dump(dir: &Path, runs: &[(u64, &[u8])]) {
+        fs::create_dir(dir).unwrap();
+        let kind = hcontainer_criu_image::magic::kind_for_name("pagemap-1.img").unwrap();
+        let mut entries = vec![Entry::new(&PagemapHead { pages_id: 1 }, Vec::new())];
+        let mut pages = Vec::new();
+        for (vaddr, fill) in runs {
+            let e = PagemapEntry {
+                vaddr: *vaddr,
+                nr_pages: Some(fill.len() as u64),
+                flags: Some(pagemap_flags::PRESENT),
+                ..Default::default()
+            };
+            entries.push(Entry::new(&e, Vec::new()));
+            for b in *fill {
+                pages.extend(std::iter::repeat_n(*b, PAGE_SIZE as usize));
+            }
+        }
+        let file = ImageFile {
+            name: "pagemap-1.img".into(),
+            content: hcontainer_criu_image::Content::Entries {
+                head: Some(hcontainer_criu_image::IMG_COMMON_MAGIC),
+                kind,
+                entries,
+            },
+        };
+        file.write(dir).unwrap();
+        fs::write(dir.join("pages-1.img"), pages).unwrap();
+        fs::write(dir.join("core-1.img"), b"core").unwrap();
+    }
+
+    #[test]
+    fn equal_pages_go_to_the_parent_and_only_changed_ones_are_written() {
+        let t = tempfile::tempdir().unwrap();
+        let (prev, cur, out) = (t.path().join("prev"), t.path().join("cur"), t.path().join("out"));
+        write_dump(&prev, &[(0x10000, b"ABCD")]);
+        write_dump(&cur, &[(0x10000, b"AXCD"), (0x20000, b"E")]);
+        let stats = make_delta(&prev, &cur, &out, "../prev").unwrap();
+        assert_eq!(stats, DeltaStats { pages_present: 2, pages_parent: 3 });
+        let pm = read_pagemap(&out.join("pagemap-1.img")).unwrap();
+        let got: Vec<(u64, u64, Option<u32>)> = pm.entries.iter().map(|e| (e.vaddr, e.pages(), e.flags)).collect();
+        let (parent, present) = (Some(pagemap_flags::PARENT), Some(pagemap_flags::PRESENT));
+        assert_eq!(got, [(0x10000, 1, parent), (0x11000, 1, present), (0x12000, 2, parent), (0x20000, 1, present)]);
+        let pages = fs::read(out.join("pages-1.img")).unwrap();
+        assert_eq!(pages.len(), 2 * PAGE_SIZE as usize);
+        assert!(pages[..PAGE_SIZE as usize].iter().all(|&b| b == b'X'));
+        assert!(pages[PAGE_SIZE as usize..].iter().all(|&b| b == b'E'));
+        assert_eq!(fs::read(out.join("core-1.img")).unwrap(), b"core");
+        assert_eq!(fs::read_link(out.join("parent")).unwrap(), Path::new("../prev"));
+    }
+
+    #[test]
+    fn a_pagemap_longer_than_its_pages_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let (prev, cur, out) = (t.path().join("prev"), t.path().join("cur"), t.path().join("out"));
+        write_dump(&prev, &[(0x10000, b"A")]);
+        write_dump(&cur, &[(0x10000, b"AB")]);
+        fs::write(cur.join("pages-1.img"), vec![0u8; PAGE_SIZE as usize]).unwrap();
+        assert!(matches!(make_delta(&prev, &cur, &out, "../prev"), Err(DeltaError::Short { vaddr: 0x10000, .. })));
+    }
 }
