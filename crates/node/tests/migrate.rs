@@ -138,7 +138,7 @@ fn native_counter_hops_between_two_agents() {
     assert!(is_running(pid1), "restored pid {pid1} runs");
     assert_eq!(report.dest_mode, "native");
     let n1 = numbers(&out);
-    wait_for("output after hop 1", Duration::from_secs(10), || numbers(&out) >= n1 + 10);
+    wait_for("output after hop 1", Duration::from_secs(20), || numbers(&out) >= n1 + 10);
     assert!(report.timings.downtime_us >= report.timings.dump_us);
     assert!(report.final_round.sent_bytes > 0 && report.final_round.wire_bytes > 0);
 
@@ -149,7 +149,7 @@ fn native_counter_hops_between_two_agents() {
     let pid2 = report2.dest_pid;
     wait_for("hop-1 process gone", Duration::from_secs(5), || !is_running(pid1));
     let n2 = numbers(&out);
-    wait_for("output after hop 2", Duration::from_secs(10), || numbers(&out) >= n2 + 10);
+    wait_for("output after hop 2", Duration::from_secs(20), || numbers(&out) >= n2 + 10);
     assert!(is_running(pid2));
 
     // Status: b keeps the process; a's is gone. Both work folders are empty again.
@@ -200,7 +200,7 @@ fn native_counter_moves_to_its_translation_via_the_agents() {
         let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link");
         assert_eq!(exe_link, stored);
         let n = numbers(&out);
-        wait_for("translated output", Duration::from_secs(10), || numbers(&out) >= n + 10);
+        wait_for("translated output", Duration::from_secs(20), || numbers(&out) >= n + 10);
 
         // The translated process moves on to agent b as it is (same ISA, no recode, no
         // notify).
@@ -212,7 +212,7 @@ fn native_counter_moves_to_its_translation_via_the_agents() {
         assert_eq!(report2.recoded_at, None);
         assert_eq!(report2.timings.notify_us, 0);
         let n = numbers(&out);
-        wait_for("output on b", Duration::from_secs(10), || numbers(&out) >= n + 10);
+        wait_for("output on b", Duration::from_secs(20), || numbers(&out) >= n + 10);
         assert!(!is_running(pid));
         kill(report2.dest_pid);
     }
@@ -430,7 +430,7 @@ fn pre_copy_shrinks_the_final_dump() {
     assert!(last * 4 < first, "final round sent {last} page bytes, the first {first}");
     // The heap came back whole: the counter checks it every 50 lines (1 s).
     let n = numbers(&out);
-    wait_for("two heap checks after the move", Duration::from_secs(15), || numbers(&out) >= n + 110);
+    wait_for("two heap checks after the move", Duration::from_secs(40), || numbers(&out) >= n + 110);
     assert!(is_running(report.dest_pid));
     kill(report.dest_pid);
 }
