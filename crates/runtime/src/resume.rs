@@ -90,6 +90,7 @@ fn init_once(rec: thread::Record) {
     if src == main {
         mem::set_record_ready();
     }
+    crate::signal::adopt_host_actions();
     set_initialized();
 }
 

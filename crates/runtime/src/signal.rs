@@ -93,6 +93,53 @@ pub fn rt_sigaction(sig: u64, act: u64, oact: u64, size: u64) -> Result<u64, Err
     Ok(0)
 }
 
+/// Make the guest's signal actions effective in a runtime whose data is fresh while the
+/// process is not (a native image recoded into a translated one). Recode writes the guest's
+/// actions into [`ACTIONS`] (this symbol, 65 entries of handler, flags, restorer, mask,
+/// indexed by signal number) and leaves the host's at their defaults: the runtime's delivery
+/// handler is installed for each guest handler. A host handler outside hcontainer's range
+/// (left by a recoder that kept the native actions) is the guest's own x86-64 code: it is
+/// adopted the same way (fault handlers, which the runtime does not deliver, become `SIG_DFL`
+/// on the host; riscv64's host `struct sigaction` has no restorer, so one is lost there).
+pub fn adopt_host_actions() {
+    for sig in 1..=NSIG as u64 {
+        if sig == SIGKILL || sig == SIGSTOP || reserved(sig) {
+            continue;
+        }
+        let [h0, f0, _, _] = core::array::from_fn::<u64, 4, _>(|i| ACTIONS[sig as usize][i].load(Ordering::Relaxed));
+        if h0 > SIG_IGN {
+            if delivered(sig) {
+                let h: extern "C" fn(i32, usize, usize) = on_guest_signal;
+                let _ = crate::notify::set_host_handler(sig as usize, h as usize, f0 & (SA_NOCLDSTOP | SA_NOCLDWAIT));
+            }
+            continue;
+        }
+        let mut old = [0u64; 4];
+        // SAFETY: reads the host action into `old` (room for every host layout); sets nothing.
+        if unsafe { sys::syscall(nr::RT_SIGACTION, [sig as usize, 0, old.as_mut_ptr() as usize, 8, 0, 0]) }.is_err() {
+            continue;
+        }
+        #[cfg(target_arch = "riscv64")]
+        let (handler, fl, restorer, mask) = (old[0], old[1], 0, old[2]);
+        #[cfg(not(target_arch = "riscv64"))]
+        let (handler, fl, restorer, mask) = (old[0], old[1], old[2], old[3]);
+        if handler <= SIG_IGN || hcontainer_abi::layout::is_runtime_addr(handler) {
+            continue;
+        }
+        for (a, x) in ACTIONS[sig as usize].iter().zip([handler, fl, restorer, mask]) {
+            a.store(x, Ordering::Relaxed);
+        }
+        if delivered(sig) {
+            let h: extern "C" fn(i32, usize, usize) = on_guest_signal;
+            let _ = crate::notify::set_host_handler(sig as usize, h as usize, fl & (SA_NOCLDSTOP | SA_NOCLDWAIT));
+        } else {
+            // A fault handler of the guest is not run: the fault ends the process as it
+            // would without one, never by jumping into guest code on the host.
+            let _ = set_host_disposition(sig, SIG_DFL, 0, 0);
+        }
+    }
+}
+
 /// Whether the runtime delivers guest handlers of `sig` (asynchronous signals).
 fn delivered(sig: u64) -> bool {
     !matches!(sig, 4 | 5 | 7 | 8 | 9 | 11 | 19 | 31) && !reserved(sig) && (1..=NSIG as u64).contains(&sig)
