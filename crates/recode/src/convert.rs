@@ -108,7 +108,15 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
             }
         },
     };
-    let dst_path = lookup(store, &sha, &exe_path, to)?;
+    // The original binary, for the hint when a translation is missing.
+    let original = match kind {
+        Kind::Native => exe_path.clone(),
+        Kind::Translated(_) => match store.get(&sha, ORIGINAL) {
+            Ok(Some(p)) => p,
+            _ => PathBuf::from(format!("<the original binary, SHA-256 {sha}>")),
+        },
+    };
+    let dst_path = lookup(store, &sha, &original, to)?;
     let dst = Exe::open(&dst_path)?;
     match (to, dst.meta) {
         (Target::Native, Some(_)) => {
@@ -159,9 +167,7 @@ fn lookup(store: &Store, sha: &str, original: &Path, to: Target) -> Result<PathB
                     store.root().join(sha).join(ORIGINAL).display()
                 ),
                 Target::Translated(isa) => format!(
-                    "hcontainer translate {} --target {} -o {}.{} --store {}",
-                    original.display(),
-                    isa.name(),
+                    "hcontainer translate {} --target {} -o <output> --store {}",
                     original.display(),
                     isa.name(),
                     store.root().display()

@@ -377,6 +377,19 @@ fn retarget(v: &VmaEntry, dst: &Exe, exe_id: u32) -> Result<Vec<VmaEntry>, Recod
     Ok(out)
 }
 
+/// The signal number of entry `index` of CRIU's `sigactions` (signals 1 to 64 without
+/// SIGKILL and SIGSTOP, whose actions cannot change).
+fn sig_of(index: usize) -> usize {
+    let mut s = index + 1;
+    if s >= 9 {
+        s += 1;
+    }
+    if s >= 19 {
+        s += 1;
+    }
+    s
+}
+
 /// The guest signal table of the runtime (65 × handler, flags, restorer, mask) at `addr`.
 fn read_actions(pages: &Pages, addr: u64) -> Result<Vec<[u64; 4]>, RecodeError> {
     let len = 65 * 32;
@@ -525,7 +538,7 @@ pub(crate) fn convert(
             Some(addr) => {
                 let table = read_actions(&pages, addr)?;
                 for (i, sa) in guest_actions.iter_mut().enumerate() {
-                    let [handler, flags, restorer, mask] = table.get(i + 1).copied().unwrap_or_default();
+                    let [handler, flags, restorer, mask] = table.get(sig_of(i)).copied().unwrap_or_default();
                     sa.sigaction = handler;
                     sa.flags = flags;
                     sa.restorer = restorer;
@@ -551,7 +564,7 @@ pub(crate) fn convert(
             if dst.actions.is_none() {
                 return Err(RecodeError::Unsupported(format!(
                     "the guest has a handler for signal {} and {} has no runtime signal table symbol",
-                    sig + 1,
+                    sig_of(sig),
                     dst.path.display()
                 )));
             }
@@ -559,8 +572,8 @@ pub(crate) fn convert(
         if let Some(addr) = dst.actions.filter(|_| guest_actions.iter().any(|sa| sa.sigaction > SIG_IGN)) {
             // The runtime's table, in the runtime's fresh data pages.
             let mut table = vec![0u8; 65 * 32];
-            for (i, sa) in guest_actions.iter().enumerate().take(64) {
-                let at = (i + 1) * 32;
+            for (i, sa) in guest_actions.iter().enumerate().filter(|(i, _)| sig_of(*i) <= 64) {
+                let at = sig_of(i) * 32;
                 for (k, v) in [sa.sigaction, sa.flags, sa.restorer, sa.mask].iter().enumerate() {
                     table[at + 8 * k..at + 8 * k + 8].copy_from_slice(&v.to_le_bytes());
                 }

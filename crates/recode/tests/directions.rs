@@ -57,6 +57,7 @@ fn arm64_image_and_back_to_native_and_every_error() {
     opts.tcp_established = false;
     env.criu.dump(&opts).expect("criu dump");
     let _ = child.wait();
+    wait_gone(pid);
 
     // Native → aarch64.
     let a64 = env.dir.join("a64");

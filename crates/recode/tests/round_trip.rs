@@ -26,6 +26,7 @@ fn hop(env: &Env, pid: u32, child: Option<&mut std::process::Child>, name: &str,
     if let Some(c) = child {
         let _ = c.wait();
     }
+    wait_gone(pid);
     let out = env.dir.join(format!("{name}.{to}"));
     let t = std::time::Instant::now();
     let report = recode(&dump, to, &env.store, &out).expect("recode");

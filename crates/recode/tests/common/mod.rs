@@ -80,11 +80,16 @@ impl Env {
     /// Builds the program for `libc`, translates it for x86-64 (and for arm64 when `arm64`)
     /// into a fresh store.
     pub fn new(libc: Libc, arm64: bool) -> Env {
+        Env::with_source(libc, WORKER, arm64)
+    }
+
+    /// As [`Env::new`], for the program `source`.
+    pub fn with_source(libc: Libc, source: &str, arm64: bool) -> Env {
         let criu = Criu::locate(None).expect("CRIU (cargo xtask setup installs it)");
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let src = dir.join("worker.c");
-        std::fs::write(&src, WORKER).expect("write source");
+        std::fs::write(&src, source).expect("write source");
         let native = dir.join(format!("worker-{}", libc.name()));
         let cc = match libc {
             Libc::Glibc => "gcc",
@@ -215,4 +220,14 @@ pub fn crit_decodes(dir: &Path) {
         n += 1;
     }
     assert!(n >= 4, "only {n} images decoded in {}", dir.display());
+}
+
+/// Waits until `pid` no longer exists (a dumped task is killed by CRIU and reaped by its
+/// parent; a restore needs the pid free), 20 s at most.
+pub fn wait_gone(pid: u32) {
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "pid {pid} still exists after its dump");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
