@@ -9,7 +9,9 @@
 //!   process is put into a group stop (SIGSTOP queued while its threads are still held by
 //!   ptrace, then the threads detached: each enters the stop before running another
 //!   instruction), so CRIU finds the tree stopped exactly there. CRIU records such tasks as
-//!   stopped; [`hcontainer_criu::mark_alive`]-style image fixing is the caller's job.
+//!   stopped (`tc.task_state`) and a restore would stop them again: the caller marks them
+//!   alive in the images (`hcontainer_criu::mark_stopped_alive`), so any restore by
+//!   unmodified CRIU, on any machine, lets them run with no signal needed afterwards.
 //! * A **translated** process (it has the `.hcontainer.meta` section) cooperates: every
 //!   thread gets [`NOTIFY_SIGNAL`] and parks itself at its next migration point, which the
 //!   checkpointer sees in the thread's [`ResumeRecord::status`] (read with
@@ -19,8 +21,6 @@
 //!
 //! Whatever fails, the tree keeps running: ptrace is detached without a stop, parked
 //! threads are resumed.
-//!
-//! [`hcontainer_criu::mark_alive`]: ../../hcontainer_criu/fn.mark_alive.html
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -396,20 +396,45 @@ fn last_os(request: &'static str, pid: u32, tid: u32) -> NotifyError {
     NotifyError::Ptrace { request, pid, tid, source: std::io::Error::last_os_error() }
 }
 
-fn ptrace(req: libc::c_uint, tid: u32, addr: usize, data: usize) -> libc::c_long {
+// glibc declares the request `c_uint`, musl `c_int`: callers pass libc's constants and the
+// cast below adapts them.
+fn ptrace(req: impl TryInto<u32>, tid: u32, addr: usize, data: usize) -> libc::c_long {
+    let req = req.try_into().unwrap_or(u32::MAX);
     // SAFETY: the requests used here (SEIZE, INTERRUPT, SINGLESTEP, DETACH, GETREGS) either
     // take integer arguments or, for GETREGS, `data` pointing at a live `user_regs_struct`
     // owned by the caller; the kernel validates the tid.
-    unsafe { libc::ptrace(req, tid as libc::pid_t, addr as *mut libc::c_void, data as *mut libc::c_void) }
+    unsafe { libc::ptrace(req as _, tid as libc::pid_t, addr as *mut libc::c_void, data as *mut libc::c_void) }
 }
 
-fn getregs(pid: u32, tid: u32) -> Result<libc::user_regs_struct, NotifyError> {
+/// The x86-64 registers the native notify looks at.
+struct NativeRegs {
+    rax: u64,
+    orig_rax: u64,
+    rip: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn getregs(pid: u32, tid: u32) -> Result<NativeRegs, NotifyError> {
     // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     if ptrace(libc::PTRACE_GETREGS, tid, 0, std::ptr::addr_of_mut!(regs) as usize) < 0 {
         return Err(last_os("GETREGS", pid, tid));
     }
-    Ok(regs)
+    Ok(NativeRegs { rax: regs.rax, orig_rax: regs.orig_rax, rip: regs.rip })
+}
+
+/// Native x86-64 processes run on x86-64 hosts only: elsewhere there is no such thread.
+#[cfg(not(target_arch = "x86_64"))]
+fn getregs(pid: u32, tid: u32) -> Result<NativeRegs, NotifyError> {
+    Err(NotifyError::Ptrace {
+        request: "GETREGS",
+        pid,
+        tid,
+        source: std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "a native x86-64 thread cannot run on this host ISA",
+        ),
+    })
 }
 
 /// What `waitpid` saw.
