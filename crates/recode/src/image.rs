@@ -342,7 +342,7 @@ fn retarget(v: &VmaEntry, dst: &Exe, exe_id: u32) -> Result<Vec<VmaEntry>, Recod
         // The last segment whose file pages hold `a` (a later segment maps over a shared page).
         let seg = dst.guest.iter().filter(|s| s.file_offset_of(a).is_some()).max_by_key(|s| s.vaddr);
         let next_start = dst.guest.iter().map(|s| page_down(s.vaddr)).filter(|&x| x > a).min().unwrap_or(u64::MAX);
-        let mut piece = v.clone();
+        let mut piece = *v;
         piece.start = a;
         match seg {
             Some(s) => {

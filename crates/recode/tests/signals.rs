@@ -113,6 +113,7 @@ fn guest_signal_handler_survives_a_round_trip() {
     wait_for(&out0, |l| l.iter().any(|x| x == "signal"));
     let n = lines(&out0).len();
     wait_for(&out0, |l| l.len() >= n + 3);
+    // SAFETY: as above, SIGKILL.
     let _ = unsafe { libc::kill(pid as i32, 9) };
     wait_exit(pid, Duration::from_secs(10));
     let numbers: Vec<u64> = lines(&out0).iter().filter(|l| *l != "signal").map(|l| l.parse().expect("number")).collect();
