@@ -1,5 +1,6 @@
 //! `hcontainer inspect`: summarize the metadata of a translated executable.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,35 +36,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot read {}", path.display(), meta::SECTION))?;
     let (h, points) =
         Header::decode(data).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    print_header(&h);
     let addrs: Vec<u64> = points
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().expect("chunks_exact yields 8 bytes")))
         .collect();
-    if let (Some(first), Some(last)) = (addrs.first(), addrs.last()) {
-        println!("point range:        {first:#x} .. {last:#x}");
-    }
-    if args.points {
-        for a in &addrs {
-            println!("{a:#x}");
+    // The output is often piped into `head`: a closed pipe ends it quietly.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match write_summary(&mut out, &h, &addrs, args.points).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the summary")
         }
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn print_header(h: &Header) {
+fn write_summary(out: &mut impl Write, h: &Header, addrs: &[u64], points: bool) -> std::io::Result<()> {
+    write_header(out, h)?;
+    if let (Some(first), Some(last)) = (addrs.first(), addrs.last()) {
+        writeln!(out, "point range:        {first:#x} .. {last:#x}")?;
+    }
+    if points {
+        for a in addrs {
+            writeln!(out, "{a:#x}")?;
+        }
+    }
+    Ok(())
+}
+
+fn write_header(out: &mut impl Write, h: &Header) -> std::io::Result<()> {
     let sha: String = h.guest_sha256.iter().map(|b| format!("{b:02x}")).collect();
-    println!("host ISA:           {}", h.host_isa.name());
-    println!("metadata version:   {}", h.meta_version);
-    println!("GuestState version: {}", h.state_version);
-    println!("guest entry:        {:#x}", h.guest_entry);
-    println!(
+    writeln!(out, "host ISA:           {}", h.host_isa.name())?;
+    writeln!(out, "metadata version:   {}", h.meta_version)?;
+    writeln!(out, "GuestState version: {}", h.state_version)?;
+    writeln!(out, "guest entry:        {:#x}", h.guest_entry)?;
+    writeln!(
+        out,
         "guest kind:         {}",
         if h.flags & 1 != 0 { "static-pie" } else { "static" }
-    );
-    println!("load bias:          {:#x}", h.load_bias);
-    println!("guest sha256:       {sha}");
-    println!("guest size:         {} bytes", h.guest_size);
-    println!("migration points:   {}", h.n_points);
-    println!("trap instructions:  {}", h.n_traps);
+    )?;
+    writeln!(out, "load bias:          {:#x}", h.load_bias)?;
+    writeln!(out, "guest sha256:       {sha}")?;
+    writeln!(out, "guest size:         {} bytes", h.guest_size)?;
+    writeln!(out, "migration points:   {}", h.n_points)?;
+    writeln!(out, "trap instructions:  {}", h.n_traps)
 }
