@@ -818,3 +818,46 @@ pub fn resume(kind: Kind, pids: &[u32]) {
         Kind::Translated => resume_translated(pids),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_native_binary_without_translation_is_named_with_the_command_to_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(Some(dir.path())).expect("store");
+        let me = std::process::id();
+        let err = classify(me, &store, Some("x86_64")).expect_err("no translation in an empty store");
+        let text = err.to_string();
+        let exe = fs::read_link("/proc/self/exe").expect("exe");
+        assert!(matches!(err, NotifyError::NoTranslation { pid, .. } if pid == me), "{text}");
+        assert!(text.contains(&format!("hcontainer translate {}", exe.display())), "{text}");
+        assert!(text.contains(&sha256_file(&exe).expect("hash")), "{text}");
+    }
+
+    #[test]
+    fn bad_inputs_give_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let junk = dir.path().join("junk");
+        fs::write(&junk, b"not an elf").expect("write");
+        assert!(matches!(read_meta(&junk), Err(NotifyError::BadMeta { .. })));
+        assert!(matches!(read_meta(&dir.path().join("missing")), Err(NotifyError::Io { .. })));
+        assert!(read_meta(Path::new("/proc/self/exe")).expect("an ELF").is_none(), "a native binary has no metadata");
+        assert!(matches!(tree(u32::MAX), Err(NotifyError::NoSuchProcess(_))));
+        assert!(matches!(threads(u32::MAX), Err(NotifyError::NoSuchProcess(_))));
+    }
+
+    #[test]
+    fn own_threads_and_records() {
+        let me = std::process::id();
+        assert!(threads(me).expect("threads").contains(&me));
+        assert_eq!(tree(me).expect("tree")[0], me);
+        assert!(rss_kib(me) > 0);
+        // A native process maps no thread slot: only the main record's address is listed.
+        assert_eq!(resume_records(me).expect("records"), vec![layout::MAIN_RESUME_RECORD]);
+        // SAFETY: gettid(2) takes no arguments and touches no memory.
+        let tid = unsafe { libc::gettid() } as u32;
+        assert_eq!(thread_state(me, tid), Some('R'), "the thread reading its own state runs");
+    }
+}
