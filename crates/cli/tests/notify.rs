@@ -339,9 +339,11 @@ fn threads_reach_migration_points_and_restore_natively() {
     threads_case("threads-native", &["native"]);
 }
 
+/// native → x86_64 (recode), x86_64 → x86_64 (the image of parked threads as it is: the
+/// restore resumes them), x86_64 → native (translated notify, recode back).
 #[test]
 fn threads_go_native_to_x86_64_and_back() {
-    threads_case("threads-x86_64", &["x86_64", "native"]);
+    threads_case("threads-x86_64", &["x86_64", "x86_64", "native"]);
 }
 
 #[test]
