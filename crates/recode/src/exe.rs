@@ -60,6 +60,12 @@ pub struct Exe {
     pub guest: Vec<Segment>,
     /// Address of the runtime's guest signal table (65 × handler, flags, restorer, mask).
     pub actions: Option<u64>,
+    /// Entry point in memory (`AT_ENTRY`).
+    pub entry: u64,
+    /// Address of the program headers in memory (`AT_PHDR`; 0 when no segment maps them).
+    pub phdr: u64,
+    /// Number of program headers (`AT_PHNUM`).
+    pub phnum: u64,
 }
 
 fn prot_of(flags: u32) -> u32 {
@@ -95,9 +101,15 @@ impl Exe {
             (None, elf::ET_DYN) => layout::PIE_GUEST_BASE,
             (None, _) => 0,
         };
-        for p in hdr.program_headers(e, &*data).map_err(|e| bad(e.to_string()))? {
+        let phoff = hdr.e_phoff(e);
+        let mut phdr = 0;
+        let phdrs = hdr.program_headers(e, &*data).map_err(|e| bad(e.to_string()))?;
+        for p in phdrs {
             if p.p_type(e) != elf::PT_LOAD {
                 continue;
+            }
+            if phoff >= p.p_offset(e) && phoff < p.p_offset(e) + p.p_filesz(e) {
+                phdr = p.p_vaddr(e) + bias + (phoff - p.p_offset(e));
             }
             let s = Segment {
                 vaddr: p.p_vaddr(e) + bias,
@@ -145,7 +157,22 @@ impl Exe {
                 .map(|s| s.address());
         }
         use std::os::unix::fs::PermissionsExt;
-        Ok(Exe { size: md.len(), mode: md.permissions().mode(), path, data, meta, resume, runtime, guest, actions })
+        let entry = hdr.e_entry(e) + bias;
+        let phnum = phdrs.len() as u64;
+        Ok(Exe {
+            size: md.len(),
+            mode: md.permissions().mode(),
+            path,
+            data,
+            meta,
+            resume,
+            runtime,
+            guest,
+            actions,
+            entry,
+            phdr,
+            phnum,
+        })
     }
 
     /// The host ISA of a translated executable; `None` for the original.

@@ -48,6 +48,12 @@ const MAP_PRIVATE: u32 = 0x02;
 const MAP_ANONYMOUS: u32 = 0x20;
 const MAP_NORESERVE: u32 = 0x4000;
 const FD_TYPE_REG: i32 = 1;
+const AT_IGNORE: u64 = 1;
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
+const AT_ENTRY: u64 = 9;
+const AT_SYSINFO_EHDR: u64 = 33;
 const SIG_IGN: u64 = 1;
 
 /// Why a recode failed.
@@ -758,6 +764,25 @@ pub(crate) fn convert(
     report.vmas_added += added.len();
     kept.extend(added);
     kept.sort_by_key(|v| v.start);
+    // The kernel's copy of the auxiliary vector (the guest reads its own, on its stack): the
+    // target executable's headers and entry, and the vDSO the image keeps.
+    let vdso = kept.iter().find(|v| v.status & vma_status::VDSO != 0).map(|v| v.start);
+    for pair in mm.mm_saved_auxv.chunks_exact_mut(2) {
+        match pair[0] {
+            AT_PHDR if dst.phdr != 0 => pair[1] = dst.phdr,
+            AT_PHENT => pair[1] = 56,
+            AT_PHNUM => pair[1] = dst.phnum,
+            AT_ENTRY => pair[1] = dst.entry,
+            AT_SYSINFO_EHDR => match vdso {
+                Some(a) => pair[1] = a,
+                None => {
+                    pair[0] = AT_IGNORE;
+                    pair[1] = 0;
+                }
+            },
+            _ => {}
+        }
+    }
     mm.vmas = kept;
     mm.exe_file_id = exe_id;
     entries_mut(&mut mm_file)[0].replace(&mm);
