@@ -54,14 +54,16 @@ pub enum Kind {
 /// to `output` (created; must be new or empty). Page data is never copied: unchanged files
 /// are hard links and the memory pages stay in `input`, which the output names as its CRIU
 /// parent. Cost: O(threads + VMAs + executable size).
+///
+/// Translated → translated for the same ISA swaps in the store's executable when it differs
+/// from the image's (a newer translation of the same program); images already of the
+/// target's executable, and native images recoded to native, are errors
+/// ([`RecodeError::AlreadyTarget`]).
 pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<Report, RecodeError> {
     let exe_path = image::exe_of(input)?;
     let kind = image::kind_of(input)?;
     match (&kind, to) {
         (Kind::Native, Target::Native) => {
-            return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to })
-        }
-        (Kind::Translated(a), Target::Translated(b)) if *a == b => {
             return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to })
         }
         _ => {}
@@ -117,6 +119,15 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
         },
     };
     let dst_path = lookup(store, &sha, &original, to)?;
+    // Translated for the same ISA: only a different executable (a newer translation) is a
+    // recode; the very same one is the image as it is.
+    if matches!((&kind, to), (Kind::Translated(a), Target::Translated(b)) if *a == b) {
+        let same = fs::canonicalize(&exe_path).ok().is_some_and(|p| p == dst_path)
+            || src.as_ref().is_some_and(|s| s.data == fs::read(&dst_path).unwrap_or_default());
+        if same {
+            return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to });
+        }
+    }
     let dst = Exe::open(&dst_path)?;
     match (to, dst.meta) {
         (Target::Native, Some(_)) => {

@@ -949,3 +949,74 @@ pub fn exe_size_of(dir: &Path) -> Result<Option<u64>, RecodeError> {
     let files: Vec<FileEntry> = read(dir, "files.img")?.decode_all()?;
     Ok(files.iter().find(|f| f.id == mm.exe_file_id).and_then(|f| f.reg.as_ref()).and_then(|r| r.size))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exe::Segment;
+
+    fn exe(guest: Vec<Segment>) -> Exe {
+        Exe {
+            path: PathBuf::from("/t"),
+            size: 0,
+            mode: 0o755,
+            data: Vec::new(),
+            meta: None,
+            resume: 0,
+            runtime: Vec::new(),
+            guest,
+            actions: None,
+            entry: 0,
+            phdr: 0,
+            phnum: 0,
+        }
+    }
+
+    #[test]
+    fn criu_sigaction_entries_skip_kill_and_stop() {
+        assert_eq!(sig_of(0), 1);
+        assert_eq!(sig_of(7), 8);
+        assert_eq!(sig_of(8), 10);
+        assert_eq!(sig_of(16), 18);
+        assert_eq!(sig_of(17), 20);
+        assert_eq!(sig_of(61), 64);
+    }
+
+    #[test]
+    fn a_merged_mapping_splits_over_the_target_segments() {
+        // The original: rodata ends inside page 0x4b4000, the data segment (RELRO first)
+        // starts at 0x4b56b0 with its bss after 0x4bb2b0.
+        let dst = exe(vec![
+            Segment { vaddr: 0x48b000, memsz: 0x2986b, offset: 0x8b000, filesz: 0x2986b, prot: 1 },
+            Segment { vaddr: 0x4b56b0, memsz: 0xb738, offset: 0xb56b0, filesz: 0x5c00, prot: 3 },
+        ]);
+        // One read-only mapping of a translation spanning rodata and the RELRO part.
+        let v = VmaEntry {
+            start: 0x48b000,
+            end: 0x4b9000,
+            pgoff: 0x3000,
+            shmid: 7,
+            prot: 1,
+            flags: MAP_PRIVATE,
+            status: vma_status::REGULAR | vma_status::FILE_PRIVATE,
+            fd: -1,
+            ..Default::default()
+        };
+        let p = retarget(&v, &dst, 9).expect("retarget");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!((p[0].start, p[0].end, p[0].pgoff, p[0].shmid), (0x48b000, 0x4b5000, 0x8b000, 9));
+        assert_eq!((p[1].start, p[1].end, p[1].pgoff, p[1].shmid), (0x4b5000, 0x4b9000, 0xb5000, 9));
+        assert!(p.iter().all(|x| x.prot == 1));
+        // A mapping running past the file part: zero-fill after it.
+        let v = VmaEntry { start: 0x4b9000, end: 0x4c1000, prot: 3, ..v };
+        let p = retarget(&v, &dst, 9).expect("retarget");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!((p[0].end, p[0].pgoff), (0x4bc000, 0xb9000));
+        assert_eq!((p[1].start, p[1].end, p[1].shmid), (0x4bc000, 0x4c1000, 0));
+        assert_eq!(p[1].flags & MAP_ANONYMOUS, MAP_ANONYMOUS);
+        assert_eq!(p[1].status, vma_status::REGULAR | vma_status::ANON_PRIVATE);
+        // Nothing of the target's segments there.
+        let v = VmaEntry { start: 0x600000, end: 0x601000, ..v };
+        assert!(matches!(retarget(&v, &dst, 9), Err(RecodeError::Unsupported(_))));
+    }
+}

@@ -143,6 +143,13 @@ pub enum NotifyError {
         /// The bound.
         timeout_ms: u64,
     },
+    /// A translated process has no handler for the notify signal (its runtime has not
+    /// started yet): the signal would end it.
+    #[error("pid {pid} runs a translated executable but catches no signal {NOTIFY_SIGNAL} (its runtime is not initialized yet); nothing was sent, try again")]
+    NoNotifyHandler {
+        /// The process.
+        pid: u32,
+    },
     /// Processes of both kinds in one tree.
     #[error("the tree of pid {root} mixes native and translated processes ({native} is native, {translated} translated)")]
     MixedTree {
@@ -761,6 +768,9 @@ fn tgkill_all(pids: &[u32], sig: i32) {
 /// point and waits, up to `timeout`, until all have. On error every thread is resumed.
 pub fn notify_translated(procs: &[Process], timeout: Duration) -> Result<Notified, NotifyError> {
     let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    if let Some(&pid) = pids.iter().find(|&&p| !catches(p, NOTIFY_SIGNAL)) {
+        return Err(NotifyError::NoNotifyHandler { pid });
+    }
     tgkill_all(&pids, NOTIFY_SIGNAL);
     let start = Instant::now();
     let mut out = Notified { pids: pids.clone(), ..Notified::default() };
@@ -798,9 +808,27 @@ pub fn notify_translated(procs: &[Process], timeout: Duration) -> Result<Notifie
     Ok(out)
 }
 
-/// Lets parked translated threads continue ([`RESUME_SIGNAL`] to every thread).
+/// Lets parked translated threads continue: [`RESUME_SIGNAL`] to every thread of each
+/// process that has a handler for it. A process without one cannot have parked threads (a
+/// freshly restored image of a native process may not have installed the runtime's handlers
+/// yet), and the signal's default action would end it.
 pub fn resume_translated(pids: &[u32]) {
-    tgkill_all(pids, RESUME_SIGNAL);
+    let ready: Vec<u32> = pids.iter().copied().filter(|&p| catches(p, RESUME_SIGNAL)).collect();
+    tgkill_all(&ready, RESUME_SIGNAL);
+}
+
+/// True when process `pid` has a handler installed for signal `sig` (`SigCgt` of
+/// `/proc/PID/status`).
+pub fn catches(pid: u32, sig: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let Some(mask) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    else {
+        return false;
+    };
+    (1..=64).contains(&sig) && mask & (1u64 << (sig - 1)) != 0
 }
 
 /// Notifies a classified tree of either kind.
@@ -859,5 +887,6 @@ mod tests {
         // SAFETY: gettid(2) takes no arguments and touches no memory.
         let tid = unsafe { libc::gettid() } as u32;
         assert_eq!(thread_state(me, tid), Some('R'), "the thread reading its own state runs");
+        assert!(!catches(me, RESUME_SIGNAL), "the test binary has no runtime handlers");
     }
 }
