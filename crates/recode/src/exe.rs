@@ -60,6 +60,8 @@ pub struct Exe {
     pub guest: Vec<Segment>,
     /// Address of the runtime's guest signal table (65 × handler, flags, restorer, mask).
     pub actions: Option<u64>,
+    /// Address of the runtime's guest alternate signal stack (ss_sp, ss_flags, ss_size).
+    pub altstack: Option<u64>,
     /// Entry point in memory (`AT_ENTRY`).
     pub entry: u64,
     /// Address of the program headers in memory (`AT_PHDR`; 0 when no segment maps them).
@@ -129,6 +131,7 @@ impl Exe {
         }
         let mut resume = 0;
         let mut actions = None;
+        let mut altstack = None;
         if meta.is_some() {
             let sym = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
             resume = sym(RESUME)
@@ -155,6 +158,10 @@ impl Exe {
                 .symbols()
                 .find(|s| s.name().is_ok_and(|n| n.starts_with("_ZN18hcontainer_runtime6signal7ACTIONS")))
                 .map(|s| s.address());
+            altstack = file
+                .symbols()
+                .find(|s| s.name().is_ok_and(|n| n.starts_with("_ZN18hcontainer_runtime6signal8ALTSTACK")))
+                .map(|s| s.address());
         }
         use std::os::unix::fs::PermissionsExt;
         let entry = hdr.e_entry(e) + bias;
@@ -169,6 +176,7 @@ impl Exe {
             runtime,
             guest,
             actions,
+            altstack,
             entry,
             phdr,
             phnum,

@@ -25,7 +25,7 @@ use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
 use hcontainer_abi::meta::HostIsa;
 use hcontainer_abi::{GuestState, GUEST_STATE_VERSION};
 use hcontainer_criu_image::pb::{
-    CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PagemapHead, PstreeEntry, RegFileEntry, SaEntry,
+    CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PagemapHead, PstreeEntry, RegFileEntry, SaEntry, ThreadSasEntry,
     ThreadInfoAarch64, ThreadInfoRiscv64, UserAarch64FpsimdContextEntry, UserAarch64RegsEntry, UserRiscv64DExtEntry,
     UserRiscv64RegsEntry, VmaEntry,
 };
@@ -215,6 +215,9 @@ pub fn native_to_translated(input: &Path, exe: &TranslatedExe, output: &Path) ->
 /// CRIU's `TASK_ALIVE` and `TASK_STOPPED` (`criu/include/task-state.h` values in images).
 const TASK_ALIVE: u32 = 1;
 const TASK_STOPPED: u32 = 3;
+/// `sigaltstack` flags.
+const SS_ONSTACK: u32 = 1;
+const SS_DISABLE: u32 = 2;
 /// `SA_RESTORER`.
 const SA_RESTORER: u64 = 0x0400_0000;
 
@@ -396,23 +399,54 @@ fn sig_of(index: usize) -> usize {
     s
 }
 
-/// The guest signal table of the runtime (65 × handler, flags, restorer, mask) at `addr`.
-fn read_actions(pages: &Pages, addr: u64) -> Result<Vec<[u64; 4]>, RecodeError> {
-    let len = 65 * 32;
+/// `len` bytes of the runtime's memory at `addr` in the dumped process: from its pages, or
+/// as the executable `exe` loads them where the process never wrote.
+fn read_runtime(pages: &Pages, exe: &Exe, addr: u64, len: usize) -> Result<Vec<u8>, RecodeError> {
     let mut bytes = Vec::with_capacity(len);
     let mut a = addr;
     while bytes.len() < len {
         let page = page_down(a);
-        let data = pages.read(page)?.unwrap_or_else(|| vec![0; PAGE as usize]);
+        let data = match pages.read(page)? {
+            Some(d) => d,
+            None => exe.runtime_page(page).ok_or_else(|| RecodeError::Translated {
+                path: exe.path.clone(),
+                why: format!("runtime data at {addr:#x} is outside the runtime segments"),
+            })?,
+        };
         let from = (a - page) as usize;
         let take = (PAGE as usize - from).min(len - bytes.len());
         bytes.extend_from_slice(&data[from..from + take]);
         a += take as u64;
     }
-    Ok(bytes
-        .chunks_exact(32)
-        .map(|c| std::array::from_fn(|i| u64::from_le_bytes(c[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]))))
-        .collect())
+    Ok(bytes)
+}
+
+/// Writes `bytes` at `addr` of the target runtime's data: into the pages recode writes,
+/// which start as the executable `dst` loads them.
+fn patch_runtime(new_pages: &mut BTreeMap<u64, Vec<u8>>, dst: &Exe, addr: u64, bytes: &[u8]) -> Result<(), RecodeError> {
+    let mut a = addr;
+    let mut done = 0;
+    while done < bytes.len() {
+        let page = page_down(a);
+        let mut data = match new_pages.remove(&page) {
+            Some(d) => d,
+            None => dst.runtime_page(page).ok_or_else(|| RecodeError::Translated {
+                path: dst.path.clone(),
+                why: format!("runtime data at {addr:#x} is outside the runtime segments"),
+            })?,
+        };
+        let from = (a - page) as usize;
+        let take = (PAGE as usize - from).min(bytes.len() - done);
+        data[from..from + take].copy_from_slice(&bytes[done..done + take]);
+        new_pages.insert(page, data);
+        done += take;
+        a += take as u64;
+    }
+    Ok(())
+}
+
+fn words(bytes: &[u8]) -> Vec<u64> {
+    bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()
 }
 
 /// Recodes the images of a `kind` process in `input` (its executable `src`, when readable)
@@ -540,11 +574,13 @@ pub(crate) fn convert(
     let main_tc = threads[0].core.tc.clone().unwrap_or_default();
     let mut guest_actions: Vec<SaEntry> = main_tc.sigactions.clone();
     if let crate::Kind::Translated(_) = kind {
-        match src.and_then(|s| s.actions) {
-            Some(addr) => {
-                let table = read_actions(&pages, addr)?;
+        match src.and_then(|s| s.actions.map(|a| (s, a))) {
+            Some((src, addr)) => {
+                let table = words(&read_runtime(&pages, src, addr, 65 * 32)?);
                 for (i, sa) in guest_actions.iter_mut().enumerate() {
-                    let [handler, flags, restorer, mask] = table.get(sig_of(i)).copied().unwrap_or_default();
+                    let at = 4 * sig_of(i);
+                    let [handler, flags, restorer, mask] =
+                        table.get(at..at + 4).map(|w| [w[0], w[1], w[2], w[3]]).unwrap_or_default();
                     sa.sigaction = handler;
                     sa.flags = flags;
                     sa.restorer = restorer;
@@ -584,24 +620,27 @@ pub(crate) fn convert(
                     table[at + 8 * k..at + 8 * k + 8].copy_from_slice(&v.to_le_bytes());
                 }
             }
-            let mut a = addr;
-            let mut done = 0;
-            while done < table.len() {
-                let page = page_down(a);
-                let mut data = match new_pages.remove(&page) {
-                    Some(d) => d,
-                    None => dst.runtime_page(page).ok_or_else(|| RecodeError::Translated {
-                        path: dst.path.clone(),
-                        why: format!("signal table at {addr:#x} is outside the runtime segments"),
-                    })?,
-                };
-                let from = (a - page) as usize;
-                let take = (PAGE as usize - from).min(table.len() - done);
-                data[from..from + take].copy_from_slice(&table[done..done + take]);
-                new_pages.insert(page, data);
-                done += take;
-                a += take as u64;
+            patch_runtime(&mut new_pages, dst, addr, &table)?;
+        }
+    }
+
+    // The guest's alternate signal stack: the main thread's as the kernel (native) or the
+    // runtime (translated, one for the process) keeps it.
+    let mut guest_sas = threads[0].core.thread_core.as_ref().and_then(|t| t.sas);
+    if let crate::Kind::Translated(_) = kind {
+        guest_sas = None;
+        if let Some((src, addr)) = src.and_then(|s| s.altstack.map(|a| (s, a))) {
+            let w = words(&read_runtime(&pages, src, addr, 24)?);
+            guest_sas = Some(ThreadSasEntry { ss_sp: w[0], ss_flags: (w[1] & 0xffff_ffff) as u32, ss_size: w[2] });
+        }
+    }
+    if to_translated {
+        if let (Some(addr), Some(sas)) = (dst.altstack, guest_sas.filter(|s| s.ss_flags & SS_DISABLE == 0)) {
+            let mut b = Vec::with_capacity(24);
+            for v in [sas.ss_sp, u64::from(sas.ss_flags & !SS_ONSTACK), sas.ss_size] {
+                b.extend_from_slice(&v.to_le_bytes());
             }
+            patch_runtime(&mut new_pages, dst, addr, &b)?;
         }
     }
 
@@ -628,6 +667,16 @@ pub(crate) fn convert(
                     sa.restorer = 0;
                 }
             }
+        }
+        if let Some(tcore) = core.thread_core.as_mut() {
+            let disabled = ThreadSasEntry { ss_sp: 0, ss_size: 0, ss_flags: SS_DISABLE };
+            tcore.sas = Some(match (to_translated, i, guest_sas) {
+                // The runtime's host handlers run on the host stack; the guest's is the runtime's.
+                (true, _, _) => disabled,
+                (false, 0, Some(s)) => ThreadSasEntry { ss_flags: s.ss_flags & !SS_ONSTACK, ..s },
+                (false, _, _) if matches!(kind, crate::Kind::Native) => tcore.sas.unwrap_or(disabled),
+                (false, _, _) => disabled,
+            });
         }
         match to {
             crate::Target::Native => {
@@ -966,6 +1015,7 @@ mod tests {
             runtime: Vec::new(),
             guest,
             actions: None,
+            altstack: None,
             entry: 0,
             phdr: 0,
             phnum: 0,

@@ -1,7 +1,8 @@
 //! The guest's signal handlers survive native → translated → native: recode writes them
 //! into the runtime's guest signal table going translated (the host keeps the default
 //! action meanwhile) and reads them back from the translated process's memory going native,
-//! where the handler then runs on a real signal.
+//! where the handler then runs on a real signal (on the guest's alternate stack, carried
+//! the same way).
 
 mod common;
 
@@ -23,11 +24,14 @@ const HANDLER: &str = r#"
 #include <unistd.h>
 static volatile sig_atomic_t got;
 static void on_usr1(int sig) { (void)sig; got = 1; }
+static char alt[65536];
 int main(int argc, char **argv) {
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
     sigaction(SIGUSR1, &sa, NULL);
     FILE *f = fopen(argv[1], "w");
     setvbuf(f, NULL, _IONBF, 0);
@@ -48,6 +52,14 @@ fn handler_of(dir: &Path, pid: u32) -> u64 {
     let c: CoreEntry = f.entries()[0].decode().expect("core");
     // CRIU leaves out SIGKILL (9): SIGUSR1 (10) is entry 8.
     c.tc.expect("task core").sigactions[SIGUSR1 - 2].sigaction
+}
+
+/// The main thread's alternate signal stack in the image: (sp, size, flags).
+fn altstack_of(dir: &Path, pid: u32) -> (u64, u64, u32) {
+    let f = ImageFile::read(&dir.join(format!("core-{pid}.img"))).expect("core image");
+    let c: CoreEntry = f.entries()[0].decode().expect("core");
+    let s = c.thread_core.expect("thread core").sas.expect("sigaltstack");
+    (s.ss_sp, s.ss_size, s.ss_flags)
 }
 
 fn hop(env: &Env, pid: u32, name: &str, to: Target) -> std::path::PathBuf {
@@ -99,6 +111,9 @@ fn guest_signal_handler_survives_a_round_trip() {
     let t = env.dir.join("translated");
     recode(&dump, Target::Translated(HostIsa::X86_64), &env.store, &t).expect("recode");
     assert_eq!(handler_of(&t, pid), 0, "the host keeps the default action while translated");
+    let alt = altstack_of(&dump, pid);
+    assert_eq!((alt.1, alt.2), (65536, 0), "the native image has the guest's alternate stack");
+    assert_eq!(altstack_of(&t, pid).2, 2, "the host has none while translated (SS_DISABLE)");
     let mut ro = hcontainer_criu::RestoreOptions::new(&t, true);
     ro.tcp_established = false;
     assert_eq!(env.criu.restore(&ro).expect("criu restore").pid, pid);
@@ -106,6 +121,7 @@ fn guest_signal_handler_survives_a_round_trip() {
     wait_for(&out0, |l| l.len() >= n + 5);
     let back = hop(&env, pid, "native", Target::Native);
     assert_eq!(handler_of(&back, pid), handler, "the guest handler read back from the runtime");
+    assert_eq!(altstack_of(&back, pid), alt, "the guest's alternate stack read back from the runtime");
     let n = lines(&out0).len();
     wait_for(&out0, |l| l.len() >= n + 3);
     // SAFETY: kill(2) with a pid this test started and a plain signal number.
