@@ -272,6 +272,14 @@ pub fn threads(pid: u32) -> Result<Vec<u32>, NotifyError> {
     Ok(tids)
 }
 
+/// The id thread `tid` of `pid` has in its own (innermost) pid namespace: the last field of
+/// `NSpid` in its status; `None` when the kernel does not say.
+pub fn ns_tid(pid: u32, tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
 /// Resident memory of `pid` in KiB (`VmRSS`), 0 when the kernel does not say.
 pub fn rss_kib(pid: u32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
@@ -787,11 +795,18 @@ pub fn notify_translated(procs: &[Process], timeout: Duration) -> Result<Notifie
                     }
                 }
             }
-            let missing: Vec<u32> = tids.iter().copied().filter(|t| !parked.contains_key(t)).collect();
+            // The runtime records the id its thread sees: inside a pid namespace that is not
+            // the host's tid.
+            let seen = |tid: u32| ns_tid(pid, tid).unwrap_or(tid);
+            let missing: Vec<u32> = tids.iter().copied().filter(|&t| !parked.contains_key(&seen(t))).collect();
             if missing.is_empty() {
-                out.threads.extend(
-                    tids.iter().map(|&tid| ThreadStop { pid, tid, rip: parked[&tid], steps: 0, in_syscall: false }),
-                );
+                out.threads.extend(tids.iter().map(|&tid| ThreadStop {
+                    pid,
+                    tid,
+                    rip: parked[&seen(tid)],
+                    steps: 0,
+                    in_syscall: false,
+                }));
                 break;
             }
             if start.elapsed() > timeout {

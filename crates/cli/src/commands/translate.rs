@@ -71,8 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The output is complete at this point; recording it in the store is a convenience for
     // `recode`, so a store that cannot be used costs a warning, not the translation.
     let sha: String = report.guest_sha256.iter().map(|b| format!("{b:02x}")).collect();
-    let stored = hcontainer_recode::store::Store::open(args.store.as_deref())
-        .and_then(|store| store.put(&sha, isa.name(), &args.output));
+    // The original goes in beside it: a translated process recoded back to native execution
+    // needs it wherever it is.
+    use hcontainer_recode::store::{Store, ORIGINAL};
+    let stored = Store::open(args.store.as_deref()).and_then(|store| {
+        if store.get(&sha, ORIGINAL)?.is_none() {
+            store.put(&sha, ORIGINAL, &args.input)?;
+        }
+        store.put(&sha, isa.name(), &args.output)
+    });
     match &stored {
         Ok(path) if !args.quiet => println!("store: {}", path.display()),
         Ok(_) => {}
