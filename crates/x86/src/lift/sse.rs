@@ -421,19 +421,9 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
         M::Sqrtpd | M::Sqrtps => {
             let d = dst_xmm(ins)?;
             let s = src128(l, ins, 1);
-            let (fty, ity, n) = if m == M::Sqrtpd { (Type::F64, Type::I64, 2) } else { (Type::F32, Type::I32, 4) };
-            let mut acc = l.cst(Type::I128, 0);
-            for i in 0..n {
-                let sh = l.bin_imm(BinOp::LShr, s, u128::from(ity.bits() * i));
-                let x = l.zext(sh, ity);
-                let f = l.bitcast(x, fty);
-                let r = l.un(UnOp::FSqrt, f);
-                let rb = l.bitcast(r, ity);
-                let w = l.zext(rb, Type::I128);
-                let w = l.bin_imm(BinOp::Shl, w, u128::from(ity.bits() * i));
-                acc = l.or(acc, w);
-            }
-            l.set_xmm(d, acc);
+            let fty = if m == M::Sqrtpd { Type::F64 } else { Type::F32 };
+            let v = lanes::float_op(l, s, s, fty, |l, x, _| l.un(UnOp::FSqrt, x));
+            l.set_xmm(d, v);
         }
         M::Comisd | M::Ucomisd | M::Comiss | M::Ucomiss => {
             let fty = if matches!(m, M::Comisd | M::Ucomisd) { Type::F64 } else { Type::F32 };
@@ -550,23 +540,11 @@ fn lift_xmm(l: &mut Lifter, ins: &Instruction) -> R {
             };
             l.set_xmm(d, v);
         }
-        M::Punpcklqdq | M::Unpcklpd => {
+        M::Punpcklqdq | M::Unpcklpd | M::Punpckhqdq | M::Unpckhpd => {
             let d = dst_xmm(ins)?;
             let a = l.xmm(d);
             let b = src128(l, ins, 1);
-            let lo = l.bin_imm(BinOp::And, a, LO64);
-            let hi = l.bin_imm(BinOp::Shl, b, 64);
-            let v = l.or(lo, hi);
-            l.set_xmm(d, v);
-        }
-        M::Punpckhqdq | M::Unpckhpd => {
-            let d = dst_xmm(ins)?;
-            let a = l.xmm(d);
-            let b = src128(l, ins, 1);
-            let lo = l.bin_imm(BinOp::LShr, a, 64);
-            let hi = l.bin_imm(BinOp::LShr, b, 64);
-            let hi = l.bin_imm(BinOp::Shl, hi, 64);
-            let v = l.or(lo, hi);
+            let v = lanes::unpack(l, a, b, 64, matches!(m, M::Punpckhqdq | M::Unpckhpd));
             l.set_xmm(d, v);
         }
         M::Pmovmskb | M::Movmskps | M::Movmskpd | M::Pextrw => {
