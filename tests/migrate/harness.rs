@@ -80,14 +80,21 @@ pub fn migrate_dir() -> PathBuf {
     dir
 }
 
-/// A fresh, empty scratch directory `target/migrate/runs/<name>`.
+/// A fresh, empty scratch directory `target/migrate/runs/<name>.<pid of the test>` (unique,
+/// so that concurrent runs of a test do not share images or output files); remove it with
+/// [`done`] when the test passed, to keep it for inspection when it failed.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = migrate_dir().join("runs").join(name);
+    let dir = migrate_dir().join("runs").join(format!("{name}.{}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("emptying {}: {e}", dir.display()));
     }
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
+}
+
+/// Removes a passed test's scratch directory (images can be large).
+pub fn done(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The translation store the tests use (`--store` / `HCONTAINER_STORE`).
@@ -217,6 +224,28 @@ pub fn alive(pid: u32) -> bool {
 /// The executable `pid` runs.
 pub fn exe_of(pid: u32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// A description of `pid` for a failure message: its executable and, per thread, its state,
+/// kernel wait channel and `/proc/…/syscall` line.
+pub fn describe(pid: u32) -> String {
+    let mut text = format!("pid {pid} runs {:?}", exe_of(pid));
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return text;
+    };
+    let mut tids: Vec<u32> = tasks.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    tids.sort_unstable();
+    for tid in tids {
+        let base = format!("/proc/{pid}/task/{tid}");
+        let state = std::fs::read_to_string(format!("{base}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next().unwrap_or('?')))
+            .unwrap_or('?');
+        let wchan = std::fs::read_to_string(format!("{base}/wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(format!("{base}/syscall")).unwrap_or_default();
+        text.push_str(&format!("\n  tid {tid}: state {state}, wchan {wchan}, syscall {}", syscall.trim()));
+    }
+    text
 }
 
 /// What one hop did and how long each step took.

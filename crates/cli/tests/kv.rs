@@ -179,6 +179,8 @@ fn kv_hops(libc: Libc, hops: &[Side], two_step: bool) {
     eprintln!("{name}: {} hops, {} acknowledged writes, exit after {:?}", hops.len(), a + b, start.elapsed());
     let stderr = std::fs::read_to_string(work.join("stderr.txt")).unwrap_or_default();
     assert!(stderr.is_empty(), "server stderr: {stderr}");
+    drop(server);
+    harness::done(&root);
 }
 
 #[test]
