@@ -476,11 +476,65 @@ pub(crate) fn convert(
         ..Default::default()
     };
     let procs: Vec<PstreeEntry> = read(&input, "pstree.img")?.decode_all()?;
-    if procs.len() != 1 {
-        return Err(RecodeError::Unsupported(format!("{} processes in the tree (one is handled)", procs.len())));
+    if procs.is_empty() {
+        return Err(RecodeError::Corrupt { file: "pstree.img".into(), what: "no process".into() });
     }
-    let pid = procs[0].pid;
-    let mut tids = procs[0].threads.clone();
+    // The target executable as a new file.
+    let mut files = read(&input, "files.img")?;
+    let all: Vec<FileEntry> = files.decode_all()?;
+    let exe_id = all.iter().map(|f| f.id).max().unwrap_or(0) + 1;
+    let reg = RegFileEntry {
+        id: exe_id,
+        flags: 0,
+        pos: 0,
+        fown: FownEntry::default(),
+        name: dst.path.to_string_lossy().into_owned(),
+        size: Some(dst.size),
+        mode: Some(dst.mode),
+        ..Default::default()
+    };
+    let fe = FileEntry { r#type: FD_TYPE_REG, id: exe_id, reg: Some(reg), ..Default::default() };
+    entries_mut(&mut files).push(Entry::new(&fe, Vec::new()));
+    files.write(output).map_err(io(output))?;
+    report.rewritten += 1;
+
+    let mut ours = vec!["files.img".to_string()];
+    for p in &procs {
+        ours.extend(convert_process(&input, kind, src, to, dst, output, exe_id, p, &mut report)?);
+    }
+
+    // Everything else: hard links. The pages stay in the parent.
+    for entry in fs::read_dir(&input).map_err(io(&input))? {
+        let entry = entry.map_err(io(&input))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ty = entry.file_type().map_err(io(&entry.path()))?;
+        if !ty.is_file() || ours.contains(&name) || name.starts_with("pages-") || !name.ends_with(".img") {
+            continue;
+        }
+        let dest = output.join(&name);
+        fs::hard_link(entry.path(), &dest).map_err(io(&dest))?;
+        report.linked += 1;
+    }
+    std::os::unix::fs::symlink(&input, output.join("parent")).map_err(io(output))?;
+    Ok(report)
+}
+
+/// Recodes one process `proc` of the tree (its cores, mm and pagemap images) into `output`;
+/// returns the names of the files written.
+#[allow(clippy::too_many_arguments)]
+fn convert_process(
+    input: &Path,
+    kind: &crate::Kind,
+    src: Option<&Exe>,
+    to: crate::Target,
+    dst: &Exe,
+    output: &Path,
+    exe_id: u32,
+    proc: &PstreeEntry,
+    report: &mut Report,
+) -> Result<Vec<String>, RecodeError> {
+    let pid = proc.pid;
+    let mut tids = proc.threads.clone();
     if tids.is_empty() {
         tids.push(pid);
     }
@@ -564,7 +618,7 @@ pub(crate) fn convert(
         };
         threads.push(Thread { tid, file, core, state });
     }
-    report.threads = threads.len();
+    report.threads += threads.len();
     let (brk_start, brk_cur) = match &main_record {
         Some(r) if r.brk_start != 0 => (r.brk_start, r.brk_cur),
         _ => (mm.mm_start_brk, mm.mm_brk),
@@ -711,25 +765,7 @@ pub(crate) fn convert(
         report.rewritten += 1;
     }
 
-    // The target executable as a new file.
-    let mut files = read(&input, "files.img")?;
-    let all: Vec<FileEntry> = files.decode_all()?;
     let src_exe_id = mm.exe_file_id;
-    let exe_id = all.iter().map(|f| f.id).max().unwrap_or(0) + 1;
-    let reg = RegFileEntry {
-        id: exe_id,
-        flags: 0,
-        pos: 0,
-        fown: FownEntry::default(),
-        name: dst.path.to_string_lossy().into_owned(),
-        size: Some(dst.size),
-        mode: Some(dst.mode),
-        ..Default::default()
-    };
-    let fe = FileEntry { r#type: FD_TYPE_REG, id: exe_id, reg: Some(reg), ..Default::default() };
-    entries_mut(&mut files).push(Entry::new(&fe, Vec::new()));
-    files.write(output).map_err(io(output))?;
-    report.rewritten += 1;
 
     // VMAs: drop the runtime's and another ISA's vDSO, point the guest's file mappings of
     // the executable at the target's, add the target runtime's.
@@ -750,7 +786,7 @@ pub(crate) fn convert(
         }
         kept.push(v);
     }
-    report.vmas_dropped = dropped.len();
+    report.vmas_dropped += dropped.len();
     let mut added = Vec::new();
     if to_translated {
         for s in &dst.runtime {
@@ -882,24 +918,12 @@ pub(crate) fn convert(
     report.rewritten += 1;
     let pages_name = format!("pages-{}.img", head.pages_id);
     fs::write(output.join(&pages_name), &data).map_err(io(output))?;
-    report.pages_written = new_pages.len();
+    report.pages_written += new_pages.len();
 
-    // Everything else: hard links. The pages stay in the parent.
-    let core_names: Vec<String> = tids.iter().map(|t| format!("core-{t}.img")).collect();
-    for entry in fs::read_dir(&input).map_err(io(&input))? {
-        let entry = entry.map_err(io(&input))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ty = entry.file_type().map_err(io(&entry.path()))?;
-        let ours = [mm_name.as_str(), pagemap_name.as_str(), "files.img"].contains(&name.as_str()) || core_names.contains(&name);
-        if !ty.is_file() || ours || name.starts_with("pages-") || !name.ends_with(".img") {
-            continue;
-        }
-        let dest = output.join(&name);
-        fs::hard_link(entry.path(), &dest).map_err(io(&dest))?;
-        report.linked += 1;
-    }
-    std::os::unix::fs::symlink(&input, output.join("parent")).map_err(io(output))?;
-    Ok(report)
+    let mut names: Vec<String> = tids.iter().map(|t| format!("core-{t}.img")).collect();
+    names.push(mm_name);
+    names.push(pagemap_name);
+    Ok(names)
 }
 /// The executable of the (single) process in the images directory `dir`: the name of the
 /// `files.img` entry its `mm-<pid>.img` names as `exe_file_id`.
