@@ -62,11 +62,8 @@ pub enum Kind {
 pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<Report, RecodeError> {
     let exe_path = image::exe_of(input)?;
     let kind = image::kind_of(input)?;
-    match (&kind, to) {
-        (Kind::Native, Target::Native) => {
-            return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to })
-        }
-        _ => {}
+    if kind == Kind::Native && to == Target::Native {
+        return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to });
     }
     let mut warnings = Vec::new();
     let (sha, src) = match kind {

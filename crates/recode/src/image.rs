@@ -542,7 +542,7 @@ fn convert_process(
     tids.sort_by_key(|t| (*t != pid, *t));
     let mm_name = format!("mm-{pid}.img");
     let pagemap_name = format!("pagemap-{pid}.img");
-    let mut mm_file = read(&input, &mm_name)?;
+    let mut mm_file = read(input, &mm_name)?;
     let mut mm: MmEntry = first(&mm_file)?;
     let src_isa = match kind {
         crate::Kind::Native => HostIsa::X86_64,
@@ -552,7 +552,7 @@ fn convert_process(
     // Every thread's guest registers.
     let mut threads = Vec::new();
     let mut main_record: Option<ResumeRecord> = None;
-    let pages = Pages::open(&input, pid)?;
+    let pages = Pages::open(input, pid)?;
     let mut records = Vec::new();
     if let crate::Kind::Translated(_) = kind {
         let mut addrs = vec![layout::MAIN_RESUME_RECORD];
@@ -572,7 +572,7 @@ fn convert_process(
     }
     for &tid in &tids {
         let name = format!("core-{tid}.img");
-        let file = read(&input, &name)?;
+        let file = read(input, &name)?;
         let core: CoreEntry = first(&file)?;
         if core.mtype != machine_of(src_isa) {
             return Err(RecodeError::Corrupt {
@@ -876,7 +876,7 @@ fn convert_process(
 
     // Pagemap: the input's pages stay there (parent), but for dropped mappings; the pages
     // recode writes are here.
-    let mut pagemap = read(&input, &pagemap_name)?;
+    let mut pagemap = read(input, &pagemap_name)?;
     let head: PagemapHead = first(&pagemap)?;
     let old: Vec<PagemapEntry> =
         pagemap.entries().iter().skip(1).map(|e| e.decode()).collect::<Result<_, _>>().map_err(|source| {
