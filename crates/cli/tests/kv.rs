@@ -187,3 +187,8 @@ fn kv_hops(libc: Libc, hops: &[Side], two_step: bool) {
 fn kv_musl_native_to_translated() {
     kv_hops(Libc::Musl, &[Side::X86_64], true);
 }
+
+#[test]
+fn kv_glibc_native_to_translated() {
+    kv_hops(Libc::Glibc, &[Side::X86_64], true);
+}
