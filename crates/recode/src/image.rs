@@ -1,20 +1,31 @@
-//! Recode of a CRIU images directory: native x86-64 process → translated process.
+//! Recode of a CRIU images directory of one of our process trees — native x86-64, or
+//! translated for x86-64, arm64 or riscv64 hosts — into the images of the same tree running
+//! as another executable: the original binary or a translation (see [`crate::recode`]).
 //!
 //! The output directory restores with unmodified CRIU:
 //!
 //! * every file that does not change is a hard link to the input's;
-//! * `core-<pid>.img`: the thread's native registers become a [`ResumeRecord`] in a page of
-//!   the image, and the thread's host registers enter the runtime's resume entry
-//!   (`hc_resume`) with the host stack below that page and the record's address in rdi;
-//! * `mm-<pid>.img`: VMAs for the translated executable's runtime segments (file-backed
-//!   private mappings, as an ELF loader makes them, plus zero-fill), and the host stack;
-//!   `exe_file_id` names a new `files.img` entry for the translated executable (with the
-//!   size CRIU checks);
-//! * `pagemap-<pid>.img`: every page of the native image stays where it is, flagged as
-//!   being in the parent images (`parent` is a symlink to the input directory, as for an
-//!   incremental dump), and a new `pages-<id>.img` holds only the pages recode writes: the
-//!   record and the last file page of each runtime segment with zero-fill after it. Page
-//!   data is never copied: the cost is O(threads + VMAs).
+//! * `core-<tid>.img`, for every thread: the guest registers come from the x86-64 registers
+//!   (native input) or from the thread's `ResumeRecord` (translated input: the main thread's
+//!   at `layout::MAIN_RESUME_RECORD`, the others' in their thread slots, paired with the core
+//!   by `tid`; a thread must be parked at a migration point). Going translated they are
+//!   written into a record per thread and the host registers (x86-64, arm64 or riscv64
+//!   `thread_info`) enter the runtime's `hc_resume` with the stack pointer and first
+//!   argument at the record; going native they become x86-64 registers (rflags
+//!   materialized from the lazy flags, SSE and x87 into the FXSAVE/XSAVE area). Guest
+//!   signal handlers and the alternate signal stack move between the kernel's view (core
+//!   image) and the runtime's tables; tasks are marked alive;
+//! * `mm-<pid>.img`: hcontainer's range is dropped and, going translated, rebuilt from the
+//!   target executable (runtime segments as an ELF loader maps them, host stack, one slot per
+//!   extra thread); the guest's mappings of the executable are laid over the target's copy
+//!   of each guest segment; another ISA's vDSO/vvar/vsyscall are dropped; going native the
+//!   program break and code/data bounds are the guest's; the saved auxv names the target
+//!   executable; `exe_file_id` names a new `files.img` entry (with the size CRIU checks);
+//! * `pagemap-<pid>.img`: every page of the input stays where it is, flagged as being in the
+//!   parent images (`parent` is a symlink to the input directory, as for an incremental
+//!   dump), but for dropped mappings; a new `pages-<id>.img` holds only the pages recode
+//!   writes: the records, runtime tables and the last file page of each runtime segment.
+//!   Page data is never copied: the cost is O(threads + VMAs), whatever the memory size.
 
 use std::collections::BTreeMap;
 use std::fs;
