@@ -2,7 +2,9 @@
 //! native and translated execution while clients keep writing: its listening socket and its
 //! established connections (CRIU's `--tcp-established`, on by default in `hcontainer
 //! checkpoint`) survive every hop, no acknowledged write is lost, and after each hop a new
-//! connection finds every write acknowledged before the hop.
+//! connection finds every write acknowledged before the hop. With `checkpoint --to`, the
+//! twelve-hop test lets clients reconnect: the established connections do not survive those
+//! hops yet (the source is killed after a `--leave-running` dump, which resets them).
 //!
 //! Seeded (`HCT_SEED`); the seed is printed.
 
@@ -35,6 +37,14 @@ impl Client {
         Client { out: s, inp }
     }
 
+    fn try_connect(port: u16) -> Option<Client> {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(REPLY_TIMEOUT)).ok()?;
+        s.set_nodelay(true).ok()?;
+        let inp = BufReader::new(s.try_clone().ok()?);
+        Some(Client { out: s, inp })
+    }
+
     fn send(&mut self, line: &str) {
         self.out.write_all(format!("{line}\n").as_bytes()).unwrap_or_else(|e| panic!("sending {line:?}: {e}"));
     }
@@ -51,6 +61,16 @@ impl Client {
     fn call(&mut self, line: &str) -> String {
         self.send(line);
         self.reply(line)
+    }
+
+    /// `call` that reports a broken connection instead of failing.
+    fn try_call(&mut self, line: &str) -> std::io::Result<String> {
+        self.out.write_all(format!("{line}\n").as_bytes())?;
+        let mut l = String::new();
+        if self.inp.read_line(&mut l)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        Ok(l.trim_end().to_string())
     }
 
     /// Checks `GET` of keys `prefix0 .. prefix{n-1}`, pipelined in batches.
@@ -74,13 +94,36 @@ fn value(prefix: &str, k: u64) -> String {
 }
 
 /// A client that keeps writing `SET <prefix><k>` with increasing k until told to stop;
-/// `acked` is the number of writes the server acknowledged.
-fn writer(port: u16, prefix: &'static str, acked: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// `acked` is the number of writes the server acknowledged. With `reconnect`, a broken
+/// connection is replaced and the unacknowledged write sent again (writes are idempotent:
+/// same key, same value); `reconnects` counts how often.
+fn writer(
+    port: u16,
+    prefix: &'static str,
+    acked: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    reconnect: Option<Arc<AtomicU64>>,
+) -> std::thread::JoinHandle<()> {
     let mut c = Client::connect(port);
     std::thread::spawn(move || {
         let mut k = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            let reply = c.call(&format!("SET {prefix}{k} {}", value(prefix, k)));
+            let line = format!("SET {prefix}{k} {}", value(prefix, k));
+            let reply = match &reconnect {
+                None => c.call(&line),
+                Some(count) => match c.try_call(&line) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("writer {prefix}: {e} at {line:?}; reconnecting");
+                        count.fetch_add(1, Ordering::SeqCst);
+                        // The server is away during a hop: connections are refused until the
+                        // restore; retry for a bounded time.
+                        c = harness::poll(REPLY_TIMEOUT, || Client::try_connect(port))
+                            .unwrap_or_else(|| panic!("writer {prefix}: cannot reconnect to port {port}"));
+                        continue;
+                    }
+                },
+            };
             assert!(reply.starts_with("OK "), "SET {prefix}{k}: {reply}");
             k += 1;
             acked.store(k, Ordering::SeqCst);
@@ -90,10 +133,21 @@ fn writer(port: u16, prefix: &'static str, acked: Arc<AtomicU64>, stop: Arc<Atom
     })
 }
 
-/// `two_step`: native → translated hops by `checkpoint`, `recode`, `restore` instead of
-/// `checkpoint --to` + `restore`.
-fn kv_hops(libc: Libc, hops: &[Side], two_step: bool) {
-    let name = format!("kv-{}", libc.name());
+/// How the test moves the server and what its clients expect.
+#[derive(Clone, Copy)]
+struct Mode {
+    /// Native → translated hops by `checkpoint`, `recode`, `restore` instead of
+    /// `checkpoint --to` + `restore`.
+    two_step: bool,
+    /// Established connections may break at a hop: writers reconnect and resend, the end
+    /// checks go through a new connection. Without it every connection must survive.
+    reconnect: bool,
+}
+
+fn kv_hops(libc: Libc, hops: &[Side], mode: Mode) {
+    let Mode { two_step, reconnect } = mode;
+    let how = if two_step { "two-step" } else if reconnect { "reconnect" } else { "strict" };
+    let name = format!("kv-{}-{how}-{}", libc.name(), hops.len());
     let mut rng = Rng::from_env(&name);
     let exe = harness::compile("kv", libc);
     let translated = harness::translate_into_store(&exe);
@@ -115,9 +169,11 @@ fn kv_hops(libc: Libc, hops: &[Side], two_step: bool) {
     let stop = Arc::new(AtomicBool::new(false));
     let acked_a = Arc::new(AtomicU64::new(0));
     let acked_b = Arc::new(AtomicU64::new(0));
+    let reconnects = Arc::new(AtomicU64::new(0));
+    let counter = reconnect.then(|| reconnects.clone());
     let writers = [
-        writer(port, "a", acked_a.clone(), stop.clone()),
-        writer(port, "b", acked_b.clone(), stop.clone()),
+        writer(port, "a", acked_a.clone(), stop.clone(), counter.clone()),
+        writer(port, "b", acked_b.clone(), stop.clone(), counter),
     ];
 
     let mut side = Side::Native;
@@ -169,6 +225,9 @@ fn kv_hops(libc: Libc, hops: &[Side], two_step: bool) {
     let (a, b) = (acked_a.load(Ordering::SeqCst), acked_b.load(Ordering::SeqCst));
     assert!(a > 0 && b > 0);
     // The idle connection, open since before the first hop: exactly the acknowledged writes.
+    if reconnect {
+        idle = Client::connect(port);
+    }
     assert_eq!(idle.call("COUNT"), format!("COUNT {}", a + b));
     idle.check_keys("a", a, "at the end");
     idle.check_keys("b", b, "at the end");
@@ -176,19 +235,40 @@ fn kv_hops(libc: Libc, hops: &[Side], two_step: bool) {
     assert_eq!(idle.call("SHUTDOWN"), "BYE");
     let start = Instant::now();
     assert!(server.wait_exit(Duration::from_secs(10)), "server still runs after SHUTDOWN");
-    eprintln!("{name}: {} hops, {} acknowledged writes, exit after {:?}", hops.len(), a + b, start.elapsed());
+    eprintln!(
+        "{name}: {} hops, {} acknowledged writes, {} reconnects, exit after {:?}",
+        hops.len(),
+        a + b,
+        reconnects.load(Ordering::SeqCst),
+        start.elapsed()
+    );
     let stderr = std::fs::read_to_string(work.join("stderr.txt")).unwrap_or_default();
     assert!(stderr.is_empty(), "server stderr: {stderr}");
     drop(server);
     harness::done(&root);
 }
 
+/// Native → translated → native → …, `n` hops.
+fn alternating(n: usize) -> Vec<Side> {
+    (0..n).map(|i| if i % 2 == 0 { Side::X86_64 } else { Side::Native }).collect()
+}
+
+const TWO_STEP: Mode = Mode { two_step: true, reconnect: false };
+const RECONNECT: Mode = Mode { two_step: false, reconnect: true };
+
 #[test]
 fn kv_musl_native_to_translated() {
-    kv_hops(Libc::Musl, &[Side::X86_64], true);
+    kv_hops(Libc::Musl, &[Side::X86_64], TWO_STEP);
 }
 
 #[test]
 fn kv_glibc_native_to_translated() {
-    kv_hops(Libc::Glibc, &[Side::X86_64], true);
+    kv_hops(Libc::Glibc, &[Side::X86_64], TWO_STEP);
+}
+
+/// Twelve hops both ways with `checkpoint --to`: the listening socket and the data survive
+/// each; clients reconnect when a connection breaks.
+#[test]
+fn kv_musl_hops_reconnecting() {
+    kv_hops(Libc::Musl, &alternating(12), RECONNECT);
 }
