@@ -171,7 +171,9 @@ fn lookup(store: &Store, sha: &str, original: &Path, to: Target) -> Result<PathB
             store_path: store.root().join(sha).join(to.name()),
             command: match to {
                 Target::Native => format!(
-                    "cp <the original binary, SHA-256 {sha}> {}",
+                    "hcontainer translate <the original binary, SHA-256 {sha}> --target x86_64 -o <output> --store {}` \
+                     (which records the original too) or `cp <the original binary> {}",
+                    store.root().display(),
                     store.root().join(sha).join(ORIGINAL).display()
                 ),
                 Target::Translated(isa) => format!(
