@@ -6,7 +6,8 @@
 //! - CRIU dumps a running aarch64 translation and restores it, and it carries on from where
 //!   it was dumped (every state value of a recurrence is printed and checked);
 //! - `hcontainer migrate` moves a native x86-64 program running on this host to
-//!   `hcontainer agent` in the node, as its aarch64 translation, and it carries on there.
+//!   `hcontainer agent` in the node, as its aarch64 translation, and it carries on there; the
+//!   node's hcontainer moves it back to an agent on this host, as the original program.
 //!
 //! The aarch64 hcontainer comes from `cargo xtask vm build`
 //! (`target/aarch64-unknown-linux-musl/release/hcontainer`); the node image is built on first
@@ -78,6 +79,61 @@ static NODE_LOCK: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     NODE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `hcontainer agent` on this host, killed when dropped.
+struct HostAgent {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HostAgent {
+    /// Starts an agent on 127.0.0.1 (QEMU's user network delivers the node's connections to
+    /// 10.0.2.2 there) with its work folder `work` and the translation store `store`.
+    fn start(work: &Path, store: &Path) -> HostAgent {
+        use std::io::BufRead;
+        let mut child = Command::new(common::hcontainer())
+            .args(["agent", "--listen", "127.0.0.1:0", "--work"])
+            .arg(work)
+            .arg("--store")
+            .arg(store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting hcontainer agent");
+        let stdout = child.stdout.take().expect("agent stdout");
+        let mut line = String::new();
+        // The agent prints its address first; a dead agent ends the stream (empty line).
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let port = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            panic!("the host agent did not start: {line:?}");
+        };
+        HostAgent { child, port }
+    }
+}
+
+impl Drop for HostAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a process (not our child) when dropped.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+    }
 }
 
 /// The aarch64 hcontainer, or a failure saying how to build it.
@@ -471,6 +527,53 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     );
     let there = check_migcounter(&text);
     assert!(there > last_here);
-    sh(&node, &format!("kill {dest_pid}"));
+    // And back: from the node to an agent on this host (10.0.2.2 from inside the node), which
+    // recodes the translated images to the original program and restores it natively.
+    let host_agent = HostAgent::start(&work.join("host-agent"), &store);
+    let started = Instant::now();
+    let back = node
+        .run(
+            &format!(
+                "hcontainer migrate --pid {dest_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q",
+                host_agent.port
+            ),
+            JOB,
+        )
+        .expect("running hcontainer migrate in the node");
+    let back_time = started.elapsed();
+    assert!(back.success(), "migrate back failed: {}{}", back.stdout, back.stderr);
+    assert!(back.stdout.contains("x86_64 native"), "{}", back.stdout);
+    let home_pid: u32 = back
+        .stdout
+        .split("as pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no destination pid in the report:\n{}", back.stdout));
+    let _home = KillOnDrop(home_pid);
+    let gone = node.run(&format!("kill -0 {dest_pid}"), JOB).expect("kill -0 in the node");
+    assert!(!gone.success(), "the translated source still runs in the node");
+    let there = check_migcounter(&sh(&node, &format!("cat {out_str}")));
+    // It runs the original program (the store's copy of it, found by content).
+    assert_eq!(
+        std::fs::read(format!("/proc/{home_pid}/exe")).expect("exe of the process back home"),
+        std::fs::read(&exe).expect("reading the original program"),
+        "the process back on this host runs the original program"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let home = loop {
+        let text = std::fs::read_to_string(&out_file).expect("reading the host's count");
+        let i = check_migcounter(&text);
+        if i >= there + 20 {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "the native program back home does not count on from {there}: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "migration node (aarch64 translated) -> host (x86-64 native): {:.2} s; at step {there} there, {home} back here\n{}",
+        back_time.as_secs_f64(),
+        back.stdout
+    );
     eprintln!("migration host (x86-64 native) -> node (aarch64 translated): {:.2} s; at step {last_here} here, {there} there\n{report}", migrate_time.as_secs_f64());
 }

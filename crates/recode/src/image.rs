@@ -60,6 +60,8 @@ const MAP_ANONYMOUS: u32 = 0x20;
 const MAP_NORESERVE: u32 = 0x4000;
 const FD_TYPE_REG: i32 = 1;
 const AT_IGNORE: u64 = 1;
+/// Words of saved auxiliary vector x86-64 CRIU restores (its `AT_VECTOR_SIZE`).
+const X86_64_CRIU_AUXV_WORDS: usize = 44;
 const AT_PHDR: u64 = 3;
 const AT_PHENT: u64 = 4;
 const AT_PHNUM: u64 = 5;
@@ -877,6 +879,28 @@ fn convert_process(
                 }
             },
             _ => {}
+        }
+    }
+    // CRIU checks the saved vector against its own bound for the restoring host; another
+    // kernel's vector may hold more entries (x86-64 CRIU accepts 44 words). Only
+    // `/proc/PID/auxv` readers see this copy, so entries beyond the bound are dropped,
+    // after the ones that mean nothing.
+    let dst_isa = match to {
+        crate::Target::Native => HostIsa::X86_64,
+        crate::Target::Translated(i) => i,
+    };
+    if dst_isa == HostIsa::X86_64 && src_isa != HostIsa::X86_64 {
+        let pairs: Vec<u64> = mm
+            .mm_saved_auxv
+            .chunks_exact(2)
+            .filter(|p| p[0] != AT_IGNORE && p[0] != 0)
+            .flatten()
+            .copied()
+            .collect();
+        let mut auxv = pairs;
+        auxv.truncate(X86_64_CRIU_AUXV_WORDS);
+        if auxv.len() < mm.mm_saved_auxv.len() {
+            mm.mm_saved_auxv = auxv;
         }
     }
     mm.vmas = kept;
