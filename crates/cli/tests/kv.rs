@@ -2,9 +2,7 @@
 //! native and translated execution while clients keep writing: its listening socket and its
 //! established connections (CRIU's `--tcp-established`, on by default in `hcontainer
 //! checkpoint`) survive every hop, no acknowledged write is lost, and after each hop a new
-//! connection finds every write acknowledged before the hop. With `checkpoint --to`, the
-//! twelve-hop test lets clients reconnect: the established connections do not survive those
-//! hops yet (the source is killed after a `--leave-running` dump, which resets them).
+//! connection finds every write acknowledged before the hop.
 //!
 //! Seeded (`HCT_SEED`); the seed is printed.
 
@@ -271,4 +269,17 @@ fn kv_glibc_native_to_translated() {
 #[test]
 fn kv_musl_hops_reconnecting() {
     kv_hops(Libc::Musl, &alternating(12), RECONNECT);
+}
+
+const STRICT: Mode = Mode { two_step: false, reconnect: false };
+
+/// Every connection survives every hop.
+#[test]
+fn kv_musl_hops() {
+    kv_hops(Libc::Musl, &alternating(12), STRICT);
+}
+
+#[test]
+fn kv_glibc_hops() {
+    kv_hops(Libc::Glibc, &alternating(12), STRICT);
 }

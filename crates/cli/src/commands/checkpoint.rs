@@ -1,18 +1,19 @@
 //! `hcontainer checkpoint`: dump a running process tree with CRIU.
 //!
 //! With `--to`, the dump is a migration checkpoint: every thread is first brought to a
-//! migration point (`hcontainer_recode::notify`), CRIU dumps the tree with
-//! `--leave-running`, the images are recoded for the target into a separate directory, and
-//! only when all of that succeeded is the source killed (or resumed, with
-//! `--leave-running`). On any failure the source runs on and `-D DIR` receives nothing: the
-//! images are made in a temporary sibling directory and renamed into place at the end.
+//! migration point (`hcontainer_recode::notify`), CRIU dumps the tree (ending it, so that
+//! established TCP connections stay frozen behind the network lock; with `--leave-running`
+//! it keeps running), and the images are recoded for the target in a temporary sibling
+//! directory that is renamed into `-D DIR` only when everything succeeded. On a failure
+//! before the dump the source runs on; on one after a dump that ended it, the source is
+//! restored from that dump; `-D DIR` receives nothing either way.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hcontainer_criu::{Criu, DumpOptions, Timings, DEFAULT_NETWORK_LOCK, TIMINGS_DUMP_FILE};
+use hcontainer_criu::{Criu, DumpOptions, RestoreOptions, Timings, DEFAULT_NETWORK_LOCK, TIMINGS_DUMP_FILE};
 use hcontainer_recode::notify::{self, Kind, NativeOptions, Notified, Process};
 use hcontainer_recode::store::Store;
 use hcontainer_recode::{HostIsa, Target};
@@ -127,10 +128,22 @@ fn report(args: &Args, timings: &Timings, notified: Option<&Notified>) {
 /// A temporary directory beside the final one, removed on drop unless kept.
 struct Scratch {
     path: PathBuf,
+    keep: std::cell::Cell<bool>,
+}
+
+impl Scratch {
+    /// Keeps the directory (images that are the only copy of a process) and returns it.
+    fn keep(&self) -> PathBuf {
+        self.keep.set(true);
+        self.path.clone()
+    }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if self.keep.get() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
@@ -153,7 +166,7 @@ fn scratch_for(dir: &Path) -> anyhow::Result<Scratch> {
         std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(Scratch { path })
+    Ok(Scratch { path, keep: std::cell::Cell::new(false) })
 }
 
 /// The kind and ISA an images directory is for, as a target.
@@ -183,79 +196,110 @@ fn migration_checkpoint(criu: &Criu, args: &Args, to: To) -> anyhow::Result<(Tim
     let notified = notify::notify(&procs, opts).with_context(|| format!("notify of pid {}", args.pid))?;
     let notify_us = micros(start.elapsed());
 
-    // From here on the tree is held at migration points: any failure lets it run on.
-    let result = dump_and_recode(criu, args, &store, &scratch, kind, target, source_target(&procs));
-    let (mut timings, final_src) = match result {
-        Ok(v) => v,
+    // From here on the tree is held at migration points. Unless it is to keep running, CRIU
+    // ends it itself: established TCP connections then stay in repair mode behind the
+    // network lock until the restore, where a dump that leaves the tree running and a kill
+    // afterwards would reset them. A failure before the dump is complete lets the tree run
+    // on; a failure after a dump that ended it restores it from that dump.
+    let dump_dir = scratch.path.join("dump");
+    let mut opts = DumpOptions::new(args.pid, &dump_dir);
+    opts.leave_running = args.leave_running;
+    opts.shell_job = args.shell_job;
+    opts.network_lock = args.network_lock.clone();
+    let mut timings = match criu.dump(&opts) {
+        Ok(t) => t,
         Err(e) => {
             notify::resume(kind, &pids);
-            return Err(e.context(format!("checkpoint of pid {} abandoned; the process runs on", args.pid)));
+            return Err(anyhow::Error::new(e)
+                .context(format!("checkpoint of pid {} abandoned; the process runs on", args.pid)));
         }
     };
-    timings.notify_us = Some(notify_us);
-    timings.threads = Some(threads);
-    timings.rss_kib = Some(rss_kib);
-    let publish = (|| -> anyhow::Result<()> {
+    let after_dump = (|| -> anyhow::Result<PathBuf> {
+        if kind == Kind::Native {
+            hcontainer_criu::mark_stopped_alive(&dump_dir)?;
+        }
+        let (recode_us, final_src) = recode_dump(&dump_dir, &store, &scratch, target, source_target(&procs))?;
+        timings.recode_us = recode_us;
+        timings.notify_us = Some(notify_us);
+        timings.threads = Some(threads);
+        timings.rss_kib = Some(rss_kib);
         hcontainer_criu::write_timings(&final_src.join(TIMINGS_DUMP_FILE), &timings)?;
         if args.dir.exists() {
             std::fs::remove_dir(&args.dir).with_context(|| format!("replacing {}", args.dir.display()))?;
         }
         std::fs::rename(&final_src, &args.dir)
             .with_context(|| format!("moving {} to {}", final_src.display(), args.dir.display()))?;
-        Ok(())
+        Ok(final_src)
     })();
-    if let Err(e) = publish {
-        notify::resume(kind, &pids);
-        return Err(e.context(format!("checkpoint of pid {} abandoned; the process runs on", args.pid)));
+    if let Err(e) = after_dump {
+        if args.leave_running {
+            notify::resume(kind, &pids);
+            return Err(e.context(format!("checkpoint of pid {} abandoned; the process runs on", args.pid)));
+        }
+        // The dump ended the tree: bring it back from its own images.
+        let restored = roll_back(criu, args, &dump_dir, kind);
+        return Err(match restored {
+            Ok(pid) => e.context(format!(
+                "checkpoint of pid {} abandoned; the process was restored from its dump and runs on as pid {pid}",
+                args.pid
+            )),
+            Err(r) => e.context(format!(
+                "checkpoint of pid {} failed after CRIU ended it, and restoring it from {} failed too ({r:#}); \
+                 its images are kept there",
+                args.pid,
+                scratch.keep().display()
+            )),
+        });
     }
     drop(scratch);
     if args.leave_running {
         notify::resume(kind, &pids);
-    } else {
-        if !notify::kill(&pids, Duration::from_secs(10)) {
-            eprintln!("hcontainer: warning: pid {} was killed but is not reaped yet: a restore on this machine may find its pid taken", args.pid);
-        }
+    } else if !notify::kill(&pids, Duration::from_secs(10)) {
+        eprintln!("hcontainer: warning: pid {} was killed but is not reaped yet: a restore on this machine may find its pid taken", args.pid);
     }
     Ok((timings, notified))
 }
 
-/// Dumps into `scratch/dump` and, when the target differs from the source, recodes into
-/// `scratch/image` with the dump moved inside it as its CRIU parent (`native/` or
-/// `source/`). Returns the timings and the directory to publish.
-fn dump_and_recode(
-    criu: &Criu,
-    args: &Args,
-    store: &Store,
-    scratch: &Scratch,
-    kind: Kind,
-    target: Target,
-    source: Target,
-) -> anyhow::Result<(Timings, PathBuf)> {
-    let dump_dir = scratch.path.join("dump");
-    let mut opts = DumpOptions::new(args.pid, &dump_dir);
-    opts.leave_running = true;
+/// Restores the tree a killing dump ended from that dump (detached), resuming parked
+/// translated threads; returns the restored root pid.
+fn roll_back(criu: &Criu, args: &Args, dump_dir: &Path, kind: Kind) -> anyhow::Result<u32> {
+    let mut opts = RestoreOptions::new(dump_dir, true);
     opts.shell_job = args.shell_job;
     opts.network_lock = args.network_lock.clone();
-    let mut timings = criu.dump(&opts)?;
-    if kind == Kind::Native {
-        hcontainer_criu::mark_stopped_alive(&dump_dir)?;
+    let outcome = criu.restore(&opts)?;
+    if kind == Kind::Translated {
+        let pids = notify::tree(outcome.pid).unwrap_or_else(|_| vec![outcome.pid]);
+        notify::resume_translated(&pids);
     }
+    Ok(outcome.pid)
+}
+
+/// When the target differs from the source, recodes the dump into `scratch/image` with the
+/// dump moved inside it as its CRIU parent (`native/` or `source/`). Returns the recode time
+/// and the directory to publish.
+fn recode_dump(
+    dump_dir: &Path,
+    store: &Store,
+    scratch: &Scratch,
+    target: Target,
+    source: Target,
+) -> anyhow::Result<(Option<u64>, PathBuf)> {
     if target == source {
-        return Ok((timings, dump_dir));
+        return Ok((None, dump_dir.to_path_buf()));
     }
     let out = scratch.path.join("image");
     let start = Instant::now();
-    hcontainer_recode::recode(&dump_dir, target, store, &out)
+    hcontainer_recode::recode(dump_dir, target, store, &out)
         .with_context(|| format!("recoding the {source} images for {target}"))?;
-    timings.recode_us = Some(micros(start.elapsed()));
+    let recode_us = Some(micros(start.elapsed()));
     // The recoded images name the dump as their parent (its pages stay there): keep it
     // inside the published directory, linked by a relative path that survives the rename.
     let inner = out.join(source.name());
-    std::fs::rename(&dump_dir, &inner).with_context(|| format!("moving the dump into {}", out.display()))?;
+    std::fs::rename(dump_dir, &inner).with_context(|| format!("moving the dump into {}", out.display()))?;
     let parent = out.join("parent");
     if parent.symlink_metadata().is_ok() {
         std::fs::remove_file(&parent).with_context(|| format!("replacing {}", parent.display()))?;
         std::os::unix::fs::symlink(source.name(), &parent).with_context(|| format!("linking {}", parent.display()))?;
     }
-    Ok((timings, out))
+    Ok((recode_us, out))
 }
