@@ -49,10 +49,22 @@ fn guest_flags() -> MemFlagsData {
     f
 }
 
-/// The guest-state locations a function uses, each with one type and one variable.
+/// One guest-state location's variables. A 128-bit location is two `I64` variables (low and
+/// high half): Cranelift's `i128` shifts and masks are long sequences, while the lifted code
+/// mostly moves 64-bit halves in and out of xmm registers.
+#[derive(Clone, Copy)]
+struct Slot {
+    ty: Type,
+    /// The variable (the low half of a 128-bit location).
+    var: Variable,
+    /// The high half of a 128-bit location.
+    hi: Option<Variable>,
+}
+
+/// The guest-state locations a function uses, each with one type and its variables.
 struct Locations {
-    /// Offset → (type, variable); every location used.
-    all: BTreeMap<u32, (Type, Variable)>,
+    /// Offset → slot; every location used.
+    all: BTreeMap<u32, Slot>,
     /// Offsets assigned somewhere in the function (written back at exits).
     assigned: Vec<u32>,
 }
@@ -149,10 +161,18 @@ fn collect_locations(f: &Function) -> Result<Locations, CodegenError> {
         end = off + ty.bytes();
         prev = Some((off, ty));
     }
+    let mut next = 0u32;
+    let mut var = || {
+        next += 1;
+        Variable::from_u32(next - 1)
+    };
     let all = types
         .into_iter()
-        .enumerate()
-        .map(|(i, (off, ty))| (off, (ty, Variable::from_u32(i as u32))))
+        .map(|(off, ty)| {
+            let v = var();
+            let hi = (ty == Type::I128).then(&mut var);
+            (off, Slot { ty, var: v, hi })
+        })
         .collect();
     Ok(Locations { all, assigned: assigned.into_iter().collect() })
 }
@@ -200,7 +220,19 @@ struct Tr<'a, 'b> {
     /// Callees already imported into this function (translated functions).
     callees: HashMap<FuncId, FuncRef>,
     fi: usize,
+    /// This function's own id (indirect jumps that land in it stay inside).
+    id: FuncId,
 }
+
+/// Host stack a chain of nested transfers to other translated functions (tail jumps, which
+/// return only when the callee does) may use before it leaves to the dispatcher instead. The
+/// guest state sits at the top of the host stack (`hcontainer_abi::layout`), so
+/// `state - sp` is the depth; anywhere else the difference is out of range and the jump
+/// leaves to the dispatcher, as it always may.
+const NEST_LIMIT: i64 = 16 << 20;
+
+/// Size of a `DispatchEntry`.
+const DISPATCH_ENTRY_SIZE: i64 = std::mem::size_of::<hcontainer_abi::calls::DispatchEntry>() as i64;
 
 /// Translate IR function `f` (index `fi` in the program, declared as `id`).
 pub(crate) fn translate(
@@ -238,9 +270,19 @@ pub(crate) fn translate(
     };
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-    for (ty, var) in locs.all.values() {
-        let v = b.declare_var(cl_type(*ty));
-        debug_assert_eq!(v, *var);
+    for slot in locs.all.values() {
+        match slot.hi {
+            Some(hi) => {
+                let v = b.declare_var(types::I64);
+                debug_assert_eq!(v, slot.var);
+                let v = b.declare_var(types::I64);
+                debug_assert_eq!(v, hi);
+            }
+            None => {
+                let v = b.declare_var(cl_type(slot.ty));
+                debug_assert_eq!(v, slot.var);
+            }
+        }
     }
     let entry_block = b.create_block();
     b.append_block_params_for_function_params(entry_block);
@@ -270,6 +312,7 @@ pub(crate) fn translate(
         blocks,
         callees: HashMap::new(),
         fi,
+        id,
         local: f.blocks.len() > LOCAL_MODE_BLOCKS,
         reads: Vec::new(),
         dirty: Vec::new(),
@@ -314,6 +357,13 @@ pub(crate) fn translate(
     Ok(func)
 }
 
+/// A translated IR value: one Cranelift value, or a 128-bit value as two `I64` halves.
+#[derive(Clone, Copy)]
+enum Val {
+    One(CValue),
+    Wide(CValue, CValue),
+}
+
 /// Constant-folding knowledge of the lazy flags inside one block.
 #[derive(Clone, Copy, Default)]
 struct FlagKnowledge {
@@ -326,11 +376,42 @@ impl<'a> Tr<'a, '_> {
         CodegenError::BadIr { func: self.f.entry, block: blk.addr, what: what.into() }
     }
 
-    fn val(&self, blk: &Block, vals: &[Option<CValue>], v: &Value) -> Result<CValue, CodegenError> {
+    fn get_val(&self, blk: &Block, vals: &[Option<Val>], v: &Value) -> Result<Val, CodegenError> {
         vals.get(v.0 as usize)
             .copied()
             .flatten()
             .ok_or_else(|| self.bad(blk, &format!("use of undefined value v{}", v.0)))
+    }
+
+    /// Value `v` as one Cranelift value (a split 128-bit value is joined).
+    fn val(&mut self, blk: &Block, vals: &[Option<Val>], v: &Value) -> Result<CValue, CodegenError> {
+        Ok(match self.get_val(blk, vals, v)? {
+            Val::One(x) => x,
+            Val::Wide(lo, hi) => self.b.ins().iconcat(lo, hi),
+        })
+    }
+
+    /// Whether value `v` is 128 bits wide.
+    fn is_wide(&self, blk: &Block, vals: &[Option<Val>], v: &Value) -> Result<bool, CodegenError> {
+        Ok(match self.get_val(blk, vals, v)? {
+            Val::Wide(..) => true,
+            Val::One(x) => self.b.func.dfg.value_type(x) == types::I128,
+        })
+    }
+
+    /// 128-bit value `v` as its (low, high) halves.
+    fn wide(&mut self, blk: &Block, vals: &[Option<Val>], v: &Value) -> Result<(CValue, CValue), CodegenError> {
+        match self.get_val(blk, vals, v)? {
+            Val::Wide(lo, hi) => Ok((lo, hi)),
+            Val::One(x) if self.b.func.dfg.value_type(x) == types::I128 => {
+                let (lo, hi) = self.b.ins().isplit(x);
+                Ok((lo, hi))
+            }
+            Val::One(x) => Err(self.bad(
+                blk,
+                &format!("v{} is a {}, expected 128 bits", v.0, self.b.func.dfg.value_type(x)),
+            )),
+        }
     }
 
     fn block_of(&self, addr: u64) -> Option<(usize, ir::Block)> {
@@ -345,9 +426,19 @@ impl<'a> Tr<'a, '_> {
     fn reload_all(&mut self) {
         let offs: Vec<u32> = if self.local { self.reads.clone() } else { self.locs.all.keys().copied().collect() };
         for off in offs {
-            let (ty, var) = self.locs.all[&off];
-            let v = self.b.ins().load(cl_type(ty), state_flags(), self.state, off as i32);
-            self.b.def_var(var, v);
+            let slot = self.locs.all[&off];
+            match slot.hi {
+                Some(hi) => {
+                    let lo = self.b.ins().load(types::I64, state_flags(), self.state, off as i32);
+                    self.b.def_var(slot.var, lo);
+                    let h = self.b.ins().load(types::I64, state_flags(), self.state, off as i32 + 8);
+                    self.b.def_var(hi, h);
+                }
+                None => {
+                    let v = self.b.ins().load(cl_type(slot.ty), state_flags(), self.state, off as i32);
+                    self.b.def_var(slot.var, v);
+                }
+            }
         }
     }
 
@@ -356,9 +447,13 @@ impl<'a> Tr<'a, '_> {
     fn write_back(&mut self) {
         let offs = if self.local { self.dirty.clone() } else { self.locs.assigned.clone() };
         for off in offs {
-            let var = self.locs.all[&off].1;
-            let v = self.b.use_var(var);
+            let slot = self.locs.all[&off];
+            let v = self.b.use_var(slot.var);
             self.b.ins().store(state_flags(), v, self.state, off as i32);
+            if let Some(hi) = slot.hi {
+                let h = self.b.use_var(hi);
+                self.b.ins().store(state_flags(), h, self.state, off as i32 + 8);
+            }
         }
     }
 
@@ -409,12 +504,171 @@ impl<'a> Tr<'a, '_> {
                 self.flush_local();
                 self.b.ins().jump(cb, &[]);
             }
-            None => self.exit_const(to),
+            None => match self.sh.points.get(&to) {
+                // A tail jump to another function (its entry or a block inside it): run it
+                // here, its result is ours.
+                Some(&(id, entry)) => {
+                    let callee = self.callee(id);
+                    let (nest, leave) = (self.b.create_block(), self.b.create_block());
+                    let room = self.stack_room();
+                    self.b.ins().brif(room, nest, &[], leave, &[]);
+                    self.b.set_cold_block(leave);
+                    self.b.switch_to_block(leave);
+                    self.b.seal_block(leave);
+                    self.exit_const(to);
+                    self.b.switch_to_block(nest);
+                    self.b.seal_block(nest);
+                    self.write_back();
+                    let entry = self.iconst(entry);
+                    let call = self.b.ins().call(callee, &[self.state, entry]);
+                    let r = self.b.inst_results(call)[0];
+                    self.b.ins().return_(&[r]);
+                }
+                None => self.exit_const(to),
+            },
         }
     }
 
+    /// Whether the host stack has room for one more nested transfer (see [`NEST_LIMIT`]).
+    fn stack_room(&mut self) -> CValue {
+        let sp = self.b.ins().get_stack_pointer(types::I64);
+        let used = self.b.ins().isub(self.state, sp);
+        self.b.ins().icmp_imm_u(CIntCC::UnsignedLessThan, used, NEST_LIMIT)
+    }
+
+    /// Find the dispatch entry of guest address `a` (an indirect transfer of block `bi`):
+    /// first in the block's cache word (an index in the dispatch table, checked against the
+    /// table's length and the entry's address, so any content is safe), else with the
+    /// runtime's lookup, which refills the cache. Without a translation the function exits
+    /// with `a`. Returns the entry's (host function, entry index), in the current block.
+    fn resolve(&mut self, blk: &Block, a: CValue) -> Result<(CValue, CValue), CodegenError> {
+        let slot = *self
+            .sh
+            .dispatch_caches
+            .get(&(self.fi, self.blocks[&blk.addr].0))
+            .ok_or_else(|| self.bad(blk, "indirect transfer without a dispatch cache"))?;
+        let cache = self.data_addr(slot);
+        let table = self.data_addr(self.sh.dispatch_table);
+        let len_addr = self.data_addr(self.sh.dispatch_len);
+        let idx = self.b.ins().load(types::I64, state_flags(), cache, 0);
+        let len = self.b.ins().load(types::I64, state_flags(), len_addr, 0);
+        let (check, miss, refill, missing, found) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        let e = self.b.append_block_param(found, types::I64);
+        let in_table = self.b.ins().icmp(CIntCC::UnsignedLessThan, idx, len);
+        self.b.ins().brif(in_table, check, &[], miss, &[]);
+
+        self.b.switch_to_block(check);
+        self.b.seal_block(check);
+        let off = self.b.ins().imul_imm_u(idx, DISPATCH_ENTRY_SIZE);
+        let cached = self.b.ins().iadd(table, off);
+        let guest = self.b.ins().load(types::I64, state_flags(), cached, 0);
+        let hit = self.b.ins().icmp(CIntCC::Equal, guest, a);
+        let cached_arg = ir::BlockArg::Value(cached);
+        self.b.ins().brif(hit, found, &[cached_arg], miss, &[]);
+
+        self.b.switch_to_block(miss);
+        self.b.seal_block(miss);
+        self.b.set_cold_block(miss);
+        let call = self.b.ins().call(self.refs.lookup, &[a]);
+        let looked = self.b.inst_results(call)[0];
+        self.b.ins().brif(looked, refill, &[], missing, &[]);
+
+        self.b.switch_to_block(missing);
+        self.b.seal_block(missing);
+        self.b.set_cold_block(missing);
+        self.exit(a);
+
+        self.b.switch_to_block(refill);
+        self.b.seal_block(refill);
+        self.b.set_cold_block(refill);
+        let off = self.b.ins().isub(looked, table);
+        let size = self.iconst(DISPATCH_ENTRY_SIZE as u64);
+        let idx = self.b.ins().udiv(off, size);
+        self.b.ins().store(state_flags(), idx, cache, 0);
+        let looked_arg = ir::BlockArg::Value(looked);
+        self.b.ins().jump(found, &[looked_arg]);
+
+        self.b.switch_to_block(found);
+        self.b.seal_block(found);
+        let fptr = self.b.ins().load(types::I64, state_flags(), e, 8);
+        let ent = self.b.ins().load(types::I64, state_flags(), e, 16);
+        Ok((fptr, ent))
+    }
+
+    /// An indirect jump of block `blk` to `a`: inside this function through its resume table,
+    /// to another translated function by running it here (its result is ours), else (no
+    /// translation, or no stack room) back to the dispatcher.
+    fn jump_indirect(&mut self, blk: &Block, a: CValue) -> Result<(), CodegenError> {
+        let (fptr, ent) = self.resolve(blk, a)?;
+        let me = self.callee(self.id);
+        let me = self.b.ins().func_addr(types::I64, me);
+        let (inside, other, nest, leave) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        let is_me = self.b.ins().icmp(CIntCC::Equal, fptr, me);
+        self.b.ins().brif(is_me, inside, &[], other, &[]);
+
+        self.b.switch_to_block(other);
+        self.b.seal_block(other);
+        let room = self.stack_room();
+        self.b.ins().brif(room, nest, &[], leave, &[]);
+
+        self.b.switch_to_block(leave);
+        self.b.seal_block(leave);
+        self.b.set_cold_block(leave);
+        self.exit(a);
+
+        self.b.switch_to_block(nest);
+        self.b.seal_block(nest);
+        self.write_back();
+        let call = self.b.ins().call_indirect(self.refs.translated_sig, fptr, &[self.state, ent]);
+        let r = self.b.inst_results(call)[0];
+        self.b.ins().return_(&[r]);
+
+        // Last: in block-local mode this writes back and forgets what the block assigned.
+        self.b.switch_to_block(inside);
+        self.b.seal_block(inside);
+        self.flush_local();
+        let poll = self.b.ins().load(types::I64, state_flags(), self.state, offsets::POLL as i32);
+        let (go, stop) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(poll, stop, &[], go, &[]);
+        self.b.switch_to_block(stop);
+        self.b.seal_block(stop);
+        self.b.set_cold_block(stop);
+        self.exit(a);
+        self.b.switch_to_block(go);
+        self.b.seal_block(go);
+        let mut targets = Vec::with_capacity(self.f.blocks.len());
+        for b in &self.f.blocks {
+            let cb = self.blocks[&b.addr].1;
+            targets.push(self.b.func.dfg.block_call(cb, &[]));
+        }
+        let bad = self.b.create_block();
+        let default = self.b.func.dfg.block_call(bad, &[]);
+        let jt = self.b.create_jump_table(JumpTableData::new(default, &targets));
+        let n = self.iconst(self.f.blocks.len() as u64);
+        let in_range = self.b.ins().icmp(CIntCC::UnsignedLessThan, ent, n);
+        let index = self.b.ins().select(in_range, ent, n);
+        let index = self.b.ins().ireduce(types::I32, index);
+        self.b.ins().br_table(index, jt);
+        self.b.switch_to_block(bad);
+        self.b.seal_block(bad);
+        let code = TrapCode::user(1).ok_or_else(|| self.bad(blk, "no trap code"))?;
+        self.b.ins().trap(code);
+        Ok(())
+    }
+
     fn block(&mut self, blk: &Block) -> Result<(), CodegenError> {
-        let mut vals: Vec<Option<CValue>> = Vec::with_capacity(blk.insts.len());
+        let mut vals: Vec<Option<Val>> = Vec::with_capacity(blk.insts.len());
         let mut know = FlagKnowledge::default();
         if self.local {
             self.reads = block_reads(blk);
@@ -439,10 +693,15 @@ impl<'a> Tr<'a, '_> {
                     self.goto(blk.addr, to);
                 }
             }
-            Terminator::JumpIndirect(v) | Terminator::Return(v) => {
+            Terminator::Return(v) => {
                 let a = self.val(blk, &vals, v)?;
                 let a = self.as_i64(blk, a)?;
                 self.exit(a);
+            }
+            Terminator::JumpIndirect(v) => {
+                let a = self.val(blk, &vals, v)?;
+                let a = self.as_i64(blk, a)?;
+                self.jump_indirect(blk, a)?;
             }
             Terminator::Call { target, ret } => {
                 self.write_back();
@@ -464,18 +723,7 @@ impl<'a> Tr<'a, '_> {
                     CallTarget::Indirect(v) => {
                         let a = self.val(blk, &vals, v)?;
                         let a = self.as_i64(blk, a)?;
-                        let call = self.b.ins().call(self.refs.lookup, &[a]);
-                        let e = self.b.inst_results(call)[0];
-                        let (found, missing) = (self.b.create_block(), self.b.create_block());
-                        self.b.ins().brif(e, found, &[], missing, &[]);
-                        self.b.switch_to_block(missing);
-                        self.b.seal_block(missing);
-                        self.b.ins().store(state_flags(), a, self.state, offsets::RIP as i32);
-                        self.b.ins().return_(&[a]);
-                        self.b.switch_to_block(found);
-                        self.b.seal_block(found);
-                        let fptr = self.b.ins().load(types::I64, state_flags(), e, 8);
-                        let ent = self.b.ins().load(types::I64, state_flags(), e, 16);
+                        let (fptr, ent) = self.resolve(blk, a)?;
                         let call = self.b.ins().call_indirect(
                             self.refs.translated_sig,
                             fptr,
@@ -584,7 +832,187 @@ impl<'a> Tr<'a, '_> {
         &mut self,
         blk: &Block,
         op: &Op,
-        vals: &[Option<CValue>],
+        vals: &[Option<Val>],
+        know: &mut FlagKnowledge,
+    ) -> Result<Option<Val>, CodegenError> {
+        if let Some(r) = self.op_wide(blk, op, vals)? {
+            return Ok(r);
+        }
+        Ok(self.op_scalar(blk, op, vals, know)?.map(Val::One))
+    }
+
+    /// 128-bit operations done on 64-bit halves; `None` when `op` is not one of them.
+    #[allow(clippy::type_complexity)]
+    fn op_wide(
+        &mut self,
+        blk: &Block,
+        op: &Op,
+        vals: &[Option<Val>],
+    ) -> Result<Option<Option<Val>>, CodegenError> {
+        let wide = |lo, hi| Ok(Some(Some(Val::Wide(lo, hi))));
+        match op {
+            Op::Const { ty: Type::I128, bits } => {
+                let lo = self.iconst(*bits as u64);
+                let hi = self.iconst((*bits >> 64) as u64);
+                wide(lo, hi)
+            }
+            Op::Get(loc) if loc.ty == Type::I128 => {
+                let slot = self.locs.all[&loc.offset];
+                let hi = slot.hi.ok_or_else(|| self.bad(blk, "128-bit location without halves"))?;
+                let lo = self.b.use_var(slot.var);
+                let hi = self.b.use_var(hi);
+                wide(lo, hi)
+            }
+            Op::Set(loc, v) if loc.ty == Type::I128 => {
+                let slot = self.locs.all[&loc.offset];
+                let hi = slot.hi.ok_or_else(|| self.bad(blk, "128-bit location without halves"))?;
+                let (l, h) = self.wide(blk, vals, v)?;
+                self.b.def_var(slot.var, l);
+                self.b.def_var(hi, h);
+                if self.local && !self.dirty.contains(&loc.offset) {
+                    self.dirty.push(loc.offset);
+                }
+                Ok(Some(None))
+            }
+            Op::Load { ty: Type::I128, addr } => {
+                let a = self.val(blk, vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                let lo = self.b.ins().load(types::I64, guest_flags(), a, 0);
+                let hi = self.b.ins().load(types::I64, guest_flags(), a, 8);
+                wide(lo, hi)
+            }
+            Op::Store { addr, val } if self.is_wide(blk, vals, val)? => {
+                let a = self.val(blk, vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                let (lo, hi) = self.wide(blk, vals, val)?;
+                self.b.ins().store(guest_flags(), lo, a, 0);
+                self.b.ins().store(guest_flags(), hi, a, 8);
+                Ok(Some(None))
+            }
+            Op::Bin(op @ (BinOp::And | BinOp::Or | BinOp::Xor), x, y)
+                if self.is_wide(blk, vals, x)? && self.is_wide(blk, vals, y)? =>
+            {
+                let (xl, xh) = self.wide(blk, vals, x)?;
+                let (yl, yh) = self.wide(blk, vals, y)?;
+                let (lo, hi) = match op {
+                    BinOp::And => (self.b.ins().band(xl, yl), self.b.ins().band(xh, yh)),
+                    BinOp::Or => (self.b.ins().bor(xl, yl), self.b.ins().bor(xh, yh)),
+                    _ => (self.b.ins().bxor(xl, yl), self.b.ins().bxor(xh, yh)),
+                };
+                wide(lo, hi)
+            }
+            Op::Bin(op @ (BinOp::Shl | BinOp::LShr | BinOp::AShr), x, amount)
+                if self.is_wide(blk, vals, x)? =>
+            {
+                let Some(Op::Const { bits, .. }) = blk.insts.get(amount.0 as usize).map(|i| &i.op) else {
+                    return Ok(None);
+                };
+                let k = (*bits % 128) as i64;
+                let (lo, hi) = self.wide(blk, vals, x)?;
+                let (lo, hi) = self.shift_wide(*op, lo, hi, k);
+                wide(lo, hi)
+            }
+            Op::Un(UnOp::Not, x) if self.is_wide(blk, vals, x)? => {
+                let (lo, hi) = self.wide(blk, vals, x)?;
+                let lo = self.b.ins().bnot(lo);
+                let hi = self.b.ins().bnot(hi);
+                wide(lo, hi)
+            }
+            Op::Conv(c @ (ConvOp::Zext | ConvOp::Sext), Type::I128, x) if !self.is_wide(blk, vals, x)? => {
+                let v = self.val(blk, vals, x)?;
+                let from = self.b.func.dfg.value_type(v);
+                if !from.is_int() {
+                    return Ok(None);
+                }
+                let (lo, hi) = if *c == ConvOp::Zext {
+                    let lo = if from == types::I64 { v } else { self.b.ins().uextend(types::I64, v) };
+                    (lo, self.iconst(0))
+                } else {
+                    let lo = if from == types::I64 { v } else { self.b.ins().sextend(types::I64, v) };
+                    (lo, self.b.ins().sshr_imm_u(lo, 63))
+                };
+                wide(lo, hi)
+            }
+            Op::Conv(ConvOp::Zext | ConvOp::Sext | ConvOp::Bitcast, Type::I128, x)
+                if self.is_wide(blk, vals, x)? =>
+            {
+                let (lo, hi) = self.wide(blk, vals, x)?;
+                wide(lo, hi)
+            }
+            Op::Conv(ConvOp::Trunc, to, x) if to.is_float() || !self.is_wide(blk, vals, x)? => Ok(None),
+            Op::Conv(ConvOp::Trunc, to, x) => {
+                let (lo, hi) = self.wide(blk, vals, x)?;
+                let r = match to {
+                    Type::I128 => return wide(lo, hi),
+                    Type::I64 => lo,
+                    _ => self.b.ins().ireduce(cl_type(*to), lo),
+                };
+                Ok(Some(Some(Val::One(r))))
+            }
+            Op::Select(c, x, y) if self.is_wide(blk, vals, x)? && self.is_wide(blk, vals, y)? => {
+                let c = self.val(blk, vals, c)?;
+                let c = self.truthy(c);
+                let (xl, xh) = self.wide(blk, vals, x)?;
+                let (yl, yh) = self.wide(blk, vals, y)?;
+                let lo = self.b.ins().select(c, xl, yl);
+                let hi = self.b.ins().select(c, xh, yh);
+                wide(lo, hi)
+            }
+            Op::Icmp(cc @ (IntCC::Eq | IntCC::Ne), x, y)
+                if self.is_wide(blk, vals, x)? && self.is_wide(blk, vals, y)? =>
+            {
+                let (xl, xh) = self.wide(blk, vals, x)?;
+                let (yl, yh) = self.wide(blk, vals, y)?;
+                let l = self.b.ins().bxor(xl, yl);
+                let h = self.b.ins().bxor(xh, yh);
+                let d = self.b.ins().bor(l, h);
+                let r = self.b.ins().icmp_imm_u(int_cc(*cc), d, 0);
+                Ok(Some(Some(Val::One(r))))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `(lo, hi)` shifted by the constant `k` (0..128) bits.
+    fn shift_wide(&mut self, op: BinOp, lo: CValue, hi: CValue, k: i64) -> (CValue, CValue) {
+        if k == 0 {
+            return (lo, hi);
+        }
+        match op {
+            BinOp::Shl if k >= 64 => {
+                let h = if k == 64 { lo } else { self.b.ins().ishl_imm_u(lo, k - 64) };
+                (self.iconst(0), h)
+            }
+            BinOp::Shl => {
+                let l = self.b.ins().ishl_imm_u(lo, k);
+                let h1 = self.b.ins().ishl_imm_u(hi, k);
+                let h2 = self.b.ins().ushr_imm_u(lo, 64 - k);
+                let h = self.b.ins().bor(h1, h2);
+                (l, h)
+            }
+            BinOp::LShr if k >= 64 => {
+                let l = if k == 64 { hi } else { self.b.ins().ushr_imm_u(hi, k - 64) };
+                (l, self.iconst(0))
+            }
+            BinOp::AShr if k >= 64 => {
+                let l = if k == 64 { hi } else { self.b.ins().sshr_imm_u(hi, k - 64) };
+                (l, self.b.ins().sshr_imm_u(hi, 63))
+            }
+            _ => {
+                let l1 = self.b.ins().ushr_imm_u(lo, k);
+                let l2 = self.b.ins().ishl_imm_u(hi, 64 - k);
+                let l = self.b.ins().bor(l1, l2);
+                let h = if op == BinOp::AShr { self.b.ins().sshr_imm_u(hi, k) } else { self.b.ins().ushr_imm_u(hi, k) };
+                (l, h)
+            }
+        }
+    }
+
+    fn op_scalar(
+        &mut self,
+        blk: &Block,
+        op: &Op,
+        vals: &[Option<Val>],
         know: &mut FlagKnowledge,
     ) -> Result<Option<CValue>, CodegenError> {
         let ins_ty = |this: &Self, v: CValue| this.b.func.dfg.value_type(v);
@@ -599,7 +1027,7 @@ impl<'a> Tr<'a, '_> {
                 return Ok(None);
             }
             Op::Get(loc) => {
-                let var = self.locs.all[&loc.offset].1;
+                let var = self.locs.all[&loc.offset].var;
                 self.b.use_var(var)
             }
             Op::Set(loc, v) => {
@@ -618,7 +1046,7 @@ impl<'a> Tr<'a, '_> {
                         }
                     });
                 }
-                let var = self.locs.all[&loc.offset].1;
+                let var = self.locs.all[&loc.offset].var;
                 self.b.def_var(var, v);
                 if self.local && !self.dirty.contains(&loc.offset) {
                     self.dirty.push(loc.offset);
@@ -673,7 +1101,7 @@ impl<'a> Tr<'a, '_> {
             Op::Rflags => {
                 let mut args = Vec::with_capacity(5);
                 for off in FLAG_LOCS.into_iter().chain([offsets::RFLAGS_OTHER]) {
-                    let var = self.locs.all[&off].1;
+                    let var = self.locs.all[&off].var;
                     args.push(self.b.use_var(var));
                 }
                 let call = self.b.ins().call(self.refs.rflags, &args);
@@ -691,7 +1119,11 @@ impl<'a> Tr<'a, '_> {
                 while a.len() < 5 {
                     a.push(self.iconst(0));
                 }
+                // The helper may read and write any location: everything assigned so far is
+                // stored first (and is clean afterwards, so a later write-back cannot undo
+                // what the helper wrote); what the code reads later is loaded again.
                 self.write_back();
+                self.dirty.clear();
                 let call = self.b.ins().call(self.refs.helper, &a);
                 let r = self.b.inst_results(call)[0];
                 self.reload_all();
@@ -932,7 +1364,7 @@ impl<'a> Tr<'a, '_> {
         }
         let mut args = vec![self.b.ins().iconst(types::I64, i64::from(cc & 15))];
         for off in FLAG_LOCS {
-            let var = self.locs.all[&off].1;
+            let var = self.locs.all[&off].var;
             args.push(self.b.use_var(var));
         }
         let call = self.b.ins().call(self.refs.eval_cond, &args);
@@ -941,7 +1373,7 @@ impl<'a> Tr<'a, '_> {
     }
 
     fn flag_var(&mut self, off: u32, ty: ir::Type) -> CValue {
-        let var = self.locs.all[&off].1;
+        let var = self.locs.all[&off].var;
         let v = self.b.use_var(var);
         if ty == types::I64 {
             v

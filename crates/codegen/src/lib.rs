@@ -125,6 +125,15 @@ pub(crate) struct Shared<'a> {
     pub funcs: &'a HashMap<u64, FuncId>,
     /// Trap string of each `(function index, block index)` that ends in a trap.
     pub trap_strings: &'a HashMap<(usize, usize), DataId>,
+    /// Dispatch-cache word of each `(function index, block index)` that ends in an indirect
+    /// call or jump: the index in `hc_dispatch_table` of the last entry found there.
+    pub dispatch_caches: &'a HashMap<(usize, usize), DataId>,
+    /// `hc_dispatch_table`.
+    pub dispatch_table: DataId,
+    /// `hc_dispatch_len`.
+    pub dispatch_len: DataId,
+    /// Every resume point: guest block address → (host function, entry index).
+    pub points: &'a BTreeMap<u64, (FuncId, u64)>,
 }
 
 fn sig(call_conv: CallConv, params: usize, ret: bool) -> Signature {
@@ -224,7 +233,51 @@ pub fn compile(
         }
     }
 
-    let shared = Shared { call_conv, frontend: target_isa.frontend_config(), fix_nans: target::needs_nan_fixups(isa), rt, funcs: &funcs, trap_strings: &trap_strings };
+    // One zeroed dispatch-cache word per indirect call or jump.
+    let mut dispatch_caches = HashMap::new();
+    for (fi, f) in program.functions.iter().enumerate() {
+        for (bi, b) in f.blocks.iter().enumerate() {
+            use hcontainer_ir::{CallTarget, Terminator};
+            if matches!(
+                b.term,
+                Terminator::JumpIndirect(_) | Terminator::Call { target: CallTarget::Indirect(_), .. }
+            ) {
+                let id = module.declare_anonymous_data(true, false).map_err(module_err)?;
+                let mut d = DataDescription::new();
+                d.set_align(8);
+                d.define_zeroinit(8);
+                module.define_data(id, &d).map_err(module_err)?;
+                dispatch_caches.insert((fi, bi), id);
+            }
+        }
+    }
+    let dispatch_table = module
+        .declare_data(c::DISPATCH_TABLE, Linkage::Export, false, false)
+        .map_err(module_err)?;
+    let dispatch_len = module
+        .declare_data(c::DISPATCH_LEN, Linkage::Export, false, false)
+        .map_err(module_err)?;
+
+    // One dispatch entry per distinct block address (the first function holding it wins).
+    let mut points: BTreeMap<u64, (FuncId, u64)> = BTreeMap::new();
+    for (fi, f) in program.functions.iter().enumerate() {
+        for (bi, b) in f.blocks.iter().enumerate() {
+            points.entry(b.addr).or_insert((ids[fi], bi as u64));
+        }
+    }
+
+    let shared = Shared {
+        call_conv,
+        frontend: target_isa.frontend_config(),
+        fix_nans: target::needs_nan_fixups(isa),
+        rt,
+        funcs: &funcs,
+        trap_strings: &trap_strings,
+        dispatch_caches: &dispatch_caches,
+        dispatch_table,
+        dispatch_len,
+        points: &points,
+    };
     let compiled: Vec<Compiled> = program
         .functions
         .par_iter()
@@ -258,13 +311,6 @@ pub fn compile(
             .map_err(module_err)?;
     }
 
-    // One dispatch entry per distinct block address (the first function holding it wins).
-    let mut points: BTreeMap<u64, (FuncId, u64)> = BTreeMap::new();
-    for (fi, f) in program.functions.iter().enumerate() {
-        for (bi, b) in f.blocks.iter().enumerate() {
-            points.entry(b.addr).or_insert((ids[fi], bi as u64));
-        }
-    }
     emit::tables(&mut module, &points, guest)?;
     let mut product = module.finish();
     emit::meta_section(&mut product.object, &points, guest, isa);
