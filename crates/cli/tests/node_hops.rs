@@ -1,0 +1,387 @@
+//! Round trips between this host and the emulated arm64 node: a deterministic computation
+//! of our own, started natively here, is moved host -> node -> host -> node -> host with
+//! `hcontainer migrate` (as its aarch64 translation in the node, natively here), each hop at a
+//! seeded random progress point, and its final output must equal an uninterrupted native run.
+//!
+//! The aarch64 hcontainer comes from `cargo xtask vm build`; the node image is built on
+//! first use under `.cache/vm` (see crates/testbed).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hcontainer_testbed::{cross, BootOptions, Node, NodeImage};
+
+/// Number of steps of the computation.
+const STEPS: u64 = 1200;
+
+/// The subject: `STEPS` steps of a recurrence mixed with a digest of all earlier states,
+/// each written as `i digest` (fixed width) at offset 0 of the file `argv[1]`, one every
+/// 20 ms; the last line is the final digest. The file keeps one size (42 bytes), so CRIU's
+/// size check of open files holds on both machines.
+const DIGEST_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 1;
+    uint64_t steps = strtoull(argv[2], NULL, 10);
+    int fd = open(argv[1], O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) return 1;
+    uint64_t x = 88172645463325252ULL, digest = 14695981039346656037ULL;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    for (uint64_t i = 0; i < steps; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        for (int k = 0; k < 8; k++) {
+            digest ^= (x >> (k * 8)) & 0xff;
+            digest *= 1099511628211ULL;
+        }
+        char line[64];
+        int len = snprintf(line, sizeof line, "%20llu %20llu\n", (unsigned long long)i, (unsigned long long)digest);
+        if (pwrite(fd, line, len, 0) != len) return 2;
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+"#;
+
+/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2 $3` without address
+/// randomization.
+const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2" "$3""#;
+
+/// The agent's port inside the node.
+const AGENT_PORT: u16 = 7070;
+
+const JOB: Duration = Duration::from_secs(120);
+
+/// `hcontainer agent` on this host, killed when dropped.
+struct HostAgent {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HostAgent {
+    fn start(work: &Path, store: &Path) -> HostAgent {
+        use std::io::BufRead;
+        let mut child = Command::new(common::hcontainer())
+            .args(["agent", "--listen", "127.0.0.1:0", "--work"])
+            .arg(work)
+            .arg("--store")
+            .arg(store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting hcontainer agent");
+        let stdout = child.stdout.take().expect("agent stdout");
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let port = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            panic!("the host agent did not start: {line:?}");
+        };
+        HostAgent { child, port }
+    }
+}
+
+impl Drop for HostAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a process (not our child) when dropped.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `cmd` in the node and fails the test unless it exits 0.
+fn sh(node: &Node, cmd: &str) -> String {
+    let out = node
+        .run(cmd, JOB)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}\nconsole:\n{}", node.console_tail(30)));
+    assert!(
+        out.success(),
+        "`{cmd}` exited {}:\n{}{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// The step number of a progress line.
+fn step(text: &str) -> Option<u64> {
+    text.split_whitespace().next().and_then(|i| i.parse().ok())
+}
+
+/// Polls `read` until the step it shows reaches `target`, for at most 60 s.
+fn wait_step(what: &str, target: u64, read: impl Fn() -> String) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = read();
+        if let Some(i) = step(&text).filter(|&i| i >= target) {
+            assert!(
+                i + 1 < STEPS,
+                "the computation finished ({text:?}) before the hop planned at step {target} ({what})"
+            );
+            return i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: step {target} not reached in 60 s; last: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `as pid N` of a migrate report.
+fn dest_pid(report: &str) -> u32 {
+    report
+        .split("as pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no destination pid in the report:\n{report}"))
+}
+
+/// A small seeded generator for the hop points (xorshift64).
+struct Seeded(u64);
+
+impl Seeded {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn arm_hcontainer(repo: &Path) -> PathBuf {
+    let exe = cross::hcontainer_aarch64(repo);
+    assert!(
+        exe.exists(),
+        "{} is missing: build it with `cargo xtask vm build`",
+        exe.display()
+    );
+    exe
+}
+
+#[test]
+fn computation_round_trips_between_this_host_and_the_arm64_node() {
+    let repo = common::repo_root();
+    let arm_hcontainer = arm_hcontainer(&repo);
+    let work = common::work_dir("node-hops");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("creating the work folder");
+    let work = work.canonicalize().expect("canonical work folder");
+    let src = work.join("digest.c");
+    std::fs::write(&src, DIGEST_C).expect("writing digest.c");
+    let exe = work.join("digest");
+    let o = Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("running musl-gcc");
+    assert!(
+        o.status.success(),
+        "musl-gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let store = work.join("store");
+    let o = Command::new(common::hcontainer())
+        .arg("translate")
+        .arg(&exe)
+        .args(["--target", "aarch64", "-o"])
+        .arg(work.join("digest.aarch64"))
+        .env("HCONTAINER_STORE", &store)
+        .output()
+        .expect("running hcontainer translate");
+    assert!(
+        o.status.success(),
+        "translate: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stored = std::fs::read_dir(&store)
+        .expect("reading the store")
+        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
+        .find(|p| p.exists())
+        .expect("the aarch64 translation in the store");
+
+    // The uninterrupted native run, alongside.
+    let reference_file = work.join("reference.txt");
+    let mut reference = Command::new(&exe)
+        .arg(&reference_file)
+        .arg(STEPS.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting the reference run");
+
+    let image =
+        NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"));
+    let node = image
+        .boot(&BootOptions {
+            forward: vec![AGENT_PORT],
+            ..BootOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("booting the node: {e}"));
+    node.install(&arm_hcontainer, "/usr/bin/hcontainer", JOB)
+        .expect("installing hcontainer");
+    let stored_str = stored.to_str().expect("UTF-8 store path");
+    node.install(&stored, stored_str, JOB)
+        .expect("installing the translation at its store path");
+    let out_file = work.join("digest.txt");
+    let out_str = out_file.to_str().expect("UTF-8 work path").to_owned();
+    sh(&node, &format!("head -c 42 /dev/zero > {out_str}"));
+    sh(&node, &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >/root/agent.log 2>&1 </dev/null &"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sh(&node, "cat /root/agent.log").contains("listening on") {
+        assert!(Instant::now() < deadline, "the node's agent did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let host_agent = HostAgent::start(&work.join("host-agent"), &store);
+    let node_port = node.host_port(AGENT_PORT).expect("forwarded agent port");
+
+    let mut child = Command::new("setsid")
+        .args(["bash", "-c", CLEAN_EXEC, "digest"])
+        .arg(&exe)
+        .arg(&out_file)
+        .arg(STEPS.to_string())
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the native computation");
+    let mut pid = child.id();
+    let mut guard: Option<KillOnDrop> = None;
+    let mut rng = Seeded(0x5eed_2026_0005);
+    let mut at = 0;
+    let read_host = || std::fs::read_to_string(&out_file).unwrap_or_default();
+    for round in 0..2 {
+        // Here -> node.
+        let target = at + 30 + rng.below(70);
+        let here = wait_step("native here", target, read_host);
+        let started = Instant::now();
+        let o = Command::new(common::hcontainer())
+            .args([
+                "migrate",
+                "--pid",
+                &pid.to_string(),
+                "--to",
+                &format!("127.0.0.1:{node_port}"),
+            ])
+            .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
+            .arg(&store)
+            .arg("-q")
+            .output()
+            .expect("running hcontainer migrate");
+        let report = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "round {round}: migrate to the node failed: {report}{}\nagent log:\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            node.run("cat /root/agent.log", JOB)
+                .map(|o| o.stdout)
+                .unwrap_or_default()
+        );
+        assert!(report.contains("aarch64 translated"), "{report}");
+        eprintln!(
+            "round {round}: host -> node at step >= {here}: {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        drop(guard.take());
+        if round == 0 {
+            let _ = child.wait();
+        }
+        let node_pid = dest_pid(&report);
+        let target = wait_step("translated in the node", here + 30 + rng.below(70), || {
+            sh(&node, &format!("cat {out_str}"))
+        });
+        // Node -> here.
+        let started = Instant::now();
+        let back = node
+            .run(
+                &format!(
+                    "hcontainer migrate --pid {node_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q",
+                    host_agent.port
+                ),
+                JOB,
+            )
+            .expect("running hcontainer migrate in the node");
+        assert!(
+            back.success(),
+            "round {round}: migrate back failed: {}{}",
+            back.stdout,
+            back.stderr
+        );
+        assert!(back.stdout.contains("x86_64 native"), "{}", back.stdout);
+        eprintln!(
+            "round {round}: node -> host at step >= {target}: {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        pid = dest_pid(&back.stdout);
+        guard = Some(KillOnDrop(pid));
+        let gone = node
+            .run(&format!("kill -0 {node_pid}"), JOB)
+            .expect("kill -0 in the node");
+        assert!(
+            !gone.success(),
+            "round {round}: the translated source still runs in the node"
+        );
+        at = target;
+    }
+
+    // The last hop ended here: the native program finishes on its own.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the computation did not finish: {:?}",
+            read_host()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(guard);
+    let status = reference.wait().expect("waiting for the reference run");
+    assert!(status.success(), "reference run: {status}");
+    let expected = std::fs::read_to_string(&reference_file).expect("reading the reference output");
+    assert_eq!(
+        step(&expected),
+        Some(STEPS - 1),
+        "reference output {expected:?}"
+    );
+    let got = read_host();
+    assert_eq!(
+        got, expected,
+        "final output after 4 hops vs the uninterrupted native run"
+    );
+    eprintln!(
+        "final output after 4 hops equals the uninterrupted run: {}",
+        got.trim()
+    );
+}
