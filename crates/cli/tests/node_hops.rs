@@ -3,6 +3,11 @@
 //! `hcontainer migrate` (as its aarch64 translation in the node, natively here), each hop at a
 //! seeded random progress point, and its final output must equal an uninterrupted native run.
 //!
+//! Then the TCP key-value server of the migration tests (`tests/migrate/kv.c`) moves host ->
+//! node -> host while a client keeps writing through a proxy that follows the service (its
+//! connections are closed before each hop; the client reconnects and resends its
+//! unacknowledged write): after each hop every acknowledged write is there.
+//!
 //! The aarch64 hcontainer comes from `cargo xtask vm build`; the node image is built on
 //! first use under `.cache/vm` (see crates/testbed).
 
@@ -188,6 +193,7 @@ fn arm_hcontainer(repo: &Path) -> PathBuf {
 
 #[test]
 fn computation_round_trips_between_this_host_and_the_arm64_node() {
+    let _l = lock();
     let repo = common::repo_root();
     let arm_hcontainer = arm_hcontainer(&repo);
     let work = common::work_dir("node-hops");
@@ -383,5 +389,442 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
     eprintln!(
         "final output after 4 hops equals the uninterrupted run: {}",
         got.trim()
+    );
+}
+
+/// One node at a time: two emulated arm64 machines would compete for the host's two cores.
+static NODE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    NODE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The key-value server's port, on this host and in the node (its listening socket keeps it).
+const KV_PORT: u16 = 17071;
+
+/// Builds `tests/migrate/kv.c` listening on every address instead of loopback only (QEMU's
+/// forwards reach the node at its own address), natively with musl, in `work`.
+const KV_ANY_C: &str = r#"
+#include <netinet/in.h>
+#undef INADDR_LOOPBACK
+#define INADDR_LOOPBACK INADDR_ANY
+#include KV_SOURCE
+"#;
+
+/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2` without address
+/// randomization.
+const CLEAN_EXEC2: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2""#;
+
+/// A TCP proxy on 127.0.0.1 that forwards every connection to `127.0.0.1:<backend>`; the
+/// test switches the backend after each hop and drains (closes) every connection before it.
+struct Proxy {
+    port: u16,
+    backend: std::sync::Arc<std::sync::Mutex<Option<u16>>>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(backend: u16) -> Proxy {
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listen");
+        let port = listener.local_addr().expect("proxy address").port();
+        let backend = Arc::new(Mutex::new(Some(backend)));
+        let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (b, c) = (backend.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (b, c) = (b.clone(), c.clone());
+                std::thread::spawn(move || {
+                    // Waits (bounded) for a backend that accepts.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    let server = loop {
+                        let port = *b.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(s) =
+                            port.and_then(|p| std::net::TcpStream::connect(("127.0.0.1", p)).ok())
+                        {
+                            break s;
+                        }
+                        if Instant::now() > deadline {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    };
+                    let _ = server.set_nodelay(true);
+                    let _ = client.set_nodelay(true);
+                    {
+                        let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                        if let (Ok(a), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                            c.push(a);
+                            c.push(s);
+                        }
+                    }
+                    let (Ok(mut c_in), Ok(mut s_out)) = (client.try_clone(), server.try_clone())
+                    else {
+                        return;
+                    };
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_in, &mut s_out);
+                        let _ = s_out.shutdown(std::net::Shutdown::Both);
+                    });
+                    let (mut s_in, mut c_out) = (server, client);
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    let _ = up.join();
+                });
+            }
+        });
+        Proxy {
+            port,
+            backend,
+            conns,
+        }
+    }
+
+    /// Stops forwarding and closes every connection.
+    fn drain(&self) {
+        *self.backend.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        for s in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn switch(&self, backend: u16) {
+        *self.backend.lock().unwrap_or_else(|e| e.into_inner()) = Some(backend);
+    }
+}
+
+/// A line client through the proxy.
+struct Line {
+    out: std::net::TcpStream,
+    inp: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl Line {
+    fn connect(port: u16) -> std::io::Result<Line> {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_nodelay(true)?;
+        Ok(Line {
+            inp: std::io::BufReader::new(s.try_clone()?),
+            out: s,
+        })
+    }
+
+    fn call(&mut self, line: &str) -> std::io::Result<String> {
+        use std::io::{BufRead, Write};
+        self.out.write_all(format!("{line}\n").as_bytes())?;
+        let mut l = String::new();
+        if self.inp.read_line(&mut l)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        Ok(l.trim_end().to_string())
+    }
+
+    /// `call` through new connections until one answers (60 s at most).
+    fn call_fresh(port: u16, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = Line::connect(port).and_then(|mut c| c.call(line)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no answer to {line:?} through the proxy"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn kv_value(k: u64) -> String {
+    format!("v{}", k.wrapping_mul(0x9e3779b97f4a7c15) >> 40)
+}
+
+/// Sockets the process `pid` holds, from `ls -l /proc/pid/fd` output.
+fn sockets(listing: &str) -> usize {
+    listing.matches("socket:").count()
+}
+
+#[test]
+fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let _l = lock();
+    let repo = common::repo_root();
+    let arm_hcontainer = arm_hcontainer(&repo);
+    let work = common::work_dir("node-hops-kv");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("creating the work folder");
+    let work = work.canonicalize().expect("canonical work folder");
+    let src = work.join("kv_any.c");
+    std::fs::write(&src, KV_ANY_C).expect("writing kv_any.c");
+    let exe = work.join("kv");
+    let o = Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg(format!(
+            "-DKV_SOURCE=\"{}\"",
+            repo.join("tests/migrate/kv.c").display()
+        ))
+        .output()
+        .expect("running musl-gcc");
+    assert!(
+        o.status.success(),
+        "musl-gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let store = work.join("store");
+    let o = Command::new(common::hcontainer())
+        .arg("translate")
+        .arg(&exe)
+        .args(["--target", "aarch64", "-o"])
+        .arg(work.join("kv.aarch64"))
+        .env("HCONTAINER_STORE", &store)
+        .output()
+        .expect("running hcontainer translate");
+    assert!(
+        o.status.success(),
+        "translate: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stored = std::fs::read_dir(&store)
+        .expect("reading the store")
+        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
+        .find(|p| p.exists())
+        .expect("the aarch64 translation in the store");
+
+    let image =
+        NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"));
+    let node = image
+        .boot(&BootOptions {
+            forward: vec![AGENT_PORT, KV_PORT],
+            ..BootOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("booting the node: {e}"));
+    node.install(&arm_hcontainer, "/usr/bin/hcontainer", JOB)
+        .expect("installing hcontainer");
+    let stored_str = stored.to_str().expect("UTF-8 store path");
+    node.install(&stored, stored_str, JOB)
+        .expect("installing the translation at its store path");
+    sh(&node, &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >/root/agent.log 2>&1 </dev/null &"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sh(&node, "cat /root/agent.log").contains("listening on") {
+        assert!(Instant::now() < deadline, "the node's agent did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let host_agent = HostAgent::start(&work.join("host-agent"), &store);
+    let node_agent = node.host_port(AGENT_PORT).expect("forwarded agent port");
+    let node_kv = node.host_port(KV_PORT).expect("forwarded kv port");
+
+    let mut child = Command::new("setsid")
+        .args(["bash", "-c", CLEAN_EXEC2, "kv"])
+        .arg(&exe)
+        .arg(KV_PORT.to_string())
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the kv server");
+    let pid = child.id();
+    let _kill_first = KillOnDrop(pid);
+    let proxy = Proxy::start(KV_PORT);
+    assert_eq!(Line::call_fresh(proxy.port, "COUNT"), "COUNT 0");
+
+    // The writer: SET k, resent through a new connection when the connection breaks.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let reconnects = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, acked, reconnects, port) =
+            (stop.clone(), acked.clone(), reconnects.clone(), proxy.port);
+        std::thread::spawn(move || {
+            let mut c: Option<Line> = None;
+            let mut k = 0u64;
+            let deadline_for = || Instant::now() + Duration::from_secs(90);
+            let mut deadline = deadline_for();
+            while !stop.load(Ordering::Relaxed) {
+                let line = format!("SET k{k} {}", kv_value(k));
+                let reply = match c.as_mut().map(|c| c.call(&line)) {
+                    Some(Ok(r)) => r,
+                    other => {
+                        if other.is_some() {
+                            reconnects.fetch_add(1, Ordering::SeqCst);
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "writer: no server for 90 s at {line:?}"
+                        );
+                        c = Line::connect(port).ok();
+                        if c.is_none() {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        continue;
+                    }
+                };
+                assert!(reply.starts_with("OK "), "{line}: {reply}");
+                k += 1;
+                acked.store(k, Ordering::SeqCst);
+                deadline = deadline_for();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    let check = |what: &str| {
+        let before = acked.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut c = loop {
+            if let Ok(c) = Line::connect(proxy.port) {
+                break c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no connection through the proxy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let count = loop {
+            match c.call("COUNT") {
+                Ok(r) => break r,
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "{what}: COUNT unanswered");
+                    std::thread::sleep(Duration::from_millis(200));
+                    c = match Line::connect(proxy.port) {
+                        Ok(c) => c,
+                        Err(_) => continue,
+                    };
+                }
+            }
+        };
+        let n: u64 = count
+            .strip_prefix("COUNT ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: {count}"));
+        assert!(
+            n >= before,
+            "{what}: COUNT {n} < {before} acknowledged writes"
+        );
+        for k in 0..before {
+            let got = c
+                .call(&format!("GET k{k}"))
+                .unwrap_or_else(|e| panic!("{what}: GET k{k}: {e}"));
+            assert_eq!(got, format!("VALUE {}", kv_value(k)), "{what}: key k{k}");
+        }
+        eprintln!("{what}: COUNT {n}, all {before} acknowledged writes there");
+        before
+    };
+
+    let wait_writes = |more: u64| {
+        let from = acked.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.load(Ordering::SeqCst) < from + more {
+            assert!(Instant::now() < deadline, "writes do not go on");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // Host -> node.
+    wait_writes(100);
+    proxy.drain();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sockets(&String::from_utf8_lossy(
+        &Command::new("ls")
+            .args(["-l", &format!("/proc/{pid}/fd")])
+            .output()
+            .expect("ls")
+            .stdout,
+    )) > 1
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server keeps its connections"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let o = Command::new(common::hcontainer())
+        .args([
+            "migrate",
+            "--pid",
+            &pid.to_string(),
+            "--to",
+            &format!("127.0.0.1:{node_agent}"),
+        ])
+        .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
+        .arg(&store)
+        .arg("-q")
+        .output()
+        .expect("running hcontainer migrate");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "migrate to the node failed: {report}{}\nagent log:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        node.run("cat /root/agent.log", JOB)
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    );
+    assert!(report.contains("aarch64 translated"), "{report}");
+    let _ = child.wait();
+    eprintln!("kv host -> node: {:.2} s", started.elapsed().as_secs_f64());
+    let node_pid = dest_pid(&report);
+    proxy.switch(node_kv);
+    check("after host -> node");
+    wait_writes(100);
+
+    // Node -> host.
+    proxy.drain();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sockets(&sh(&node, &format!("ls -l /proc/{node_pid}/fd"))) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the server in the node keeps its connections"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    let back = node
+        .run(
+            &format!(
+                "hcontainer migrate --pid {node_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q",
+                host_agent.port
+            ),
+            JOB,
+        )
+        .expect("running hcontainer migrate in the node");
+    assert!(
+        back.success(),
+        "migrate back failed: {}{}",
+        back.stdout,
+        back.stderr
+    );
+    assert!(back.stdout.contains("x86_64 native"), "{}", back.stdout);
+    eprintln!("kv node -> host: {:.2} s", started.elapsed().as_secs_f64());
+    let home = dest_pid(&back.stdout);
+    let _kill_home = KillOnDrop(home);
+    proxy.switch(KV_PORT);
+    check("after node -> host");
+    wait_writes(100);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer failed");
+    let total = check("at the end");
+    assert_eq!(
+        Line::call_fresh(proxy.port, "COUNT"),
+        format!("COUNT {total}")
+    );
+    eprintln!(
+        "kv: {total} acknowledged writes, {} reconnects",
+        reconnects.load(Ordering::SeqCst)
     );
 }
