@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_migrate;
+mod bench_node;
 // The arm64 installation (`ensure_arch`) serves the arm64 node, not yet a command here.
 #[allow(dead_code)]
 mod criu_setup;
@@ -37,6 +38,9 @@ enum Command {
     Bench(bench::Args),
     /// Latency a migration checkpoint (notify + recode) adds, by thread count and resident size.
     BenchMigrate(bench_migrate::Args),
+    /// Phase times (notify, dump, recode, transfer, restore, downtime) of hops between this
+    /// host and the emulated arm64 node.
+    BenchNode(bench_node::Args),
     /// The emulated arm64 node: `vm build`, `vm boot`, `vm run -- CMD…`.
     Vm(vm::Args),
 }
@@ -49,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args).map(|_| true),
         Command::BenchMigrate(args) => bench_migrate::run(&args).map(|_| true),
+        Command::BenchNode(args) => bench_node::run(&args).map(|_| true),
         Command::Vm(args) => vm::run(&args),
     };
     match result {
