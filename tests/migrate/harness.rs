@@ -125,7 +125,11 @@ pub fn compile(name: &str, libc: Libc) -> PathBuf {
     let key = fnv1a(&[&text, cc.as_bytes(), flags.join(" ").as_bytes()]);
     let out = migrate_dir().join(format!("{name}.{}.{key:016x}", libc.name()));
     if !out.exists() {
-        let tmp = out.with_extension("tmp");
+        // Tests of one binary run in parallel and may compile the same program at once: each
+        // compiles into its own file, and the first rename wins (same content either way).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = out.with_extension(format!("tmp{}-{n}", std::process::id()));
         let o = Command::new(cc)
             .args(flags)
             .arg("-o")
@@ -134,7 +138,10 @@ pub fn compile(name: &str, libc: Libc) -> PathBuf {
             .output()
             .unwrap_or_else(|e| panic!("{cc}: {e}"));
         assert!(o.status.success(), "{cc} {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
-        std::fs::rename(&tmp, &out).expect("rename compiled program");
+        if let Err(e) = std::fs::rename(&tmp, &out) {
+            assert!(out.exists(), "rename compiled program {}: {e}", tmp.display());
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
     out
 }
