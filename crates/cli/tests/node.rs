@@ -14,13 +14,15 @@
 //! use under `.cache/vm`.
 
 mod common;
+mod node_support;
+
+use node_support::{arm_hcontainer, lock, sh, HostAgent, KillOnDrop, AGENT_PORT, CLEAN_EXEC, JOB};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hcontainer_testbed::{cross, BootOptions, Node, NodeImage};
+use hcontainer_testbed::{BootOptions, Node, NodeImage};
 
 /// A counter whose every step depends on all earlier ones: after a restore it must continue
 /// with the very next step. Prints `i sum` per line, flushed, every 20 ms.
@@ -65,88 +67,6 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2` without address
-/// randomization.
-const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2""#;
-
-/// The agent's port inside the node.
-const AGENT_PORT: u16 = 7070;
-
-const JOB: Duration = Duration::from_secs(120);
-
-/// One node at a time: two emulated arm64 machines would compete for the host's two cores.
-static NODE_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    NODE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `hcontainer agent` on this host, killed when dropped.
-struct HostAgent {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HostAgent {
-    /// Starts an agent on 127.0.0.1 (QEMU's user network delivers the node's connections to
-    /// 10.0.2.2 there) with its work folder `work` and the translation store `store`.
-    fn start(work: &Path, store: &Path) -> HostAgent {
-        use std::io::BufRead;
-        let mut child = Command::new(common::hcontainer())
-            .args(["agent", "--listen", "127.0.0.1:0", "--work"])
-            .arg(work)
-            .arg("--store")
-            .arg(store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting hcontainer agent");
-        let stdout = child.stdout.take().expect("agent stdout");
-        let mut line = String::new();
-        // The agent prints its address first; a dead agent ends the stream (empty line).
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            panic!("the host agent did not start: {line:?}");
-        };
-        HostAgent { child, port }
-    }
-}
-
-impl Drop for HostAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Kills a process (not our child) when dropped.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
-    }
-}
-
-/// The aarch64 hcontainer, or a failure saying how to build it.
-fn arm_hcontainer(repo: &Path) -> PathBuf {
-    let exe = cross::hcontainer_aarch64(repo);
-    assert!(
-        exe.exists(),
-        "{} is missing: build it with `cargo xtask vm build`",
-        exe.display()
-    );
-    exe
-}
-
 fn compile(src: &Path, out: &Path) {
     compile_with("gcc", src, out);
 }
@@ -172,21 +92,6 @@ fn translate(input: &Path) -> PathBuf {
     common::translate(input, "aarch64", &out, Duration::from_secs(600))
         .unwrap_or_else(|e| panic!("translating {}: {e}", input.display()));
     out
-}
-
-/// Runs `cmd` in the node and fails the test unless it exits 0.
-fn sh(node: &Node, cmd: &str) -> String {
-    let out = node
-        .run(cmd, JOB)
-        .unwrap_or_else(|e| panic!("{cmd}: {e}\nconsole:\n{}", node.console_tail(30)));
-    assert!(
-        out.success(),
-        "`{cmd}` exited {}:\n{}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
 }
 
 /// Polls `cmd`'s output in the node until `done` holds, for at most `limit`.

@@ -12,12 +12,15 @@
 //! first use under `.cache/vm` (see crates/testbed).
 
 mod common;
+mod node_support;
 
-use std::path::{Path, PathBuf};
+use node_support::{arm_hcontainer, lock, sh, HostAgent, KillOnDrop, AGENT_PORT, CLEAN_EXEC, JOB};
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hcontainer_testbed::{cross, BootOptions, Node, NodeImage};
+use hcontainer_testbed::{BootOptions, NodeImage};
 
 /// Number of steps of the computation.
 const STEPS: u64 = 1200;
@@ -54,85 +57,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#;
-
-/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2 $3` without address
-/// randomization.
-const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2" "$3""#;
-
-/// The agent's port inside the node.
-const AGENT_PORT: u16 = 7070;
-
-const JOB: Duration = Duration::from_secs(120);
-
-/// `hcontainer agent` on this host, killed when dropped.
-struct HostAgent {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HostAgent {
-    fn start(work: &Path, store: &Path) -> HostAgent {
-        use std::io::BufRead;
-        let mut child = Command::new(common::hcontainer())
-            .args(["agent", "--listen", "127.0.0.1:0", "--work"])
-            .arg(work)
-            .arg("--store")
-            .arg(store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting hcontainer agent");
-        let stdout = child.stdout.take().expect("agent stdout");
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            panic!("the host agent did not start: {line:?}");
-        };
-        HostAgent { child, port }
-    }
-}
-
-impl Drop for HostAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Kills a process (not our child) when dropped.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Runs `cmd` in the node and fails the test unless it exits 0.
-fn sh(node: &Node, cmd: &str) -> String {
-    let out = node
-        .run(cmd, JOB)
-        .unwrap_or_else(|e| panic!("{cmd}: {e}\nconsole:\n{}", node.console_tail(30)));
-    assert!(
-        out.success(),
-        "`{cmd}` exited {}:\n{}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
-}
 
 /// The step number of a progress line.
 fn step(text: &str) -> Option<u64> {
@@ -179,16 +103,6 @@ impl Seeded {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-fn arm_hcontainer(repo: &Path) -> PathBuf {
-    let exe = cross::hcontainer_aarch64(repo);
-    assert!(
-        exe.exists(),
-        "{} is missing: build it with `cargo xtask vm build`",
-        exe.display()
-    );
-    exe
 }
 
 #[test]
@@ -392,13 +306,6 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
     );
 }
 
-/// One node at a time: two emulated arm64 machines would compete for the host's two cores.
-static NODE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    NODE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The key-value server's port, on this host and in the node (its listening socket keeps it).
 const KV_PORT: u16 = 17071;
 
@@ -410,10 +317,6 @@ const KV_ANY_C: &str = r#"
 #define INADDR_LOOPBACK INADDR_ANY
 #include KV_SOURCE
 "#;
-
-/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2` without address
-/// randomization.
-const CLEAN_EXEC2: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2""#;
 
 /// A TCP proxy on 127.0.0.1 that forwards every connection to `127.0.0.1:<backend>`; the
 /// test switches the backend after each hop and drains (closes) every connection before it.
@@ -627,7 +530,7 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
     let node_kv = node.host_port(KV_PORT).expect("forwarded kv port");
 
     let mut child = Command::new("setsid")
-        .args(["bash", "-c", CLEAN_EXEC2, "kv"])
+        .args(["bash", "-c", CLEAN_EXEC, "kv"])
         .arg(&exe)
         .arg(KV_PORT.to_string())
         .current_dir(&work)
