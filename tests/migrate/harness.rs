@@ -124,12 +124,12 @@ pub fn compile(name: &str, libc: Libc) -> PathBuf {
     let flags = ["-static", "-O2", "-pthread"];
     let key = fnv1a(&[&text, cc.as_bytes(), flags.join(" ").as_bytes()]);
     let out = migrate_dir().join(format!("{name}.{}.{key:016x}", libc.name()));
+    // Tests of one binary run in parallel and may want the same program at once: one builds
+    // it while the others wait, so no test's running executable is ever replaced under it.
+    let _one = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !out.exists() {
-        // Tests of one binary run in parallel and may compile the same program at once: each
-        // compiles into its own file, and the first rename wins (same content either way).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = out.with_extension(format!("tmp{}-{n}", std::process::id()));
+        // Into a temporary file first: an interrupted build leaves no half-written program.
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let o = Command::new(cc)
             .args(flags)
             .arg("-o")
@@ -138,18 +138,24 @@ pub fn compile(name: &str, libc: Libc) -> PathBuf {
             .output()
             .unwrap_or_else(|e| panic!("{cc}: {e}"));
         assert!(o.status.success(), "{cc} {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
-        if let Err(e) = std::fs::rename(&tmp, &out) {
-            assert!(out.exists(), "rename compiled program {}: {e}", tmp.display());
-            let _ = std::fs::remove_file(&tmp);
-        }
+        std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
     }
     out
 }
+
+/// Held while a program is compiled or translated (see [`compile`]).
+static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Translates `exe` for x86-64 hosts with `hcontainer translate --store`, so that a
 /// checkpoint of `exe` finds its translation. Returns the translated executable.
 pub fn translate_into_store(exe: &Path) -> PathBuf {
     let out = PathBuf::from(format!("{}.x86_64", exe.display()));
+    let _one = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    static DONE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if done.contains(&out) {
+        return out;
+    }
     let o = Command::new(hcontainer())
         .arg("translate")
         .arg(exe)
@@ -166,6 +172,7 @@ pub fn translate_into_store(exe: &Path) -> PathBuf {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    done.push(out.clone());
     out
 }
 
@@ -184,7 +191,11 @@ pub struct Running {
 pub fn start(exe: &Path, args: &[&str], dir: &Path) -> Running {
     let stdout = std::fs::File::create(dir.join("stdout.txt")).expect("stdout file");
     let stderr = std::fs::File::create(dir.join("stderr.txt")).expect("stderr file");
-    let launcher = Command::new(hcontainer())
+    // A session of its own: CRIU cannot dump a process whose session leader lies outside
+    // its pid namespace, as the test runner's does inside a container. `setsid` execs in
+    // place (a spawned child leads no process group), so the launcher keeps its pid.
+    let launcher = Command::new("setsid")
+        .arg(hcontainer())
         .arg("run")
         .arg(exe)
         .args(args)

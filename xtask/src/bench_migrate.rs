@@ -102,7 +102,9 @@ fn round_trip(hcontainer: &Path, exe: &Path, store: &Path, cache: &Path, c: &Con
     }
     std::fs::create_dir_all(&work)?;
     let stdout = std::fs::File::create(work.join("stdout.txt"))?;
-    let launcher = Command::new(hcontainer)
+    // In a session of its own (CRIU needs the session leader inside its pid namespace).
+    let launcher = Command::new("setsid")
+        .arg(hcontainer)
         .arg("run")
         .arg(exe)
         .args([c.threads.to_string(), c.mb.to_string()])

@@ -136,8 +136,10 @@ fn migration(root: &Path, hcontainer: &Path, dir: &Path, hops: usize) -> Result<
 
     // The migrated run: stdout into a file, which CRIU reopens at every restore.
     let out = work.join("stdout.txt");
-    let mut launcher = Command::new(hcontainer)
-        .args(["run".as_ref(), exe.as_os_str(), ROUNDS.as_ref()])
+    // In a session of its own, so that CRIU finds the session leader in its pid namespace
+    // even when the demo itself runs inside a container.
+    let mut launcher = Command::new("setsid")
+        .args([hcontainer.as_os_str(), "run".as_ref(), exe.as_os_str(), ROUNDS.as_ref()])
         .current_dir(&work)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out)?)

@@ -236,7 +236,7 @@ pub fn last_error_line(log: &Path) -> String {
         .filter(|l| !l.contains("RLIMIT_NOFILE") && !l.trim_end().ends_with("FAILED."))
         .map(str::trim)
         .collect();
-    match errors.as_slice() {
+    let quoted = match errors.as_slice() {
         [] => text
             .lines()
             .rev()
@@ -245,7 +245,24 @@ pub fn last_error_line(log: &Path) -> String {
             .unwrap_or_else(|| "(empty log)".to_string()),
         [one] => one.to_string(),
         [first, .., last] => format!("{last}\n  first error: {first}"),
+    };
+    match hint_for(&text) {
+        Some(hint) => format!("{quoted}\n  hint: {hint}"),
+        None => quoted,
     }
+}
+
+/// What to do about a CRIU failure whose cause CRIU's own message leaves implicit.
+fn hint_for(log: &str) -> Option<&'static str> {
+    if log.contains("is outside of its pid namespace") {
+        // getsid() answers 0 inside a pid namespace that does not hold the session leader,
+        // as for any program started from a container's shell or CI job.
+        return Some(
+            "the process belongs to a session whose leader is outside this pid namespace; \
+             start it in a session of its own (`setsid PROG`, or `unshare --pid --fork setsid PROG`)",
+        );
+    }
+    None
 }
 
 impl Criu {
@@ -255,12 +272,28 @@ impl Criu {
         args: &[String],
         log: &Path,
     ) -> Result<Duration, CriuError> {
+        self.run_logged_in(action, args, log, false)
+    }
+
+    /// Runs CRIU; with `new_session`, in a session of its own (setsid in the child).
+    fn run_logged_in(
+        &self,
+        action: &'static str,
+        args: &[String],
+        log: &Path,
+        new_session: bool,
+    ) -> Result<Duration, CriuError> {
         let start = Instant::now();
-        let out = Command::new(self.path())
-            .arg(action)
-            .args(args)
-            .output()
-            .map_err(io(self.path()))?;
+        let mut cmd = Command::new(self.path());
+        cmd.arg(action).args(args);
+        if new_session {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(std::io::Error::from));
+            }
+        }
+        let out = cmd.output().map_err(io(self.path()))?;
         let elapsed = start.elapsed();
         if !out.status.success() {
             let mut last_error = last_error_line(log);
@@ -364,7 +397,11 @@ impl Criu {
         }
         args.push("--network-lock".into());
         args.push(opts.network_lock.clone());
-        let elapsed = self.run_logged("restore", &args, &log)?;
+        // A detached shell job would otherwise join the caller's session, whose leader may
+        // lie outside the pid namespace (a container's shell); the next dump of the tree
+        // would then fail. Its own session also keeps it clear of the caller's terminal.
+        let new_session = opts.detach && opts.shell_job;
+        let elapsed = self.run_logged_in("restore", &args, &log, new_session)?;
         let mut t =
             Timings { action: "restore".into(), total_us: micros(elapsed), ..Timings::default() };
         let stats = dir.join("stats-restore");
@@ -430,4 +467,32 @@ pub fn mark_stopped_alive(dir: &Path) -> Result<usize, CriuError> {
         changed += 1;
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_error_line;
+
+    fn quoted(log: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("hc-criu-log-{}-{}", std::process::id(), log.len()));
+        std::fs::write(&dir, log).unwrap();
+        let line = last_error_line(&dir);
+        std::fs::remove_file(&dir).unwrap();
+        line
+    }
+
+    #[test]
+    fn session_outside_the_pid_namespace_gets_a_hint() {
+        let line = quoted(
+            "(00.1) sid=0 pgid=0 pid=5085\n(00.12) Error (criu/cr-dump.c:1528): A session leader of 5085(5085) is outside of its pid namespace\n",
+        );
+        assert!(line.starts_with("(00.12) Error (criu/cr-dump.c:1528): A session leader"), "{line}");
+        assert!(line.contains("hint: ") && line.contains("setsid PROG"), "{line}");
+    }
+
+    #[test]
+    fn first_and_last_errors_are_quoted_without_a_hint() {
+        let line = quoted("Error (a.c:1): cause\nError (b.c:2): gave up\nError (c.c:3): Dumping FAILED.\n");
+        assert_eq!(line, "Error (b.c:2): gave up\n  first error: Error (a.c:1): cause");
+    }
 }
