@@ -11,6 +11,7 @@
 //! the main block.
 
 mod builder;
+mod dead;
 mod int;
 mod lanes;
 mod sse;
@@ -356,7 +357,9 @@ pub fn lift_program(bin: &GuestBinary, map: &CodeMap) -> Result<(Program, LiftSt
         blocks.extend(rest.into_values());
         stats.blocks += blocks.len();
         stats.instructions += blocks.iter().map(|b| b.guest_insts as usize).sum::<usize>();
-        program.functions.push(Function { entry: fb.entry, blocks });
+        let mut f = Function { entry: fb.entry, blocks };
+        dead::remove_dead_flag_sets(&mut f);
+        program.functions.push(f);
     }
     stats.functions = program.functions.len();
     stats.traps = traps.len();
