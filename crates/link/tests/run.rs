@@ -124,18 +124,22 @@ fn program() -> Program {
 
 /// The same program with `state.poll` raised in the loop body: every back-edge leaves to the
 /// runtime, which clears it and resumes the loop head through its dispatch entry.
+/// A `state.poll` bit with no meaning to the runtime.
+const ACKNOWLEDGED_REQUEST: u128 = 4;
+
 fn program_with_poll() -> Program {
     let poll = Loc { offset: offsets::POLL, ty: Type::I64 };
     let mut p = program();
     // Loop body: r8 += poll (0 when the back-edge check handed the request to the runtime),
-    // then raise it.
+    // then raise it. The request is one the runtime only acknowledges: bit 1 (POLL_NOTIFY)
+    // would park the thread until a resume signal, bit 2 (POLL_SIGNAL) delivers signals.
     let b1 = &mut p.functions[0].blocks[1];
     let seen = b1.push(Op::Get(poll));
     let r8 = b1.push(Op::Get(gpr(Gpr::R8)));
     let sum = b1.push(Op::Bin(BinOp::Add, r8, seen));
     b1.push(Op::Set(gpr(Gpr::R8), sum));
-    let one = b1.push(Op::Const { ty: Type::I64, bits: 1 });
-    b1.push(Op::Set(poll, one));
+    let request = b1.push(Op::Const { ty: Type::I64, bits: ACKNOWLEDGED_REQUEST });
+    b1.push(Op::Set(poll, request));
     // Before exiting: rdi += 2 * r8 + 64 * poll (poll is 0 again when the callee's entry
     // check handed the last request to the runtime).
     let b4 = &mut p.functions[0].blocks[4];

@@ -49,8 +49,27 @@ pub fn run(isa: HostIsa, exe: &Path) -> std::process::Output {
             c
         }
     };
-    cmd.output().unwrap_or_else(|e| panic!("running {} for {isa:?}: {e}", exe.display()))
+    // Bounded: a program that never exits (a thread parked for good, a lost wake-up) fails
+    // the test instead of hanging it. The programs print little, so pipes never fill.
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {} for {isa:?}: {e}", exe.display()));
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} for {isa:?} still ran after {RUN_LIMIT:?}", exe.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("collect output")
 }
+
+/// How long one test program may run (under qemu on a loaded 2-core machine).
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 
 /// Compile `prog` for `isa`, link it with guest segments `(vaddr, memsz, data, rwx flags)`,
