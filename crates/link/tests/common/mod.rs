@@ -50,22 +50,23 @@ pub fn run(isa: HostIsa, exe: &Path) -> std::process::Output {
         }
     };
     // Bounded: a program that never exits (a thread parked for good, a lost wake-up) fails
-    // the test instead of hanging it. The programs print little, so pipes never fill.
-    let mut child = cmd
+    // the test instead of hanging it. Output is collected on another thread (pipes would
+    // fill) while this one watches the clock.
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("running {} for {isa:?}: {e}", exe.display()));
-    let start = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(RUN_LIMIT) {
+        Ok(out) => out.expect("collect output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             panic!("{} for {isa:?} still ran after {RUN_LIMIT:?}", exe.display());
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    child.wait_with_output().expect("collect output")
 }
 
 /// How long one test program may run (under qemu on a loaded 2-core machine).
