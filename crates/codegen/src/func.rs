@@ -71,7 +71,7 @@ struct Locations {
 
 /// Functions with more blocks than this are compiled in block-local mode (see `Tr::local`):
 /// the SSA variables of whole-function mode make compile time grow faster than linearly.
-const LOCAL_MODE_BLOCKS: usize = 48;
+const LOCAL_MODE_BLOCKS: usize = 150;
 
 /// Locations a block reads (state offsets).
 fn block_reads(b: &Block) -> Vec<u32> {
@@ -177,6 +177,142 @@ fn collect_locations(f: &Function) -> Result<Locations, CodegenError> {
     Ok(Locations { all, assigned: assigned.into_iter().collect() })
 }
 
+/// Locations whose value at the function's entry (entry 0) may be observed: read, or stored
+/// back by a write-back (which stores every assigned location), before the function assigns
+/// them. A backward liveness analysis over the blocks; runtime calls that reload every
+/// location (helpers, calls, syscalls) end what flows back. Only these are loaded on entry 0;
+/// resume entries load everything.
+fn entry_live(f: &Function, locs: &Locations) -> std::collections::BTreeSet<u32> {
+    use std::collections::BTreeSet;
+    let index: HashMap<u64, usize> = f.blocks.iter().enumerate().map(|(i, b)| (b.addr, i)).collect();
+    let assigned: BTreeSet<u32> = locs.assigned.iter().copied().collect();
+    // Per block: upward-exposed uses, definitions, whether everything is reloaded before the
+    // end (then nothing flows in from the successors), and the successors.
+    struct Summary {
+        uses: BTreeSet<u32>,
+        defs: BTreeSet<u32>,
+        reloaded: bool,
+        succs: Vec<usize>,
+    }
+    let all_blocks: Vec<usize> = (0..f.blocks.len()).collect();
+    let sums: Vec<Summary> = f
+        .blocks
+        .iter()
+        .map(|b| {
+            let mut s = Summary { uses: BTreeSet::new(), defs: BTreeSet::new(), reloaded: false, succs: Vec::new() };
+            let write_back = |s: &mut Summary| {
+                if !s.reloaded {
+                    let extra: Vec<u32> = assigned.difference(&s.defs).copied().collect();
+                    s.uses.extend(extra);
+                }
+            };
+            let read = |s: &mut Summary, off: u32| {
+                if !s.reloaded && !s.defs.contains(&off) {
+                    s.uses.insert(off);
+                }
+            };
+            for inst in &b.insts {
+                match &inst.op {
+                    Op::Get(loc) if loc.offset != offsets::POLL => read(&mut s, loc.offset),
+                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
+                        s.defs.insert(loc.offset);
+                    }
+                    Op::EvalCond(_) => FLAG_LOCS.into_iter().for_each(|o| read(&mut s, o)),
+                    Op::Rflags => {
+                        FLAG_LOCS.into_iter().chain([offsets::RFLAGS_OTHER]).for_each(|o| read(&mut s, o))
+                    }
+                    Op::Helper(..) => {
+                        write_back(&mut s);
+                        s.reloaded = true;
+                    }
+                    _ => {}
+                }
+            }
+            // Every terminator may leave the function (exits and poll exits write back).
+            write_back(&mut s);
+            match &b.term {
+                Terminator::Jump(to) => s.succs.extend(index.get(to)),
+                Terminator::Branch { taken, fallthrough, .. } => {
+                    s.succs.extend(index.get(taken));
+                    s.succs.extend(index.get(fallthrough));
+                }
+                Terminator::JumpIndirect(_) => s.succs.clone_from(&all_blocks),
+                Terminator::Call { .. } | Terminator::Syscall { .. } => s.reloaded = true,
+                Terminator::Return(_) | Terminator::Trap { .. } => {}
+            }
+            s
+        })
+        .collect();
+    let mut live_in: Vec<BTreeSet<u32>> = sums.iter().map(|s| s.uses.clone()).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in (0..sums.len()).rev() {
+            let s = &sums[i];
+            if s.reloaded {
+                continue;
+            }
+            let mut add = Vec::new();
+            for &j in &s.succs {
+                for &off in &live_in[j] {
+                    if !s.defs.contains(&off) && !live_in[i].contains(&off) {
+                        add.push(off);
+                    }
+                }
+            }
+            if !add.is_empty() {
+                live_in[i].extend(add);
+                changed = true;
+            }
+        }
+    }
+    live_in.into_iter().next().unwrap_or_default()
+}
+
+/// Whole-function mode: per block, the locations possibly assigned since the state was last
+/// loaded (function entry, resume, or a reload after a runtime call), on some path reaching
+/// the block. Write-backs store only these: the others still equal the state in memory.
+fn dirty_in(f: &Function) -> Vec<Vec<u32>> {
+    use std::collections::BTreeSet;
+    let index: HashMap<u64, usize> = f.blocks.iter().enumerate().map(|(i, b)| (b.addr, i)).collect();
+    let mut dirty: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); f.blocks.len()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, b) in f.blocks.iter().enumerate() {
+            let mut out = dirty[i].clone();
+            for inst in &b.insts {
+                match &inst.op {
+                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
+                        out.insert(loc.offset);
+                    }
+                    Op::Helper(..) => out.clear(),
+                    _ => {}
+                }
+            }
+            let succs: Vec<usize> = match &b.term {
+                Terminator::Jump(to) => index.get(to).copied().into_iter().collect(),
+                Terminator::Branch { taken, fallthrough, .. } => {
+                    [taken, fallthrough].into_iter().filter_map(|a| index.get(a).copied()).collect()
+                }
+                Terminator::JumpIndirect(_) => (0..f.blocks.len()).collect(),
+                // Calls and syscalls reload everything before going on.
+                Terminator::Call { .. }
+                | Terminator::Syscall { .. }
+                | Terminator::Return(_)
+                | Terminator::Trap { .. } => Vec::new(),
+            };
+            for j in succs {
+                if !out.is_subset(&dirty[j]) {
+                    dirty[j].extend(out.iter().copied());
+                    changed = true;
+                }
+            }
+        }
+    }
+    dirty.into_iter().map(|d| d.into_iter().collect()).collect()
+}
+
 /// Imported callees of the function being built.
 struct Refs {
     syscall: FuncRef,
@@ -211,8 +347,12 @@ struct Tr<'a, 'b> {
     local: bool,
     /// Local mode: locations the current block reads (loaded on entry and after runtime calls).
     reads: Vec<u32>,
-    /// Local mode: locations written since the last write-back.
+    /// Locations that may differ from the state in memory: in local mode, those written since
+    /// the last write-back; in whole-function mode, those possibly assigned since the last
+    /// reload (on some path), which write-backs store.
     dirty: Vec<u32>,
+    /// Whole-function mode: `dirty` at the start of each block (see [`dirty_in`]).
+    dirty_in: Vec<Vec<u32>>,
     refs: Refs,
     state: CValue,
     /// Guest block address → (index in `f.blocks`, Cranelift block).
@@ -316,13 +456,26 @@ pub(crate) fn translate(
         local: f.blocks.len() > LOCAL_MODE_BLOCKS,
         reads: Vec::new(),
         dirty: Vec::new(),
+        dirty_in: if f.blocks.len() > LOCAL_MODE_BLOCKS { Vec::new() } else { dirty_in(f) },
     };
+    // Entry 0 (a call) loads only the locations live at the function's entry and polls;
+    // resume entries i > 0 load every location and enter block i.
+    let poll_entry = t.b.create_block();
+    let bad_entry = t.b.create_block();
+    let (fast, resume) = (t.b.create_block(), t.b.create_block());
+    t.b.ins().brif(entry, resume, &[], fast, &[]);
+    t.b.switch_to_block(fast);
+    t.b.seal_block(fast);
+    if !t.local {
+        let live = entry_live(f, &t.locs);
+        t.load(live.into_iter());
+    }
+    t.b.ins().jump(poll_entry, &[]);
+    t.b.switch_to_block(resume);
+    t.b.seal_block(resume);
     if !t.local {
         t.reload_all();
     }
-    // Resume points: entry 0 polls first, entry i > 0 enters block i.
-    let poll_entry = t.b.create_block();
-    let bad_entry = t.b.create_block();
     let mut targets = vec![t.b.func.dfg.block_call(poll_entry, &[])];
     for blk in &f.blocks[1..] {
         let cb = t.block_of(blk.addr).map(|(_, cb)| cb).ok_or_else(|| t.bad(blk, "lost block"))?;
@@ -343,7 +496,6 @@ pub(crate) fn translate(
     t.b.ins().trap(code);
 
     t.b.switch_to_block(poll_entry);
-    t.b.seal_block(poll_entry);
     let first = t.blocks[&f.entry].1;
     t.poll_then_jump(f.entry, first);
 
@@ -425,6 +577,11 @@ impl<'a> Tr<'a, '_> {
     /// Load every location into its variable (local mode: those the block reads).
     fn reload_all(&mut self) {
         let offs: Vec<u32> = if self.local { self.reads.clone() } else { self.locs.all.keys().copied().collect() };
+        self.load(offs.into_iter());
+    }
+
+    /// Load the locations at `offs` into their variables.
+    fn load(&mut self, offs: impl Iterator<Item = u32>) {
         for off in offs {
             let slot = self.locs.all[&off];
             match slot.hi {
@@ -445,7 +602,7 @@ impl<'a> Tr<'a, '_> {
     /// Store every assigned location back to the state (local mode: those written since the
     /// last write-back).
     fn write_back(&mut self) {
-        let offs = if self.local { self.dirty.clone() } else { self.locs.assigned.clone() };
+        let offs = self.dirty.clone();
         for off in offs {
             let slot = self.locs.all[&off];
             let v = self.b.use_var(slot.var);
@@ -674,6 +831,9 @@ impl<'a> Tr<'a, '_> {
             self.reads = block_reads(blk);
             self.dirty.clear();
             self.reload_all();
+        } else {
+            let i = self.blocks[&blk.addr].0;
+            self.dirty = self.dirty_in.get(i).cloned().unwrap_or_else(|| self.locs.assigned.clone());
         }
         for inst in &blk.insts {
             let v = self.op(blk, &inst.op, &vals, &mut know)?;
@@ -869,7 +1029,7 @@ impl<'a> Tr<'a, '_> {
                 let (l, h) = self.wide(blk, vals, v)?;
                 self.b.def_var(slot.var, l);
                 self.b.def_var(hi, h);
-                if self.local && !self.dirty.contains(&loc.offset) {
+                if !self.dirty.contains(&loc.offset) {
                     self.dirty.push(loc.offset);
                 }
                 Ok(Some(None))
@@ -1048,7 +1208,7 @@ impl<'a> Tr<'a, '_> {
                 }
                 let var = self.locs.all[&loc.offset].var;
                 self.b.def_var(var, v);
-                if self.local && !self.dirty.contains(&loc.offset) {
+                if !self.dirty.contains(&loc.offset) {
                     self.dirty.push(loc.offset);
                 }
                 return Ok(None);
@@ -1261,31 +1421,50 @@ impl<'a> Tr<'a, '_> {
         })
     }
 
+    /// Branch to a cold block when `nan_of` is NaN; there `fix` computes the replacement for
+    /// `r`, which is what the join block receives. The common, non-NaN path costs one compare
+    /// and one branch.
+    fn on_nan(&mut self, r: CValue, nan_of: CValue, fix: impl FnOnce(&mut Self) -> CValue) -> CValue {
+        let ty = self.b.func.dfg.value_type(r);
+        let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, nan_of, nan_of);
+        let cold = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.set_cold_block(cold);
+        let out = self.b.append_block_param(join, ty);
+        self.b.ins().brif(is_nan, cold, &[], join, &[ir::BlockArg::Value(r)]);
+        self.b.switch_to_block(cold);
+        self.b.seal_block(cold);
+        let fixed = fix(self);
+        self.b.ins().jump(join, &[ir::BlockArg::Value(fixed)]);
+        self.b.switch_to_block(join);
+        self.b.seal_block(join);
+        out
+    }
+
     /// x86's NaN result for an arithmetic result `r` of operands `a` (and `b`): the first NaN
     /// operand made quiet, else the default NaN (negative, quiet). Only on hosts that differ.
     fn x86_nan(&mut self, r: CValue, a: CValue, b: Option<CValue>) -> CValue {
         if !self.sh.fix_nans {
             return r;
         }
-        let ty = self.b.func.dfg.value_type(r);
-        let it = ty.as_int();
-        let (quiet, default) = if ty == types::F32 {
-            (0x0040_0000i64, 0xffc0_0000u32 as i32 as i64)
-        } else {
-            (0x0008_0000_0000_0000i64, 0xfff8_0000_0000_0000u64 as i64)
-        };
-        let quiet = self.b.ins().iconst(it, quiet);
-        let mut pick = self.b.ins().iconst(it, default);
-        for op in [b, Some(a)].into_iter().flatten() {
-            let bits = self.b.ins().bitcast(it, MemFlagsData::new(), op);
-            let q = self.b.ins().bor(bits, quiet);
-            let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, op, op);
-            pick = self.b.ins().select(is_nan, q, pick);
-        }
-        let r_bits = self.b.ins().bitcast(it, MemFlagsData::new(), r);
-        let r_nan = self.b.ins().fcmp(CFloatCC::Unordered, r, r);
-        let bits = self.b.ins().select(r_nan, pick, r_bits);
-        self.b.ins().bitcast(ty, MemFlagsData::new(), bits)
+        self.on_nan(r, r, |t| {
+            let ty = t.b.func.dfg.value_type(r);
+            let it = ty.as_int();
+            let (quiet, default) = if ty == types::F32 {
+                (0x0040_0000i64, 0xffc0_0000u32 as i32 as i64)
+            } else {
+                (0x0008_0000_0000_0000i64, 0xfff8_0000_0000_0000u64 as i64)
+            };
+            let quiet = t.b.ins().iconst(it, quiet);
+            let mut pick = t.b.ins().iconst(it, default);
+            for op in [b, Some(a)].into_iter().flatten() {
+                let bits = t.b.ins().bitcast(it, MemFlagsData::new(), op);
+                let q = t.b.ins().bor(bits, quiet);
+                let is_nan = t.b.ins().fcmp(CFloatCC::Unordered, op, op);
+                pick = t.b.ins().select(is_nan, q, pick);
+            }
+            t.b.ins().bitcast(ty, MemFlagsData::new(), pick)
+        })
     }
 
     /// x86's result of converting NaN `x` between f32 and f64: sign and leading payload bits
@@ -1294,29 +1473,29 @@ impl<'a> Tr<'a, '_> {
         if !self.sh.fix_nans {
             return r;
         }
-        let from = self.b.func.dfg.value_type(x);
-        let to = self.b.func.dfg.value_type(r);
-        let bits = self.b.ins().bitcast(from.as_int(), MemFlagsData::new(), x);
-        let nan_bits = if from == types::F32 {
-            let w = self.b.ins().uextend(types::I64, bits);
-            let sign = self.b.ins().ushr_imm_u(w, 31);
-            let sign = self.b.ins().ishl_imm_u(sign, 63);
-            let payload = self.b.ins().band_imm_u(w, 0x003f_ffff);
-            let payload = self.b.ins().ishl_imm_u(payload, 29);
-            let v = self.b.ins().bor(sign, payload);
-            self.b.ins().bor_imm_u(v, 0x7ff8_0000_0000_0000)
-        } else {
-            let sign = self.b.ins().ushr_imm_u(bits, 63);
-            let sign = self.b.ins().ishl_imm_u(sign, 31);
-            let payload = self.b.ins().ushr_imm_u(bits, 29);
-            let payload = self.b.ins().band_imm_u(payload, 0x003f_ffff);
-            let v = self.b.ins().bor(sign, payload);
-            let v = self.b.ins().bor_imm_u(v, 0x7fc0_0000);
-            self.b.ins().ireduce(types::I32, v)
-        };
-        let nan = self.b.ins().bitcast(to, MemFlagsData::new(), nan_bits);
-        let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, x, x);
-        self.b.ins().select(is_nan, nan, r)
+        self.on_nan(r, x, |t| {
+            let from = t.b.func.dfg.value_type(x);
+            let to = t.b.func.dfg.value_type(r);
+            let bits = t.b.ins().bitcast(from.as_int(), MemFlagsData::new(), x);
+            let nan_bits = if from == types::F32 {
+                let w = t.b.ins().uextend(types::I64, bits);
+                let sign = t.b.ins().ushr_imm_u(w, 31);
+                let sign = t.b.ins().ishl_imm_u(sign, 63);
+                let payload = t.b.ins().band_imm_u(w, 0x003f_ffff);
+                let payload = t.b.ins().ishl_imm_u(payload, 29);
+                let v = t.b.ins().bor(sign, payload);
+                t.b.ins().bor_imm_u(v, 0x7ff8_0000_0000_0000)
+            } else {
+                let sign = t.b.ins().ushr_imm_u(bits, 63);
+                let sign = t.b.ins().ishl_imm_u(sign, 31);
+                let payload = t.b.ins().ushr_imm_u(bits, 29);
+                let payload = t.b.ins().band_imm_u(payload, 0x003f_ffff);
+                let v = t.b.ins().bor(sign, payload);
+                let v = t.b.ins().bor_imm_u(v, 0x7fc0_0000);
+                t.b.ins().ireduce(types::I32, v)
+            };
+            t.b.ins().bitcast(to, MemFlagsData::new(), nan_bits)
+        })
     }
 
     fn fconst(&mut self, ty: ir::Type, v: f64) -> CValue {
