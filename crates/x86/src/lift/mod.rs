@@ -17,12 +17,13 @@ mod lanes;
 mod sse;
 pub mod x87;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::discover::CodeMap;
 use crate::guest::{GuestBinary, GuestError};
 use builder::Lifter;
-use hcontainer_ir::{Block, Function, Program, Terminator};
+use hcontainer_abi::flags::bits::ARITH;
+use hcontainer_ir::{Block, CallTarget, Function, Program, Terminator};
 use hcontainer_semantics::Helper;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
 
@@ -62,13 +63,13 @@ struct Lifted {
 /// Lift one block starting at `addr` from `code` (the bytes at `addr`), stopping at a
 /// control transfer, at `is_leader(a)` for `a != addr`, or at the end of `code`.
 pub fn lift_block(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Block {
-    lift_at(code, addr, is_leader).main
+    lift_at(code, addr, is_leader, ARITH).main
 }
 
 /// As [`lift_block`], followed by the blocks it created inside its last instruction (the
 /// divide-error trap of `div`/`idiv`, the loop body of a `rep` string instruction).
 pub fn lift_blocks(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Vec<Block> {
-    let l = lift_at(code, addr, is_leader);
+    let l = lift_at(code, addr, is_leader, ARITH);
     let mut v = vec![l.main];
     v.extend(l.extra);
     v
@@ -78,7 +79,8 @@ fn hex_bytes(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
 }
 
-fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
+/// `end_live`: the arithmetic flags (abi bits) that may be read after the block's end.
+fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool, end_live: u64) -> Lifted {
     let mut l = Lifter::new(addr);
     let mut dec = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
     let mut ins = Instruction::default();
@@ -114,7 +116,7 @@ fn lift_at(code: &[u8], addr: u64, is_leader: &dyn Fn(u64) -> bool) -> Lifted {
             break;
         }
         l.live_after = if wants_liveness(&ins) {
-            live_flags_after(code, pos + len, ins.next_ip(), is_leader)
+            live_flags_after(code, pos + len, ins.next_ip(), is_leader, end_live, false)
         } else {
             hcontainer_abi::flags::bits::ARITH
         };
@@ -173,10 +175,18 @@ fn arith_of_iced(f: u32) -> u64 {
 }
 
 /// Arithmetic flags that may be read, in this block or after it, before the instructions
-/// from `pos` (at guest address `ip`) overwrite them. Conservative: a flag counts as
-/// overwritten only when an instruction always writes it.
-fn live_flags_after(code: &[u8], pos: usize, ip: u64, is_leader: &dyn Fn(u64) -> bool) -> u64 {
-    use hcontainer_abi::flags::bits::ARITH;
+/// from `pos` (at guest address `ip`) overwrite them; `end_live` are those that may be read
+/// after the block ends at a leader or a control transfer (`ARITH` when unknown). With
+/// `at_start`, `ip` is the block's own start (a leader that does not end it). Conservative:
+/// a flag counts as overwritten only when an instruction always writes it.
+fn live_flags_after(
+    code: &[u8],
+    pos: usize,
+    ip: u64,
+    is_leader: &dyn Fn(u64) -> bool,
+    end_live: u64,
+    at_start: bool,
+) -> u64 {
     let Some(rest) = code.get(pos..) else {
         return ARITH;
     };
@@ -185,8 +195,11 @@ fn live_flags_after(code: &[u8], pos: usize, ip: u64, is_leader: &dyn Fn(u64) ->
     let mut uncovered = ARITH;
     let mut live = 0;
     for _ in 0..16 {
-        if !dec.can_decode() || is_leader(dec.ip()) {
+        if !dec.can_decode() {
             return live | uncovered;
+        }
+        if is_leader(dec.ip()) && !(at_start && dec.ip() == ip) {
+            return live | (uncovered & end_live);
         }
         dec.decode_out(&mut ins);
         if ins.is_invalid()
@@ -197,7 +210,7 @@ fn live_flags_after(code: &[u8], pos: usize, ip: u64, is_leader: &dyn Fn(u64) ->
         }
         live |= arith_of_iced(ins.rflags_read()) & uncovered;
         if ins.flow_control() != iced_x86::FlowControl::Next {
-            return live | uncovered;
+            return live | (uncovered & end_live);
         }
         // Shifts and rotates by cl leave the flags alone for a zero count.
         let by_cl = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Register && ins.op_register(i) == iced_x86::Register::CL)
@@ -213,6 +226,56 @@ fn live_flags_after(code: &[u8], pos: usize, ip: u64, is_leader: &dyn Fn(u64) ->
         }
     }
     live | uncovered
+}
+
+/// Arithmetic flags that may be read after the end of block `b` of a function whose blocks
+/// are `blocks`, given the flags live at the start of its blocks (`live_in`, main blocks
+/// only). A call to another function reads none (the SysV ABI gives the status flags no
+/// role across calls); every other way out counts as reading all of them.
+fn flags_live_at_end(b: &Block, blocks: &BTreeMap<u64, Block>, live_in: &HashMap<u64, u64>) -> u64 {
+    let at = |a: &u64| live_in.get(a).copied().unwrap_or(ARITH);
+    match &b.term {
+        Terminator::Jump(a) => at(a),
+        Terminator::Branch { taken, fallthrough, .. } => at(taken) | at(fallthrough),
+        Terminator::Call { target: CallTarget::Direct(t), .. } if !blocks.contains_key(t) => 0,
+        Terminator::Call { target: CallTarget::Indirect(_), .. } => 0,
+        _ => ARITH,
+    }
+}
+
+/// Re-lift the blocks of `fb` after which some flags are known dead (so that, say, a `dec`
+/// ending a block need not keep the carry of the block before it): a backward liveness of
+/// the arithmetic flags over the function's direct edges, at the level of guest
+/// instructions, then each block whose end has dead flags lifted again with that knowledge.
+fn refine_flags(bin: &GuestBinary, fb: &mut FnBuild, mains: &[u64], is_leader: &dyn Fn(u64) -> bool) {
+    let mut live_in: HashMap<u64, u64> = mains.iter().map(|a| (*a, 0)).collect();
+    loop {
+        let mut changed = false;
+        for a in mains.iter().rev() {
+            let Some(b) = fb.blocks.get(a) else { continue };
+            let end = flags_live_at_end(b, &fb.blocks, &live_in);
+            let v = live_flags_after(code_at(bin, *a), 0, *a, is_leader, end, true);
+            if live_in.get(a) != Some(&v) {
+                live_in.insert(*a, v);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for a in mains {
+        let Some(b) = fb.blocks.get(a) else { continue };
+        let end = flags_live_at_end(b, &fb.blocks, &live_in);
+        if end == ARITH {
+            continue;
+        }
+        let lifted = lift_at(code_at(bin, *a), *a, is_leader, end);
+        for x in lifted.extra {
+            fb.blocks.insert(x.addr, x);
+        }
+        fb.blocks.insert(*a, lifted.main);
+    }
 }
 
 fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported> {
@@ -302,12 +365,17 @@ pub fn lift_program(bin: &GuestBinary, map: &CodeMap) -> Result<(Program, LiftSt
             };
             let mut work: Vec<u64> = vec![entry];
             work.extend(fl.iter().copied());
+            // Blocks starting at an instruction (not inside one) that lifted completely.
+            let mut mains: Vec<u64> = Vec::new();
             while let Some(a) = work.pop() {
                 if fb.blocks.contains_key(&a) {
                     continue;
                 }
                 let code = code_at(bin, a);
-                let lifted = lift_at(code, a, &|x| leaders.contains(&x) || fb.listed.contains(&x));
+                let lifted = lift_at(code, a, &|x| leaders.contains(&x) || fb.listed.contains(&x), ARITH);
+                if lifted.unsupported.is_none() {
+                    mains.push(a);
+                }
                 if let Some((ta, what)) = lifted.unsupported {
                     traps.entry(ta).or_insert(what);
                 }
@@ -335,6 +403,10 @@ pub fn lift_program(bin: &GuestBinary, map: &CodeMap) -> Result<(Program, LiftSt
                 }
                 fb.blocks.insert(a, lifted.main);
             }
+            mains.sort_unstable();
+            mains.dedup();
+            let listed = fb.listed.clone();
+            refine_flags(bin, &mut fb, &mains, &|x| leaders.contains(&x) || listed.contains(&x));
             done.insert(entry, fb);
         }
         // Every direct target outside its function must be a block start somewhere.
