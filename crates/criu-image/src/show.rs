@@ -83,6 +83,20 @@ macro_rules! schemas {
             }
         }
 
+        /// Decodes entry `index` of a `kind` image as the message it holds, only to check that
+        /// it decodes (kinds without a schema always pass).
+        pub(crate) fn check_decode(kind: &ImageKind, index: usize, bytes: &[u8])
+            -> Result<(), prost::DecodeError>
+        {
+            if kind.name == "PAGEMAP" && index == 0 {
+                return pb::PagemapHead::decode(bytes).map(drop);
+            }
+            match kind.name {
+                $( $name => <$ty>::decode(bytes).map(drop), )*
+                _ => Ok(()),
+            }
+        }
+
         fn decode_json(kind: &ImageKind, index: usize, bytes: &[u8])
             -> Result<Option<Value>, prost::DecodeError>
         {
