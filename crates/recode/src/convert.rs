@@ -60,15 +60,20 @@ pub enum Kind {
 /// target's executable, and native images recoded to native, are errors
 /// ([`RecodeError::AlreadyTarget`]).
 pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<Report, RecodeError> {
+    let mut clock = image::Phases::start();
+    let mut phases = Vec::new();
     let exe_path = image::exe_of(input)?;
-    let kind = image::kind_of(input)?;
+    // The images' executable is read once, for the kind and as the source.
+    let opened = Exe::open(&exe_path);
+    let kind = image::kind_with(input, opened.as_ref().ok())?;
+    clock.mark(&mut phases, "source executable, kind");
     if kind == Kind::Native && to == Target::Native {
         return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to });
     }
     let mut warnings = Vec::new();
     let (sha, src) = match kind {
         Kind::Native => {
-            let src = Exe::open(&exe_path)?;
+            let src = opened?;
             if let Some(want) = image::exe_size_of(input)? {
                 if want != src.size {
                     return Err(RecodeError::WrongBinary {
@@ -86,7 +91,7 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
             }
             (sha, Some(src))
         }
-        Kind::Translated(_) => match Exe::open(&exe_path) {
+        Kind::Translated(_) => match opened {
             Ok(src) => {
                 let sha = src.meta.map(|m| hex::encode(m.guest_sha256)).unwrap_or_default();
                 (sha, Some(src))
@@ -107,6 +112,7 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
             }
         },
     };
+    clock.mark(&mut phases, "program hash, store");
     // The original binary, for the hint when a translation is missing.
     let original = match kind {
         Kind::Native => exe_path.clone(),
@@ -120,7 +126,7 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
     // recode; the very same one is the image as it is.
     if matches!((&kind, to), (Kind::Translated(a), Target::Translated(b)) if *a == b) {
         let same = fs::canonicalize(&exe_path).ok().is_some_and(|p| p == dst_path)
-            || src.as_ref().is_some_and(|s| s.data == fs::read(&dst_path).unwrap_or_default());
+            || src.as_ref().is_some_and(|s| s.same_content(&dst_path));
         if same {
             return Err(RecodeError::AlreadyTarget { dir: input.to_path_buf(), target: to });
         }
@@ -157,9 +163,29 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
             }
         }
     }
+    clock.mark(&mut phases, "target executable");
     let mut report = image::convert(input, &kind, src.as_ref(), to, &dst, output)?;
     report.warnings.splice(0..0, warnings);
+    phases.append(&mut report.phases);
+    report.phases = phases;
+    if let Some(path) = std::env::var_os(PHASES_ENV).filter(|v| !v.is_empty()) {
+        append_phases(Path::new(&path), &report.phases);
+    }
     Ok(report)
+}
+
+/// Environment variable naming a file [`recode`] appends its phase timings to (one JSON
+/// object per line: `{"phase": microseconds, ...}`), for benchmarks that run it inside
+/// another command.
+pub const PHASES_ENV: &str = "HCONTAINER_RECODE_PHASES";
+
+/// Appends one line of phase timings to `path`; failures are ignored (measurement only).
+fn append_phases(path: &Path, phases: &[(&'static str, u64)]) {
+    use std::io::Write;
+    let body: Vec<String> = phases.iter().map(|(p, us)| format!("{p:?}: {us}")).collect();
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{{{}}}", body.join(", "));
+    }
 }
 
 /// The store entry for `to` of the binary with hash `sha` (originally at `original`).

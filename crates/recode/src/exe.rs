@@ -4,13 +4,14 @@
 //! resume entry and the runtime's guest signal table).
 
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use hcontainer_abi::calls::{GUEST_SEGMENTS, GUEST_SEGMENTS_LEN, RESUME};
 use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
 use hcontainer_abi::meta::{self, HostIsa};
-use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
-use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader, SectionHeader};
+use object::{elf, Endian, Endianness, Object, ObjectSection, ReadCache, ReadRef};
 
 use crate::image::RecodeError;
 
@@ -48,8 +49,9 @@ pub struct Exe {
     pub size: u64,
     /// File mode.
     pub mode: u32,
-    /// The file's bytes.
-    pub data: Vec<u8>,
+    /// The open file: only the parts recode needs are read (headers, metadata, symbols,
+    /// runtime pages), never the whole executable.
+    pub(crate) file: Option<fs::File>,
     /// The metadata of a translated executable; `None` for the original.
     pub meta: Option<meta::Header>,
     /// `hc_resume` (translated only).
@@ -77,13 +79,18 @@ fn prot_of(flags: u32) -> u32 {
 }
 
 impl Exe {
-    /// Reads and describes the executable at `path`.
+    /// Reads and describes the executable at `path` (its headers, metadata and symbols).
     pub fn open(path: &Path) -> Result<Exe, RecodeError> {
         let path = fs::canonicalize(path).map_err(|source| RecodeError::Io { path: path.to_path_buf(), source })?;
-        let data = fs::read(&path).map_err(|source| RecodeError::Io { path: path.clone(), source })?;
-        let md = fs::metadata(&path).map_err(|source| RecodeError::Io { path: path.clone(), source })?;
+        let opened = fs::File::open(&path).map_err(|source| RecodeError::Io { path: path.clone(), source })?;
+        let md = opened.metadata().map_err(|source| RecodeError::Io { path: path.clone(), source })?;
+        // Positioned reads (symbols, runtime pages) use their own handle; the cache reads
+        // the ELF structures through the other.
+        let reader = opened.try_clone().map_err(|source| RecodeError::Io { path: path.clone(), source })?;
+        let cache = ReadCache::new(opened);
+        let data = &cache;
         let bad = |why: String| RecodeError::Translated { path: path.clone(), why };
-        let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| bad(format!("not a 64-bit ELF file: {e}")))?;
+        let file = ElfFile64::<Endianness, _>::parse(data).map_err(|e| bad(format!("not a 64-bit ELF file: {e}")))?;
         let e = file.endian();
         let hdr = file.elf_header();
         let meta = match file.section_by_name(meta::SECTION) {
@@ -105,7 +112,7 @@ impl Exe {
         };
         let phoff = hdr.e_phoff(e);
         let mut phdr = 0;
-        let phdrs = hdr.program_headers(e, &*data).map_err(|e| bad(e.to_string()))?;
+        let phdrs = hdr.program_headers(e, data).map_err(|e| bad(e.to_string()))?;
         for p in phdrs {
             if p.p_type(e) != elf::PT_LOAD {
                 continue;
@@ -133,16 +140,27 @@ impl Exe {
         let mut actions = None;
         let mut altstack = None;
         if meta.is_some() {
-            let sym = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
-            resume = sym(RESUME)
+            // One pass over the symbol table for every symbol recode needs.
+            let (mut resume_sym, mut table_sym, mut len_sym) = (None, None, None);
+            for (name, address) in symbols(&file, &reader).map_err(|e| bad(format!("symbol table: {e}")))? {
+                match name.as_slice() {
+                    n if n == RESUME.as_bytes() => resume_sym = resume_sym.or(Some(address)),
+                    n if n == GUEST_SEGMENTS.as_bytes() => table_sym = table_sym.or(Some(address)),
+                    n if n == GUEST_SEGMENTS_LEN.as_bytes() => len_sym = len_sym.or(Some(address)),
+                    n if n.starts_with(b"_ZN18hcontainer_runtime6signal7ACTIONS") => actions = actions.or(Some(address)),
+                    n if n.starts_with(b"_ZN18hcontainer_runtime6signal8ALTSTACK") => altstack = altstack.or(Some(address)),
+                    _ => {}
+                }
+            }
+            resume = resume_sym
                 .ok_or_else(|| bad(format!("no {RESUME} symbol: not linked with a runtime that can resume")))?;
             if runtime.is_empty() {
                 return Err(bad("no segments in hcontainer's address range".into()));
             }
-            if let (Some(table), Some(len)) = (sym(GUEST_SEGMENTS), sym(GUEST_SEGMENTS_LEN)) {
-                let n = read_u64(&file, &data, len).ok_or_else(|| bad(format!("{GUEST_SEGMENTS_LEN} is not in the file")))?;
+            if let (Some(table), Some(len)) = (table_sym, len_sym) {
+                let n = read_u64(&file, data, len).ok_or_else(|| bad(format!("{GUEST_SEGMENTS_LEN} is not in the file")))?;
                 for i in 0..n.min(4096) {
-                    let f = |k: u64| read_u64(&file, &data, table + 40 * i + 8 * k);
+                    let f = |k: u64| read_u64(&file, data, table + 40 * i + 8 * k);
                     let (Some(vaddr), Some(memsz), Some(offset), Some(filesz), Some(flags)) = (f(0), f(1), f(2), f(3), f(4))
                     else {
                         return Err(bad(format!("{GUEST_SEGMENTS} entry {i} is not in the file")));
@@ -154,14 +172,6 @@ impl Exe {
                     guest.push(Segment { vaddr, memsz, offset, filesz, prot });
                 }
             }
-            actions = file
-                .symbols()
-                .find(|s| s.name().is_ok_and(|n| n.starts_with("_ZN18hcontainer_runtime6signal7ACTIONS")))
-                .map(|s| s.address());
-            altstack = file
-                .symbols()
-                .find(|s| s.name().is_ok_and(|n| n.starts_with("_ZN18hcontainer_runtime6signal8ALTSTACK")))
-                .map(|s| s.address());
         }
         use std::os::unix::fs::PermissionsExt;
         let entry = hdr.e_entry(e) + bias;
@@ -170,7 +180,7 @@ impl Exe {
             size: md.len(),
             mode: md.permissions().mode(),
             path,
-            data,
+            file: Some(reader),
             meta,
             resume,
             runtime,
@@ -194,28 +204,76 @@ impl Exe {
     }
 
     /// The content of the page at `addr` as this executable's loader leaves it in a runtime
-    /// segment: file bytes, zero after the segment's file part.
-    pub fn runtime_page(&self, addr: u64) -> Option<Vec<u8>> {
-        let s = self.runtime.iter().find(|s| addr >= s.vaddr & !(PAGE - 1) && addr < s.vaddr + s.memsz)?;
+    /// segment: file bytes, zero after the segment's file part. `Ok(None)` outside the
+    /// runtime segments.
+    pub fn runtime_page(&self, addr: u64) -> Result<Option<Vec<u8>>, RecodeError> {
+        let Some(s) = self.runtime.iter().find(|s| addr >= s.vaddr & !(PAGE - 1) && addr < s.vaddr + s.memsz) else {
+            return Ok(None);
+        };
         let mut page = vec![0u8; PAGE as usize];
-        for (i, b) in page.iter_mut().enumerate() {
-            let a = addr + i as u64;
-            if a >= s.vaddr && a < s.vaddr + s.filesz {
-                *b = *self.data.get(usize::try_from(s.offset + (a - s.vaddr)).ok()?)?;
-            }
+        // The bytes of the page that come from the file: [from, to) of the page.
+        let from = s.vaddr.max(addr);
+        let to = (s.vaddr + s.filesz).min(addr + PAGE);
+        if from < to {
+            let file = self.file.as_ref().ok_or_else(|| RecodeError::Translated {
+                path: self.path.clone(),
+                why: "the executable is not open".into(),
+            })?;
+            let at = s.offset + (from - s.vaddr);
+            let dest = &mut page[(from - addr) as usize..(to - addr) as usize];
+            file.read_exact_at(dest, at).map_err(|e| RecodeError::Translated {
+                path: self.path.clone(),
+                why: format!("reading {} bytes at file offset {at:#x}: {e}", to - from),
+            })?;
         }
-        Some(page)
+        Ok(Some(page))
+    }
+
+    /// Whether the file at `other` has the very same content as this executable.
+    pub fn same_content(&self, other: &Path) -> bool {
+        let Some(file) = self.file.as_ref() else { return false };
+        if fs::metadata(other).map(|m| m.len()).ok() != Some(self.size) {
+            return false;
+        }
+        let (Ok(theirs), Ok(len)) = (fs::read(other), usize::try_from(self.size)) else { return false };
+        let mut ours = vec![0u8; len];
+        file.read_exact_at(&mut ours, 0).is_ok() && ours == theirs
     }
 }
 
+/// Every symbol of the `.symtab` of `elf`: (name, value). The symbol and string tables are
+/// read from `file` in one piece each (not name by name).
+fn symbols<'d, R: ReadRef<'d>>(elf: &ElfFile64<'d, Endianness, R>, file: &fs::File) -> Result<Vec<(Vec<u8>, u64)>, String> {
+    let e = elf.endian();
+    let sections = elf.elf_section_table();
+    let Some(symtab) = sections.iter().find(|sh| sh.sh_type(e) == elf::SHT_SYMTAB) else { return Ok(Vec::new()) };
+    let strtab = sections.section(object::SectionIndex(symtab.sh_link(e) as usize)).map_err(|e| e.to_string())?;
+    let read = |offset: u64, size: u64| -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; usize::try_from(size).map_err(|e| e.to_string())?];
+        file.read_exact_at(&mut buf, offset).map_err(|err| format!("{size} bytes at offset {offset:#x}: {err}"))?;
+        Ok(buf)
+    };
+    let syms = read(symtab.sh_offset(e), symtab.sh_size(e))?;
+    let strs = read(strtab.sh_offset(e), strtab.sh_size(e))?;
+    // Elf64_Sym: st_name (u32) at 0, st_value (u64) at 8, 24 bytes each.
+    let mut out = Vec::with_capacity(syms.len() / 24);
+    for sym in syms.chunks_exact(24) {
+        let name_at = e.read_u32([sym[0], sym[1], sym[2], sym[3]]) as usize;
+        let value = e.read_u64([sym[8], sym[9], sym[10], sym[11], sym[12], sym[13], sym[14], sym[15]]);
+        let Some(tail) = strs.get(name_at..) else { continue };
+        let name = tail.split(|&b| b == 0).next().unwrap_or_default();
+        out.push((name.to_vec(), value));
+    }
+    Ok(out)
+}
+
 /// The little-endian `u64` at virtual address `addr` of the file, from the section holding it.
-fn read_u64(file: &ElfFile64<Endianness>, data: &[u8], addr: u64) -> Option<u64> {
+fn read_u64<'d, R: ReadRef<'d>>(file: &ElfFile64<'d, Endianness, R>, data: R, addr: u64) -> Option<u64> {
     for sec in file.sections() {
         let (start, size) = (sec.address(), sec.size());
         if addr >= start && addr + 8 <= start + size {
             let (off, _) = sec.file_range()?;
-            let at = usize::try_from(off + (addr - start)).ok()?;
-            let b = data.get(at..at + 8)?;
+            let b = data.read_bytes_at(off + (addr - start), 8).ok()?;
             return Some(u64::from_le_bytes(b.try_into().ok()?));
         }
     }

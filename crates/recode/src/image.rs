@@ -36,7 +36,7 @@ use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
 use hcontainer_abi::meta::HostIsa;
 use hcontainer_abi::{GuestState, GUEST_STATE_VERSION};
 use hcontainer_criu_image::pb::{
-    CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PagemapHead, PstreeEntry, RegFileEntry, SaEntry, ThreadSasEntry,
+    CoreEntry, FileEntry, FownEntry, MmEntry, PagemapEntry, PstreeEntry, RegFileEntry, SaEntry, ThreadSasEntry,
     ThreadInfoAarch64, ThreadInfoRiscv64, UserAarch64FpsimdContextEntry, UserAarch64RegsEntry, UserRiscv64DExtEntry,
     UserRiscv64RegsEntry, VmaEntry,
 };
@@ -171,6 +171,31 @@ pub struct Report {
     pub pages_written: usize,
     /// Pages left in the input directory.
     pub pages_kept: u64,
+    /// Wall-clock time of each phase of the recode, in order: (phase, microseconds).
+    pub phases: Vec<(&'static str, u64)>,
+}
+
+/// The clock behind [`Report::phases`]: each [`Phases::mark`] records the time since the
+/// previous one.
+pub(crate) struct Phases {
+    last: std::time::Instant,
+}
+
+impl Phases {
+    pub(crate) fn start() -> Phases {
+        Phases { last: std::time::Instant::now() }
+    }
+
+    /// Records the time since the last mark as `phase` in `to`.
+    pub(crate) fn mark(&mut self, to: &mut Vec<(&'static str, u64)>, phase: &'static str) {
+        let now = std::time::Instant::now();
+        let us = u64::try_from(now.duration_since(self.last).as_micros()).unwrap_or(u64::MAX);
+        self.last = now;
+        match to.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, t)) => *t = t.saturating_add(us),
+            None => to.push((phase, us)),
+        }
+    }
 }
 
 fn page_down(v: u64) -> u64 {
@@ -421,7 +446,7 @@ fn read_runtime(pages: &Pages, exe: &Exe, addr: u64, len: usize) -> Result<Vec<u
         let page = page_down(a);
         let data = match pages.read(page)? {
             Some(d) => d,
-            None => exe.runtime_page(page).ok_or_else(|| RecodeError::Translated {
+            None => exe.runtime_page(page)?.ok_or_else(|| RecodeError::Translated {
                 path: exe.path.clone(),
                 why: format!("runtime data at {addr:#x} is outside the runtime segments"),
             })?,
@@ -443,7 +468,7 @@ fn patch_runtime(new_pages: &mut BTreeMap<u64, Vec<u8>>, dst: &Exe, addr: u64, b
         let page = page_down(a);
         let mut data = match new_pages.remove(&page) {
             Some(d) => d,
-            None => dst.runtime_page(page).ok_or_else(|| RecodeError::Translated {
+            None => dst.runtime_page(page)?.ok_or_else(|| RecodeError::Translated {
                 path: dst.path.clone(),
                 why: format!("runtime data at {addr:#x} is outside the runtime segments"),
             })?,
@@ -472,6 +497,8 @@ pub(crate) fn convert(
     dst: &Exe,
     output: &Path,
 ) -> Result<Report, RecodeError> {
+    let mut clock = Phases::start();
+    let mut phases = Vec::new();
     let input = fs::canonicalize(input).map_err(io(input))?;
     fs::create_dir_all(output).map_err(io(output))?;
     if fs::read_dir(output).map_err(io(output))?.next().is_some() {
@@ -510,10 +537,11 @@ pub(crate) fn convert(
     entries_mut(&mut files).push(Entry::new(&fe, Vec::new()));
     files.write(output).map_err(io(output))?;
     report.rewritten += 1;
+    clock.mark(&mut phases, "output dir, pstree, files");
 
     let mut ours = vec!["files.img".to_string()];
     for p in &procs {
-        ours.extend(convert_process(&input, kind, src, to, dst, output, exe_id, p, &mut report)?);
+        ours.extend(convert_process(&input, kind, src, to, dst, output, exe_id, p, &mut report, &mut clock, &mut phases)?);
     }
 
     // Everything else: hard links. The pages stay in the parent.
@@ -529,6 +557,8 @@ pub(crate) fn convert(
         report.linked += 1;
     }
     std::os::unix::fs::symlink(&input, output.join("parent")).map_err(io(output))?;
+    clock.mark(&mut phases, "hard links, parent");
+    report.phases = phases;
     Ok(report)
 }
 
@@ -545,6 +575,8 @@ fn convert_process(
     exe_id: u32,
     proc: &PstreeEntry,
     report: &mut Report,
+    clock: &mut Phases,
+    phases: &mut Vec<(&'static str, u64)>,
 ) -> Result<Vec<String>, RecodeError> {
     let pid = proc.pid;
     let mut tids = proc.threads.clone();
@@ -565,7 +597,9 @@ fn convert_process(
     // Every thread's guest registers.
     let mut threads = Vec::new();
     let mut main_record: Option<ResumeRecord> = None;
-    let pages = Pages::open(input, pid)?;
+    clock.mark(phases, "mm read");
+    let (pages, mut pagemap, head, old) = Pages::open_full(input, pid)?;
+    clock.mark(phases, "pagemap read");
     let mut records = Vec::new();
     if let crate::Kind::Translated(_) = kind {
         let mut addrs = vec![layout::MAIN_RESUME_RECORD];
@@ -632,6 +666,7 @@ fn convert_process(
         threads.push(Thread { tid, file, core, state });
     }
     report.threads += threads.len();
+    clock.mark(phases, "cores read, resume records");
     let (brk_start, brk_cur) = match &main_record {
         Some(r) if r.brk_start != 0 => (r.brk_start, r.brk_cur),
         _ => (mm.mm_start_brk, mm.mm_brk),
@@ -778,6 +813,7 @@ fn convert_process(
         report.rewritten += 1;
     }
 
+    clock.mark(phases, "signals, cores written");
     let src_exe_id = mm.exe_file_id;
 
     // VMAs: drop the runtime's and another ISA's vDSO, point the guest's file mappings of
@@ -821,7 +857,7 @@ fn convert_process(
                 // The loader zeroes the rest of the last file page; CRIU maps the file as it is.
                 let tail = s.vaddr + s.filesz;
                 if s.memsz > s.filesz && tail % PAGE != 0 && !new_pages.contains_key(&page_down(tail)) {
-                    if let Some(p) = dst.runtime_page(page_down(tail)) {
+                    if let Some(p) = dst.runtime_page(page_down(tail))? {
                         new_pages.insert(page_down(tail), p);
                     }
                 }
@@ -908,15 +944,13 @@ fn convert_process(
     entries_mut(&mut mm_file)[0].replace(&mm);
     mm_file.write(output).map_err(io(output))?;
     report.rewritten += 1;
+    clock.mark(phases, "mm written");
 
     // Pagemap: the input's pages stay there (parent), but for dropped mappings; the pages
     // recode writes are here.
-    let mut pagemap = read(input, &pagemap_name)?;
-    let head: PagemapHead = first(&pagemap)?;
-    let old: Vec<PagemapEntry> =
-        pagemap.entries().iter().skip(1).map(|e| e.decode()).collect::<Result<_, _>>().map_err(|source| {
-            DecodeError::BadMessage { file: pagemap_name.clone().into(), index: 0, offset: 0, message: "PagemapEntry", source }
-        })?;
+    if matches!(pagemap.content, Content::Raw(_)) {
+        return Err(RecodeError::Missing { file: pagemap_name, what: "not a protobuf image".into() });
+    }
     let mut all_pages: Vec<(u64, Option<&Vec<u8>>, PagemapEntry)> = Vec::new();
     for mut e in old {
         if dropped.iter().any(|(s, x)| e.vaddr >= *s && e.vaddr < *x) {
@@ -954,6 +988,7 @@ fn convert_process(
     let pages_name = format!("pages-{}.img", head.pages_id);
     fs::write(output.join(&pages_name), &data).map_err(io(output))?;
     report.pages_written += new_pages.len();
+    clock.mark(phases, "pagemap, pages written");
 
     let mut names: Vec<String> = tids.iter().map(|t| format!("core-{t}.img")).collect();
     names.push(mm_name);
@@ -1009,6 +1044,12 @@ pub fn meta_of(path: &Path, data: &[u8]) -> Result<Option<hcontainer_abi::meta::
 
 /// Whether the images in `dir` are of a native or a translated process, and for which host.
 pub fn kind_of(dir: &Path) -> Result<crate::Kind, RecodeError> {
+    kind_with(dir, None)
+}
+
+/// [`kind_of`], given the images' executable when the caller has it open already (then it
+/// is not read again).
+pub(crate) fn kind_with(dir: &Path, opened: Option<&Exe>) -> Result<crate::Kind, RecodeError> {
     let procs: Vec<PstreeEntry> = read(dir, "pstree.img")?.decode_all()?;
     let pid = procs
         .first()
@@ -1023,8 +1064,12 @@ pub fn kind_of(dir: &Path) -> Result<crate::Kind, RecodeError> {
         m => return Err(RecodeError::Unsupported(format!("{core_name}: machine type {m} is not x86-64, aarch64 or riscv64"))),
     };
     let exe = exe_of(dir)?;
-    let translated = match fs::read(&exe) {
-        Ok(data) => match meta_of(&exe, &data)? {
+    let meta_read = match opened {
+        Some(e) => Ok(Ok(e.meta)),
+        None => fs::read(&exe).map(|data| meta_of(&exe, &data)),
+    };
+    let translated = match meta_read {
+        Ok(meta) => match meta? {
             Some(h) if h.host_isa != host => {
                 return Err(RecodeError::Corrupt {
                     file: core_name,
@@ -1068,7 +1113,7 @@ mod tests {
             path: PathBuf::from("/t"),
             size: 0,
             mode: 0o755,
-            data: Vec::new(),
+            file: None,
             meta: None,
             resume: 0,
             runtime: Vec::new(),

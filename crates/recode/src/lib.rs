@@ -18,6 +18,6 @@ pub mod notify;
 pub mod regs;
 pub mod store;
 
-pub use convert::{recode, Kind, Target};
+pub use convert::{recode, Kind, Target, PHASES_ENV};
 pub use hcontainer_abi::meta::HostIsa;
 pub use image::{RecodeError, Report};

@@ -27,6 +27,12 @@ pub struct Pages {
 impl Pages {
     /// Reads `pagemap-<pid>.img` of `dir`.
     pub fn open(dir: &Path, pid: u32) -> Result<Pages, RecodeError> {
+        Ok(Self::open_full(dir, pid)?.0)
+    }
+
+    /// Reads `pagemap-<pid>.img` of `dir` once: the pages, the file as read, its head and
+    /// its page entries decoded (for callers that rewrite the pagemap too).
+    pub(crate) fn open_full(dir: &Path, pid: u32) -> Result<(Pages, ImageFile, PagemapHead, Vec<PagemapEntry>), RecodeError> {
         let name = format!("pagemap-{pid}.img");
         let f = ImageFile::read(&dir.join(&name))?;
         let bad = |index: usize, source| DecodeError::BadMessage {
@@ -43,6 +49,7 @@ impl Pages {
             .decode()
             .map_err(|e| bad(0, e))?;
         let mut entries = Vec::new();
+        let mut decoded = Vec::with_capacity(list.len().saturating_sub(1));
         let mut off = 0;
         for (i, e) in list.iter().enumerate().skip(1) {
             let p: PagemapEntry = e.decode().map_err(|e| bad(i, e))?;
@@ -52,8 +59,10 @@ impl Pages {
             if present {
                 off += n * PAGE;
             }
+            decoded.push(p);
         }
-        Ok(Pages { dir: dir.to_path_buf(), pid, pages_id: head.pages_id, entries })
+        let pages = Pages { dir: dir.to_path_buf(), pid, pages_id: head.pages_id, entries };
+        Ok((pages, f, head, decoded))
     }
 
     /// The page at `addr` (page aligned), `None` when the image has none there (never

@@ -51,6 +51,9 @@ pub struct Args {
     /// Translation store (default: $HCONTAINER_STORE, ~/.cache/hcontainer/store).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Also print the wall-clock time of each phase of the recode.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// Run the subcommand.
@@ -80,6 +83,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report.pages_written,
         report.pages_kept
     );
+    if args.timings {
+        for (phase, us) in &report.phases {
+            println!("  {:>9.3} ms  {phase}", *us as f64 / 1e3);
+        }
+    }
     for w in &report.warnings {
         eprintln!("hcontainer: warning: {w}");
     }
