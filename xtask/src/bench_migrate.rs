@@ -7,7 +7,8 @@
 //! restored, and moved back with `hcontainer checkpoint --to native`. The figures come from
 //! the timings file the checkpoint command writes into the images directory
 //! (`hcontainer-timings-dump.json`: notify, recode, CRIU's frozen time and whole dump); the
-//! table shows medians.
+//! table shows medians. A second table splits the recode time into its phases, as the
+//! recode inside the checkpoint reports them (`HCONTAINER_RECODE_PHASES`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -26,13 +27,19 @@ pub struct Args {
     /// Largest resident size to measure, in MB (1000 = up to 1 GB).
     #[arg(long, default_value_t = 1000)]
     max_mb: u64,
+    /// Only these configurations, as THREADSxMB (e.g. `1x10,1x1000`; any threads and size).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// The timings file `hcontainer checkpoint` writes into the images directory.
 const TIMINGS_FILE: &str = "hcontainer-timings-dump.json";
 
+/// The environment variable naming the file the recode appends its phase timings to.
+const PHASES_ENV: &str = "HCONTAINER_RECODE_PHASES";
+
 /// One checkpoint's figures, in microseconds.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Sample {
     notify: u64,
     recode: u64,
@@ -40,6 +47,8 @@ struct Sample {
     dump: u64,
     /// Wall clock of the whole `hcontainer checkpoint` command.
     command: u64,
+    /// The recode's phases, in order.
+    phases: Vec<(String, u64)>,
 }
 
 struct Config {
@@ -76,6 +85,13 @@ pub fn run(args: &Args) -> Result<()> {
     for mb in [100, 1000] {
         if mb <= args.max_mb {
             configs.push(Config { threads: 1, mb });
+        }
+    }
+    if !args.only.is_empty() {
+        configs.clear();
+        for o in &args.only {
+            let parsed = o.split_once('x').and_then(|(t, m)| Some(Config { threads: t.parse().ok()?, mb: m.parse().ok()? }));
+            configs.push(parsed.with_context(|| format!("--only {o:?}: expected THREADSxMB, e.g. 1x10"))?);
         }
     }
     let mut rows = Vec::new();
@@ -164,12 +180,14 @@ fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 }
 
 fn checkpoint(hcontainer: &Path, store: &Path, pid: u32, dir: &Path, to: &str) -> Result<Sample> {
+    let phases_file = dir.with_extension("phases.jsonl");
     let start = Instant::now();
     let out = Command::new(hcontainer)
         .args(["checkpoint", "--pid", &pid.to_string(), "--to", to, "--shell-job", "-q", "--store"])
         .arg(store)
         .arg("-D")
         .arg(dir)
+        .env(PHASES_ENV, &phases_file)
         .output()
         .context("running hcontainer checkpoint")?;
     let command = start.elapsed();
@@ -187,7 +205,26 @@ fn checkpoint(hcontainer: &Path, store: &Path, pid: u32, dir: &Path, to: &str) -
         frozen: field("frozen_us")?,
         dump: field("total_us")?,
         command: u64::try_from(command.as_micros()).unwrap_or(u64::MAX),
+        phases: std::fs::read_to_string(&phases_file).map(|t| parse_phases(&t)).unwrap_or_default(),
     })
+}
+
+/// The phases of the last line of a phases file: `{"name": 12, "other name": 3}` (names
+/// hold no quotes).
+fn parse_phases(text: &str) -> Vec<(String, u64)> {
+    let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) else { return Vec::new() };
+    // Odd pieces are names, each followed by `: <number>, `.
+    let parts: Vec<&str> = line.split('"').collect();
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i + 1 < parts.len() {
+        let digits: String = parts[i + 1].chars().filter(|c| c.is_ascii_digit()).collect();
+        if let Ok(us) = digits.parse() {
+            out.push((parts[i].to_string(), us));
+        }
+        i += 2;
+    }
+    out
 }
 
 fn restore(hcontainer: &Path, dir: &Path) -> Result<()> {
@@ -244,6 +281,7 @@ fn print_table(rows: &[(&Config, Vec<Sample>, Vec<Sample>)], reps: usize) {
             );
         }
     }
+    print_phases(rows, reps);
     let one: Vec<u64> = rows
         .iter()
         .filter(|(c, ..)| c.threads == 1)
@@ -253,6 +291,44 @@ fn print_table(rows: &[(&Config, Vec<Sample>, Vec<Sample>)], reps: usize) {
         let verdict = if *worst < 5000 { "under" } else { "NOT under" };
         println!();
         println!("one thread, any size: notify + recode at most {} ms ({verdict} the 5 ms target)", ms(*worst));
+    }
+}
+
+/// The recode time split into its phases (medians, ms), one row per configuration and
+/// direction.
+fn print_phases(rows: &[(&Config, Vec<Sample>, Vec<Sample>)], reps: usize) {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, a, b) in rows {
+        for s in a.iter().chain(b.iter()) {
+            for (n, _) in &s.phases {
+                if !names.contains(&n.as_str()) {
+                    names.push(n);
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        return;
+    }
+    println!();
+    println!("Recode phases inside the checkpoint, median of {reps} (ms)");
+    println!();
+    println!("| threads | MB | direction | {} |", names.join(" | "));
+    println!("|---|---|---|{}", "---|".repeat(names.len()));
+    for (c, there, back) in rows {
+        for (dir, samples) in [("native → x86_64", there), ("x86_64 → native", back)] {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let v = samples
+                        .iter()
+                        .map(|s| s.phases.iter().find(|(p, _)| p == n).map_or(0, |(_, us)| *us))
+                        .collect();
+                    ms(median(v))
+                })
+                .collect();
+            println!("| {} | {} | {dir} | {} |", c.threads, c.mb, cells.join(" | "));
+        }
     }
 }
 
@@ -267,5 +343,12 @@ mod tests {
         assert_eq!(json_u64(t, "total_us"), Some(7));
         assert_eq!(json_u64(t, "recode_us"), None);
         assert_eq!(json_u64(t, "threads"), None);
+    }
+
+    #[test]
+    fn phase_lines() {
+        let t = "{\"a\": 1}\n{\"source executable, kind\": 320, \"mm read\": 16}\n";
+        assert_eq!(parse_phases(t), vec![("source executable, kind".to_string(), 320), ("mm read".to_string(), 16)]);
+        assert!(parse_phases("").is_empty());
     }
 }
