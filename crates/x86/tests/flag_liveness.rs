@@ -108,3 +108,24 @@ fn dec_keeps_the_carry_only_when_a_successor_reads_it() {
     let out = std::process::Command::new(&exe).arg("5").output().expect("run test binary");
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{} {}\n", run(shr, 5), run(adc, 5)));
 }
+
+/// A shift by `cl` keeps the old flags for a zero count: it reads them only when something
+/// reads its own flags before they are overwritten (`test` leaves AF undefined, which counts
+/// as overwritten).
+#[test]
+fn shift_by_cl_reads_old_flags_only_when_its_flags_are_live() {
+    let no_leader = |_: u64| false;
+    // sar rdx, cl ; test rdx, rdx ; jz +0x10
+    let dead = hcontainer_x86::lift_block(&[0x48, 0xd3, 0xfa, 0x48, 0x85, 0xd2, 0x74, 0x10], 0x1000, &no_leader);
+    assert!(!reads_old_flags(&dead));
+    // sar rdx, cl ; jz +0x10
+    let live = hcontainer_x86::lift_block(&[0x48, 0xd3, 0xfa, 0x74, 0x10], 0x1000, &no_leader);
+    assert!(reads_old_flags(&live));
+    // bts rdx, rsi ; sar rdx, cl ; test rdx, rdx ; jz: bts keeps no older flags either.
+    let bts = hcontainer_x86::lift_block(
+        &[0x48, 0x0f, 0xab, 0xf2, 0x48, 0xd3, 0xfa, 0x48, 0x85, 0xd2, 0x74, 0x10],
+        0x1000,
+        &no_leader,
+    );
+    assert!(!reads_old_flags(&bts));
+}

@@ -703,7 +703,10 @@ fn shift(l: &mut Lifter, ins: &Instruction) {
             let s1 = l.bin(bop, vw, n1);
             let s1 = l.zext(s1, ty);
             l.write_op(ins, 0, r);
-            set_flags_if(l, n, kind, r, s1, v);
+            // With all flags dead after it, the count-dependent choice of flags is moot.
+            if l.live_after & bits::ARITH != 0 {
+                set_flags_if(l, n, kind, r, s1, v);
+            }
         }
     }
 }
@@ -725,9 +728,10 @@ fn rotate(l: &mut Lifter, ins: &Instruction) {
     };
     let r = l.bin(bop, v, n);
     l.write_op(ins, 0, r);
-    if count.is_ok() && l.live_after & (bits::CF | bits::OF) == 0 {
-        // Nothing reads the CF and OF this rotate writes, and it leaves the other flags
-        // alone: the lazy flags keep describing the previous producer.
+    if (count.is_ok() && l.live_after & (bits::CF | bits::OF) == 0) || l.live_after & bits::ARITH == 0 {
+        // Nothing reads the CF and OF this rotate writes (and with a constant count it leaves
+        // the other flags alone), or no flag at all is read before being overwritten: the
+        // lazy flags keep describing the previous producer.
         return;
     }
     let msb = l.icmp_imm(IntCC::Slt, r, 0);
@@ -843,6 +847,10 @@ fn double_shift(l: &mut Lifter, ins: &Instruction) {
         (l.zext(a, ty), l.zext(b, ty))
     };
     l.write_op(ins, 0, r);
+    if l.live_after & bits::ARITH == 0 {
+        // No flag this instruction may write is read before being overwritten.
+        return;
+    }
     let cf = if left {
         l.icmp_imm(IntCC::Slt, r1, 0)
     } else {

@@ -158,6 +158,7 @@ fn wants_liveness(ins: &Instruction) -> bool {
     matches!(
         ins.mnemonic(),
         M::Inc | M::Dec | M::Bt | M::Bts | M::Btr | M::Btc | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Clc | M::Stc | M::Cmpxchg8b | M::Cmpxchg16b
+            | M::Shl | M::Sal | M::Shr | M::Sar | M::Shld | M::Shrd
     )
 }
 
@@ -219,7 +220,10 @@ fn live_flags_after(
                 Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar | Mnemonic::Rol | Mnemonic::Ror | Mnemonic::Rcl | Mnemonic::Rcr | Mnemonic::Shld | Mnemonic::Shrd
             );
         if !by_cl {
-            uncovered &= !arith_of_iced(ins.rflags_written() | ins.rflags_cleared() | ins.rflags_set());
+            // A flag left undefined may hold anything afterwards: as good as overwritten.
+            uncovered &= !arith_of_iced(
+                ins.rflags_written() | ins.rflags_cleared() | ins.rflags_set() | ins.rflags_undefined(),
+            );
         }
         if uncovered == 0 {
             return live;
