@@ -1,10 +1,11 @@
 //! Translation of one IR function into one Cranelift function
 //! `fn(state: *mut GuestState, entry: u64) -> u64`.
 //!
-//! Guest state locations live in Cranelift `Variable`s: loaded in the prologue, written back
-//! (the assigned ones) at every exit and before every runtime call that may read the state,
-//! and reloaded (all of them) after every call that may change it. The prologue then
-//! `br_table`s on `entry` to the block to resume at; entry 0 first polls `state.poll`.
+//! Guest state locations live in Cranelift `Variable`s: loaded in the prologue (entry 0: only
+//! those live at the function's entry; resume entries: all), written back (those possibly
+//! assigned since the last load) at every exit and before every runtime call that may read
+//! the state, and reloaded (all of them) after every call that may change it. Resume entries
+//! then `br_table` on `entry` to the block to resume at; entry 0 first polls `state.poll`.
 
 use std::collections::{BTreeMap, HashMap};
 
