@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
 }
 "#;
 
-fn function<'a>(funcs: &'a [Function], entry: u64) -> &'a Function {
+fn function(funcs: &[Function], entry: u64) -> &Function {
     funcs.iter().find(|f| f.entry == entry).expect("function lifted")
 }
 
