@@ -236,7 +236,9 @@ fn migration_checkpoint(criu: &Criu, args: &Args, to: To) -> anyhow::Result<(Tim
             notify::resume(kind, &pids);
             return Err(e.context(format!("checkpoint of pid {} abandoned; the process runs on", args.pid)));
         }
-        // The dump ended the tree: bring it back from its own images.
+        // The dump ended the tree: bring it back from its own images, once its pids are free
+        // (an unreaped task still holds its pid, and CRIU restores the same pids).
+        notify::kill(&pids, Duration::from_secs(10));
         let restored = roll_back(criu, args, &dump_dir, kind);
         return Err(match restored {
             Ok(pid) => e.context(format!(
