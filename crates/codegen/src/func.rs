@@ -4,7 +4,8 @@
 //! Guest state locations live in Cranelift `Variable`s: loaded in the prologue (entry 0: only
 //! those live at the function's entry; resume entries: all), written back (those possibly
 //! assigned since the last load) at every exit and before every runtime call that may read
-//! the state, and reloaded (all of them) after every call that may change it. Resume entries
+//! the state, and reloaded after every call that may change it (whole-function mode: only
+//! those live afterwards, see `liveness`). Resume entries
 //! then `br_table` on `entry` to the block to resume at; entry 0 first polls `state.poll`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -178,140 +179,208 @@ fn collect_locations(f: &Function) -> Result<Locations, CodegenError> {
     Ok(Locations { all, assigned: assigned.into_iter().collect() })
 }
 
-/// Locations whose value at the function's entry (entry 0) may be observed: read, or stored
-/// back by a write-back (which stores every assigned location), before the function assigns
-/// them. A backward liveness analysis over the blocks; runtime calls that reload every
-/// location (helpers, calls, syscalls) end what flows back. Only these are loaded on entry 0;
-/// resume entries load everything.
-fn entry_live(f: &Function, locs: &Locations) -> std::collections::BTreeSet<u32> {
-    use std::collections::BTreeSet;
-    let index: HashMap<u64, usize> = f.blocks.iter().enumerate().map(|(i, b)| (b.addr, i)).collect();
-    let assigned: BTreeSet<u32> = locs.assigned.iter().copied().collect();
-    // Per block: upward-exposed uses, definitions, whether everything is reloaded before the
-    // end (then nothing flows in from the successors), and the successors.
-    struct Summary {
-        uses: BTreeSet<u32>,
-        defs: BTreeSet<u32>,
-        reloaded: bool,
-        succs: Vec<usize>,
-    }
-    let all_blocks: Vec<usize> = (0..f.blocks.len()).collect();
-    let sums: Vec<Summary> = f
-        .blocks
-        .iter()
-        .map(|b| {
-            let mut s = Summary { uses: BTreeSet::new(), defs: BTreeSet::new(), reloaded: false, succs: Vec::new() };
-            let write_back = |s: &mut Summary| {
-                if !s.reloaded {
-                    let extra: Vec<u32> = assigned.difference(&s.defs).copied().collect();
-                    s.uses.extend(extra);
-                }
-            };
-            let read = |s: &mut Summary, off: u32| {
-                if !s.reloaded && !s.defs.contains(&off) {
-                    s.uses.insert(off);
-                }
-            };
-            for inst in &b.insts {
-                match &inst.op {
-                    Op::Get(loc) if loc.offset != offsets::POLL => read(&mut s, loc.offset),
-                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
-                        s.defs.insert(loc.offset);
-                    }
-                    Op::EvalCond(_) => FLAG_LOCS.into_iter().for_each(|o| read(&mut s, o)),
-                    Op::Rflags => {
-                        FLAG_LOCS.into_iter().chain([offsets::RFLAGS_OTHER]).for_each(|o| read(&mut s, o))
-                    }
-                    Op::Helper(..) => {
-                        write_back(&mut s);
-                        s.reloaded = true;
-                    }
-                    _ => {}
-                }
-            }
-            // Every terminator may leave the function (exits and poll exits write back).
-            write_back(&mut s);
-            match &b.term {
-                Terminator::Jump(to) => s.succs.extend(index.get(to)),
-                Terminator::Branch { taken, fallthrough, .. } => {
-                    s.succs.extend(index.get(taken));
-                    s.succs.extend(index.get(fallthrough));
-                }
-                Terminator::JumpIndirect(_) => s.succs.clone_from(&all_blocks),
-                Terminator::Call { .. } | Terminator::Syscall { .. } => s.reloaded = true,
-                Terminator::Return(_) | Terminator::Trap { .. } => {}
-            }
-            s
-        })
-        .collect();
-    let mut live_in: Vec<BTreeSet<u32>> = sums.iter().map(|s| s.uses.clone()).collect();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for i in (0..sums.len()).rev() {
-            let s = &sums[i];
-            if s.reloaded {
-                continue;
-            }
-            let mut add = Vec::new();
-            for &j in &s.succs {
-                for &off in &live_in[j] {
-                    if !s.defs.contains(&off) && !live_in[i].contains(&off) {
-                        add.push(off);
-                    }
-                }
-            }
-            if !add.is_empty() {
-                live_in[i].extend(add);
-                changed = true;
-            }
-        }
-    }
-    live_in.into_iter().next().unwrap_or_default()
-}
-
-/// Whole-function mode: per block, the locations possibly assigned since the state was last
-/// loaded (function entry, resume, or a reload after a runtime call), on some path reaching
-/// the block. Write-backs store only these: the others still equal the state in memory.
+/// Whole-function mode: per block, the locations whose variables may differ from the state in
+/// memory on entry (assigned since the state was last loaded or stored), which write-backs
+/// store. A backward edge (a loop, checked for `poll`) or an indirect jump inside the function
+/// carries its dirty set into the target; a forward edge stores, just before it jumps, what is
+/// dirty at its end but not on every forward path into the target (see `Tr::goto`), so a
+/// location assigned before a loop does not stay dirty (stored at every call, reloaded after
+/// it) through the loop. Function entry and the return from a guest call are clean forward
+/// paths into their blocks; a resume entry loads every location, so it constrains nothing.
 fn dirty_in(f: &Function) -> Vec<Vec<u32>> {
     use std::collections::BTreeSet;
+    let n = f.blocks.len();
     let index: HashMap<u64, usize> = f.blocks.iter().enumerate().map(|(i, b)| (b.addr, i)).collect();
-    let mut dirty: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); f.blocks.len()];
+    // Per block: forward predecessors (`None`: a clean implicit path), backward predecessors.
+    let mut fwd: Vec<Vec<Option<usize>>> = vec![Vec::new(); n];
+    let mut back: Vec<Vec<usize>> = vec![Vec::new(); n];
+    fwd[0].push(None);
+    for (i, b) in f.blocks.iter().enumerate() {
+        let mut edge = |t: u64| {
+            if let Some(&j) = index.get(&t) {
+                if t > b.addr {
+                    fwd[j].push(Some(i));
+                } else {
+                    back[j].push(i);
+                }
+            }
+        };
+        match &b.term {
+            Terminator::Jump(t) => edge(*t),
+            Terminator::Branch { taken, fallthrough, .. } => {
+                edge(*taken);
+                edge(*fallthrough);
+            }
+            Terminator::JumpIndirect(_) => (0..n).for_each(|j| back[j].push(i)),
+            // The syscall reloads before going on: its successor starts clean.
+            Terminator::Call { ret: t, .. } | Terminator::Syscall { next: t } => {
+                if let Some(&j) = index.get(t) {
+                    fwd[j].push(None);
+                }
+            }
+            Terminator::Return(_) | Terminator::Trap { .. } => {}
+        }
+    }
+    // Dirty at the end of each block given its dirty set at the start.
+    let out = |i: usize, d: &BTreeSet<u32>| -> BTreeSet<u32> {
+        let mut d = d.clone();
+        for inst in &f.blocks[i].insts {
+            match &inst.op {
+                Op::Set(loc, _) if loc.offset != offsets::POLL => {
+                    d.insert(loc.offset);
+                }
+                Op::Helper(..) => d.clear(),
+                _ => {}
+            }
+        }
+        if matches!(f.blocks[i].term, Terminator::Call { .. } | Terminator::Syscall { .. }) {
+            d.clear();
+        }
+        d
+    };
+    // Forward edges go up in address: in address order every forward predecessor comes
+    // first, and the backward edges' contributions only grow until nothing changes.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| f.blocks[i].addr);
+    let mut dirty: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
+    let mut outs: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
     let mut changed = true;
     while changed {
         changed = false;
-        for (i, b) in f.blocks.iter().enumerate() {
-            let mut out = dirty[i].clone();
-            for inst in &b.insts {
-                match &inst.op {
-                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
-                        out.insert(loc.offset);
-                    }
-                    Op::Helper(..) => out.clear(),
-                    _ => {}
-                }
+        for &j in &order {
+            let mut d: Option<BTreeSet<u32>> = None;
+            for p in &fwd[j] {
+                let o = p.map(|p| outs[p].clone()).unwrap_or_default();
+                d = Some(match d {
+                    None => o,
+                    Some(d) => d.intersection(&o).copied().collect(),
+                });
             }
-            let succs: Vec<usize> = match &b.term {
-                Terminator::Jump(to) => index.get(to).copied().into_iter().collect(),
-                Terminator::Branch { taken, fallthrough, .. } => {
-                    [taken, fallthrough].into_iter().filter_map(|a| index.get(a).copied()).collect()
-                }
-                Terminator::JumpIndirect(_) => (0..f.blocks.len()).collect(),
-                // Calls and syscalls reload everything before going on.
-                Terminator::Call { .. }
-                | Terminator::Syscall { .. }
-                | Terminator::Return(_)
-                | Terminator::Trap { .. } => Vec::new(),
-            };
-            for j in succs {
-                if !out.is_subset(&dirty[j]) {
-                    dirty[j].extend(out.iter().copied());
-                    changed = true;
-                }
+            let mut d = d.unwrap_or_default();
+            for &p in &back[j] {
+                d.extend(outs[p].iter().copied());
+            }
+            let o = out(j, &d);
+            if d != dirty[j] || o != outs[j] {
+                changed = true;
+                dirty[j] = d;
+                outs[j] = o;
             }
         }
     }
     dirty.into_iter().map(|d| d.into_iter().collect()).collect()
+}
+
+/// Whole-function mode: which locations must be loaded again after a runtime call (helper,
+/// guest call, syscall) and on entry 0. A location needs a reload only if it is live there: a
+/// later read, or a later write-back storing it (a write-back stores the locations possibly
+/// assigned since the last reload, see [`dirty_in`]), may observe it before the function
+/// assigns it. The others keep a stale variable that nothing ever reads or stores.
+struct Liveness {
+    /// Per block: locations live at its start.
+    live_in: Vec<std::collections::BTreeSet<u32>>,
+    /// (block index, instruction index of a helper call) → locations live after the call.
+    after_helper: HashMap<(usize, usize), Vec<u32>>,
+}
+
+impl Liveness {
+    /// Locations live at the start of the block at `addr`, if this function has one.
+    fn at(&self, index: &HashMap<u64, (usize, ir::Block)>, addr: u64) -> Option<Vec<u32>> {
+        let &(i, _) = index.get(&addr)?;
+        self.live_in.get(i).map(|s| s.iter().copied().collect())
+    }
+}
+
+fn liveness(f: &Function, dirty_in: &[Vec<u32>]) -> Liveness {
+    use std::collections::BTreeSet;
+    let index: HashMap<u64, usize> = f.blocks.iter().enumerate().map(|(i, b)| (b.addr, i)).collect();
+    // Per block: the dirty set before each helper call and at the end (forward).
+    let dirty: Vec<(Vec<BTreeSet<u32>>, BTreeSet<u32>)> = f
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut d: BTreeSet<u32> = dirty_in.get(i).map(|v| v.iter().copied().collect()).unwrap_or_default();
+            let mut before = Vec::new();
+            for inst in &b.insts {
+                match &inst.op {
+                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
+                        d.insert(loc.offset);
+                    }
+                    Op::Helper(..) => before.push(std::mem::take(&mut d)),
+                    _ => {}
+                }
+            }
+            (before, d)
+        })
+        .collect();
+    let n = f.blocks.len();
+    let mut live_in: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
+    let mut after_helper = HashMap::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in (0..n).rev() {
+            let b = &f.blocks[i];
+            let (before, end) = &dirty[i];
+            // Live after the terminator's own uses (see `Tr::block` and `Tr::goto`).
+            let mut live: BTreeSet<u32> = BTreeSet::new();
+            let to = |live: &mut BTreeSet<u32>, t: u64| match index.get(&t) {
+                Some(&j) => {
+                    if t <= b.addr {
+                        live.extend(end.iter().copied()); // the poll exit writes back
+                    } else {
+                        // What the forward edge stores (see `dirty_in`).
+                        let into: BTreeSet<u32> = dirty_in[j].iter().copied().collect();
+                        live.extend(end.difference(&into).copied());
+                    }
+                    live.extend(live_in[j].iter().copied());
+                }
+                None => live.extend(end.iter().copied()),
+            };
+            match &b.term {
+                Terminator::Jump(t) => to(&mut live, *t),
+                Terminator::Branch { taken, fallthrough, .. } => {
+                    to(&mut live, *taken);
+                    to(&mut live, *fallthrough);
+                }
+                Terminator::JumpIndirect(_) => {
+                    live.extend(end.iter().copied());
+                    for s in &live_in {
+                        live.extend(s.iter().copied());
+                    }
+                }
+                Terminator::Call { .. }
+                | Terminator::Syscall { .. }
+                | Terminator::Return(_)
+                | Terminator::Trap { .. } => live.extend(end.iter().copied()),
+            }
+            let mut h = before.len();
+            for (k, inst) in b.insts.iter().enumerate().rev() {
+                match &inst.op {
+                    Op::Get(loc) if loc.offset != offsets::POLL => {
+                        live.insert(loc.offset);
+                    }
+                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
+                        live.remove(&loc.offset);
+                    }
+                    Op::EvalCond(_) => live.extend(FLAG_LOCS),
+                    Op::Rflags => live.extend(FLAG_LOCS.into_iter().chain([offsets::RFLAGS_OTHER])),
+                    Op::Helper(..) => {
+                        h = h.saturating_sub(1);
+                        after_helper.insert((i, k), live.iter().copied().collect::<Vec<u32>>());
+                        live = before.get(h).cloned().unwrap_or_else(|| end.clone());
+                    }
+                    _ => {}
+                }
+            }
+            if live != live_in[i] {
+                live_in[i] = live;
+                changed = true;
+            }
+        }
+    }
+    Liveness { live_in, after_helper }
 }
 
 /// Imported callees of the function being built.
@@ -354,6 +423,10 @@ struct Tr<'a, 'b> {
     dirty: Vec<u32>,
     /// Whole-function mode: `dirty` at the start of each block (see [`dirty_in`]).
     dirty_in: Vec<Vec<u32>>,
+    /// Whole-function mode: what to load again after runtime calls (see [`liveness`]).
+    live: Option<Liveness>,
+    /// Index of the instruction being translated in its block.
+    inst_index: usize,
     refs: Refs,
     state: CValue,
     /// Guest block address → (index in `f.blocks`, Cranelift block).
@@ -457,8 +530,14 @@ pub(crate) fn translate(
         local: f.blocks.len() > LOCAL_MODE_BLOCKS,
         reads: Vec::new(),
         dirty: Vec::new(),
-        dirty_in: if f.blocks.len() > LOCAL_MODE_BLOCKS { Vec::new() } else { dirty_in(f) },
+        dirty_in: Vec::new(),
+        live: None,
+        inst_index: 0,
     };
+    if !t.local {
+        t.dirty_in = dirty_in(f);
+        t.live = Some(liveness(f, &t.dirty_in));
+    }
     // Entry 0 (a call) loads only the locations live at the function's entry and polls;
     // resume entries i > 0 load every location and enter block i.
     let poll_entry = t.b.create_block();
@@ -467,8 +546,8 @@ pub(crate) fn translate(
     t.b.ins().brif(entry, resume, &[], fast, &[]);
     t.b.switch_to_block(fast);
     t.b.seal_block(fast);
-    if !t.local {
-        let live = entry_live(f, &t.locs);
+    let entry_live = t.live.as_ref().and_then(|l| l.at(&t.blocks, f.entry));
+    if let Some(live) = entry_live {
         t.load(live.into_iter());
     }
     t.b.ins().jump(poll_entry, &[]);
@@ -581,6 +660,15 @@ impl<'a> Tr<'a, '_> {
         self.load(offs.into_iter());
     }
 
+    /// After a runtime call: load what is live next (`live`, whole-function mode; `None`: all
+    /// of them), or in local mode what the block reads.
+    fn reload(&mut self, live: Option<Vec<u32>>) {
+        match live {
+            Some(offs) if !self.local => self.load(offs.into_iter()),
+            _ => self.reload_all(),
+        }
+    }
+
     /// Load the locations at `offs` into their variables.
     fn load(&mut self, offs: impl Iterator<Item = u32>) {
         for off in offs {
@@ -658,8 +746,16 @@ impl<'a> Tr<'a, '_> {
                 self.flush_local();
                 self.poll_then_jump(to, cb)
             }
-            Some((_, cb)) => {
+            Some((i, cb)) => {
                 self.flush_local();
+                if !self.local {
+                    // Store what is dirty here but not on every forward path into `to`.
+                    let into = self.dirty_in.get(i).cloned().unwrap_or_default();
+                    let keep = std::mem::take(&mut self.dirty);
+                    self.dirty = keep.iter().copied().filter(|o| !into.contains(o)).collect();
+                    self.write_back();
+                    self.dirty = keep;
+                }
                 self.b.ins().jump(cb, &[]);
             }
             None => match self.sh.points.get(&to) {
@@ -836,7 +932,8 @@ impl<'a> Tr<'a, '_> {
             let i = self.blocks[&blk.addr].0;
             self.dirty = self.dirty_in.get(i).cloned().unwrap_or_else(|| self.locs.assigned.clone());
         }
-        for inst in &blk.insts {
+        for (k, inst) in blk.insts.iter().enumerate() {
+            self.inst_index = k;
             let v = self.op(blk, &inst.op, &vals, &mut know)?;
             vals.push(v);
         }
@@ -901,7 +998,8 @@ impl<'a> Tr<'a, '_> {
                 self.b.ins().store(state_flags(), n, self.state, offsets::RIP as i32);
                 self.b.ins().call(self.refs.syscall, &[self.state]);
                 if !self.local {
-                    self.reload_all();
+                    let live = self.live.as_ref().map(|l| l.at(&self.blocks, *next).unwrap_or_default());
+                    self.reload(live);
                 }
                 self.dirty.clear();
                 self.goto(blk.addr, *next);
@@ -937,7 +1035,8 @@ impl<'a> Tr<'a, '_> {
                 self.b.switch_to_block(cont);
                 self.b.seal_block(cont);
                 if !self.local {
-                    self.reload_all();
+                    let live = self.live.as_ref().and_then(|l| l.at(&self.blocks, ret));
+                    self.reload(live);
                 }
                 self.b.ins().jump(cb, &[]);
             }
@@ -1287,7 +1386,9 @@ impl<'a> Tr<'a, '_> {
                 self.dirty.clear();
                 let call = self.b.ins().call(self.refs.helper, &a);
                 let r = self.b.inst_results(call)[0];
-                self.reload_all();
+                let key = (self.blocks[&blk.addr].0, self.inst_index);
+                let live = self.live.as_ref().and_then(|l| l.after_helper.get(&key).cloned());
+                self.reload(live);
                 *know = FlagKnowledge::default();
                 r
             }

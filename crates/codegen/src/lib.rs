@@ -31,6 +31,16 @@ use rayon::prelude::*;
 
 pub use hcontainer_abi::meta::HostIsa as Isa;
 
+/// Functions whose IR and Cranelift IR go to stderr while compiling: the entry addresses
+/// (hexadecimal, comma-separated) in `HCONTAINER_DUMP_FUNCS`, a debugging aid.
+fn dump_request() -> Vec<u64> {
+    std::env::var("HCONTAINER_DUMP_FUNCS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+        .collect()
+}
+
 /// Facts about the guest executable that go into the object besides the code.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestDescription {
@@ -278,6 +288,7 @@ pub fn compile(
         dispatch_len,
         points: &points,
     };
+    let dump = dump_request();
     let compiled: Vec<Compiled> = program
         .functions
         .par_iter()
@@ -285,6 +296,9 @@ pub fn compile(
         .map_init(Context::new, |ctx, (fi, f)| {
             ctx.clear();
             ctx.func = func::translate(f, fi, ids[fi], &shared)?;
+            if dump.contains(&f.entry) {
+                eprintln!("; IR of {:#x}\n{f:#?}\n; Cranelift IR\n{}", f.entry, ctx.func.display());
+            }
             ctx.compile(&*target_isa, &mut Default::default())
                 .map_err(|e| CodegenError::Compile { func: f.entry, what: format!("{:?}", e.inner) })?;
             let code = ctx.compiled_code().ok_or_else(|| CodegenError::Compile {
