@@ -48,20 +48,7 @@ impl fmt::Display for Side {
 }
 
 /// The C library a test program is linked with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Libc {
-    Glibc,
-    Musl,
-}
-
-impl Libc {
-    pub fn name(self) -> &'static str {
-        match self {
-            Libc::Glibc => "glibc",
-            Libc::Musl => "musl",
-        }
-    }
-}
+pub use hcontainer_testbed::cc::Libc;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -102,48 +89,15 @@ pub fn store_dir() -> PathBuf {
     migrate_dir().join("store")
 }
 
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for &b in *p {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
-/// Compiles `tests/migrate/<name>.c` statically with `libc`; cached by source hash.
+/// Compiles `tests/migrate/<name>.c` statically with `libc` into [`migrate_dir`]; cached by
+/// source hash (see [`hcontainer_testbed::cc::compile_cached`]).
 pub fn compile(name: &str, libc: Libc) -> PathBuf {
     let src = repo_root().join("tests/migrate").join(format!("{name}.c"));
-    let text = std::fs::read(&src).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
-    let cc = match libc {
-        Libc::Glibc => "gcc",
-        Libc::Musl => "musl-gcc",
-    };
-    let flags = ["-static", "-O2", "-pthread"];
-    let key = fnv1a(&[&text, cc.as_bytes(), flags.join(" ").as_bytes()]);
-    let out = migrate_dir().join(format!("{name}.{}.{key:016x}", libc.name()));
-    // Tests of one binary run in parallel and may want the same program at once: one builds
-    // it while the others wait, so no test's running executable is ever replaced under it.
-    let _one = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !out.exists() {
-        // Into a temporary file first: an interrupted build leaves no half-written program.
-        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        let o = Command::new(cc)
-            .args(flags)
-            .arg("-o")
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| panic!("{cc}: {e}"));
-        assert!(o.status.success(), "{cc} {}: {}", src.display(), String::from_utf8_lossy(&o.stderr));
-        std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
-    }
-    out
+    hcontainer_testbed::cc::compile_cached(libc, &src, &[], &migrate_dir()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Held while a program is compiled or translated (see [`compile`]).
+/// Held while a program is translated (see [`translate_into_store`]): tests of one binary
+/// run in parallel and may want the same translation at once.
 static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Translates `exe` for x86-64 hosts with `hcontainer translate --store`, so that a

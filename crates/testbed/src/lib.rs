@@ -14,10 +14,14 @@
 //! kills the virtual machine.
 //!
 //! [`cross`] builds the statically linked aarch64 `hcontainer` that runs inside the node.
+//!
+//! [`cc`] builds the static x86-64 C programs that the tests and benchmarks run (glibc or
+//! musl, optionally cached by source hash).
 
 #![deny(missing_docs)]
 
 mod apt;
+pub mod cc;
 mod cpio;
 pub mod cross;
 mod image;

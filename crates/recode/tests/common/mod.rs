@@ -50,20 +50,8 @@ int main(int argc, char **argv) {
 }
 "#;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Libc {
-    Glibc,
-    Musl,
-}
-
-impl Libc {
-    pub fn name(self) -> &'static str {
-        match self {
-            Libc::Glibc => "glibc",
-            Libc::Musl => "musl",
-        }
-    }
-}
+/// The C library the program is linked with.
+pub use hcontainer_testbed::cc::Libc;
 
 /// A built and translated test program with its store.
 pub struct Env {
@@ -91,17 +79,7 @@ impl Env {
         let src = dir.join("worker.c");
         std::fs::write(&src, source).expect("write source");
         let native = dir.join(format!("worker-{}", libc.name()));
-        let cc = match libc {
-            Libc::Glibc => "gcc",
-            Libc::Musl => "musl-gcc",
-        };
-        let ok = Command::new(cc)
-            .args(["-static", "-O2", "-pthread", "-o"])
-            .arg(&native)
-            .arg(&src)
-            .status()
-            .expect("C compiler");
-        assert!(ok.success(), "{cc} failed");
+        hcontainer_testbed::cc::compile(libc, &src, &[], &native).unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(Some(&dir.join("store"))).expect("store");
         let sha = sha256_file(&native).expect("hash");
         let mut isas = vec![hcontainer_translate::HostIsa::X86_64];
