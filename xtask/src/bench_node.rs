@@ -5,13 +5,12 @@
 //! node's hcontainer to an agent here as the native program (recoded here). Each hop's
 //! figures come from the migrate command's `--json` report (`MigrationReport.timings`).
 
-use std::io::BufRead;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use hcontainer_testbed::{cross, BootOptions, Node, NodeImage};
+use hcontainer_testbed::cc::{self, Libc};
+use hcontainer_testbed::migrate::{self, HostAgent, KillOnDrop};
+use hcontainer_testbed::{cross, NodeImage};
 
 use crate::util::{self, step};
 
@@ -26,14 +25,8 @@ pub struct Args {
     round_trips: usize,
 }
 
-/// The agent's port inside the node.
-const AGENT_PORT: u16 = 7070;
-
+/// Time limit of one command in the node.
 const JOB: Duration = Duration::from_secs(600);
-
-/// `bash -c` script: closes every descriptor above 2, then runs `$1 $2 $3` without address
-/// randomization.
-const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$1" "$2" "$3""#;
 
 /// The timing fields of a report, in table order.
 const FIELDS: [&str; 6] = [
@@ -45,91 +38,12 @@ const FIELDS: [&str; 6] = [
     "downtime_us",
 ];
 
-/// A process of this host, killed when dropped.
-struct Killed(u32);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// `hcontainer agent` on this host.
-struct HostAgent {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for HostAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn host_agent(hcontainer: &Path, work: &Path, store: &Path) -> Result<HostAgent> {
-    let mut child = Command::new(hcontainer)
-        .args(["agent", "--listen", "127.0.0.1:0", "--work"])
-        .arg(work)
-        .arg("--store")
-        .arg(store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting hcontainer agent")?;
-    let stdout = child.stdout.take().context("agent stdout")?;
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-    let port = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok());
-    match port {
-        Some(port) => Ok(HostAgent { child, port }),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the host agent did not start: {line:?}")
-        }
-    }
-}
-
 /// The value of `"field": N` in a JSON report.
 fn field(json: &str, name: &str) -> Option<u64> {
     let rest = json.split(&format!("\"{name}\"")).nth(1)?;
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
-}
-
-fn node_sh(node: &Node, cmd: &str) -> Result<String> {
-    let out = node
-        .run(cmd, JOB)
-        .with_context(|| format!("running `{cmd}` in the node"))?;
-    if !out.success() {
-        bail!(
-            "`{cmd}` in the node exited {}: {}{}",
-            out.status,
-            out.stdout,
-            out.stderr
-        );
-    }
-    Ok(out.stdout)
-}
-
-/// The `as pid N` of a migrate report.
-fn dest_pid(text: &str) -> Result<u32> {
-    text.split("as pid ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("no destination pid in the migrate output: {text}"))
 }
 
 /// Runs the hops and prints the table.
@@ -148,72 +62,25 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let work = work.canonicalize().context("canonical work folder")?;
     let exe = work.join("resident");
-    util::compile(
-        "musl-gcc",
-        &["-static", "-O2", "-pthread"],
+    cc::compile(
+        Libc::Musl,
         &root.join("tests/migrate/resident.c"),
+        &[],
         &exe,
     )?;
     let store = work.join("store");
     step("bench-node: translating the subject for aarch64 into the store");
-    let out = Command::new(&hcontainer)
-        .arg("translate")
-        .arg(&exe)
-        .args(["--target", "aarch64", "-q", "--store"])
-        .arg(&store)
-        .arg("-o")
-        .arg(work.join("resident.aarch64"))
-        .output()
-        .context("running hcontainer translate")?;
-    if !out.status.success() {
-        bail!(
-            "hcontainer translate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stored = std::fs::read_dir(&store)
-        .context("reading the store")?
-        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
-        .find(|p| p.exists())
-        .context("no aarch64 translation in the store")?;
-    let stored_str = stored.to_str().context("UTF-8 store path")?;
+    let stored = migrate::translate_for_node(&hcontainer, &exe, &store)?;
 
     step("bench-node: booting the node");
     let image = NodeImage::build(&root.join(".cache")).context("building the node image")?;
-    let node = image
-        .boot(&BootOptions {
-            forward: vec![AGENT_PORT],
-            ..BootOptions::default()
-        })
-        .context("booting the node")?;
-    node.install(&arm, "/usr/bin/hcontainer", JOB)
-        .context("installing hcontainer")?;
-    node.install(&stored, stored_str, JOB)
-        .context("installing the translation")?;
-    node_sh(&node, &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >/root/agent.log 2>&1 </dev/null &"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !node_sh(&node, "cat /root/agent.log")?.contains("listening on") {
-        if Instant::now() > deadline {
-            bail!("the node's agent did not start");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let agent = host_agent(&hcontainer, &work.join("host-agent"), &store)?;
-    let node_port = node.host_port(AGENT_PORT).context("forwarded agent port")?;
+    let node = migrate::boot_with_agent(&image, &arm, &[&stored], &[], JOB)
+        .context("booting the node for migrations")?;
+    let agent = HostAgent::start(&hcontainer, &work.join("host-agent"), &store)?;
 
-    let mut child = Command::new("setsid")
-        .args(["bash", "-c", CLEAN_EXEC, "resident"])
-        .arg(&exe)
-        .arg("1")
-        .arg(args.mb.to_string())
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the subject")?;
+    let mut child = migrate::start_native("resident", &exe, &["1", &args.mb.to_string()], &work)?;
     let mut pid = child.id();
-    let mut guard = Some(Killed(pid));
+    let mut guard = Some(KillOnDrop(pid));
     // Resident: VmRSS at least the table's size.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -236,36 +103,7 @@ pub fn run(args: &Args) -> Result<()> {
     let mut rows: Vec<(String, Vec<u64>, Duration)> = Vec::new();
     for trip in 0..args.round_trips {
         let json = work.join(format!("hop-{trip}-to-node.json"));
-        let started = Instant::now();
-        let out = Command::new(&hcontainer)
-            .args([
-                "migrate",
-                "--pid",
-                &pid.to_string(),
-                "--to",
-                &format!("127.0.0.1:{node_port}"),
-            ])
-            .args([
-                "--run-as",
-                "translated",
-                "--recode-at",
-                "origin",
-                "-q",
-                "--store",
-            ])
-            .arg(&store)
-            .arg("--json")
-            .arg(&json)
-            .output()
-            .context("running hcontainer migrate")?;
-        let wall = started.elapsed();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            bail!(
-                "migrate to the node: {text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let hop = migrate::to_node(&hcontainer, pid, &node, &store, Some(&json), JOB)?;
         if trip == 0 {
             let _ = child.wait();
         }
@@ -278,30 +116,22 @@ pub fn run(args: &Args) -> Result<()> {
                 .iter()
                 .map(|f| field(&report, f).unwrap_or(0))
                 .collect(),
-            wall,
+            hop.wall,
         ));
-        let node_pid = dest_pid(&text)?;
+        let node_pid = hop.dest_pid;
         std::thread::sleep(Duration::from_secs(1));
-        let started = Instant::now();
         let json = format!("/root/hop-{trip}-to-host.json");
-        let text = node_sh(
-            &node,
-            &format!(
-                "hcontainer migrate --pid {node_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q --json {json}",
-                agent.port
-            ),
-        )?;
-        let wall = started.elapsed();
-        pid = dest_pid(&text)?;
-        guard = Some(Killed(pid));
-        let report = node_sh(&node, &format!("cat {json}"))?;
+        let back = migrate::to_host(&node, node_pid, agent.port(), Some(&json), JOB)?;
+        pid = back.dest_pid;
+        guard = Some(KillOnDrop(pid));
+        let report = migrate::node_sh(&node, &format!("cat {json}"), JOB)?;
         rows.push((
             format!("{trip}: node -> host"),
             FIELDS
                 .iter()
                 .map(|f| field(&report, f).unwrap_or(0))
                 .collect(),
-            wall,
+            back.wall,
         ));
         std::thread::sleep(Duration::from_secs(1));
     }

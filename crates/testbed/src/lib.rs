@@ -13,7 +13,10 @@
 //! the host through QEMU's user-network forwards ([`Node::host_port`]). Dropping a [`Node`]
 //! kills the virtual machine.
 //!
-//! [`cross`] builds the statically linked aarch64 `hcontainer` that runs inside the node.
+//! [`cross`] builds the statically linked aarch64 `hcontainer` that runs inside the node;
+//! [`migrate`] moves a running program between this host and the node with `hcontainer
+//! migrate` (agents on both sides, the translation installed in the node, the two hops), for
+//! the node tests and `cargo xtask bench-node` alike.
 //!
 //! [`cc`] builds the static x86-64 C programs that the tests and benchmarks run (glibc or
 //! musl, optionally cached by source hash).
@@ -25,6 +28,7 @@ pub mod cc;
 mod cpio;
 pub mod cross;
 mod image;
+pub mod migrate;
 mod modules;
 mod node;
 
@@ -110,6 +114,38 @@ pub enum Error {
         command: String,
         /// The time limit in seconds.
         secs: u64,
+    },
+    /// An `hcontainer agent` did not report that it listens.
+    #[error("the hcontainer agent {place} did not start listening (waited {secs} s); it wrote:\n{output}")]
+    AgentNotReady {
+        /// `in the node` or `on this host`.
+        place: &'static str,
+        /// How long it was given, in seconds (0: it ended at once).
+        secs: u64,
+        /// What it wrote.
+        output: String,
+    },
+    /// `hcontainer migrate` failed.
+    #[error("`{command}` failed ({status}):\n{output}")]
+    Migration {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it wrote, and the destination agent's log where there is one.
+        output: String,
+    },
+    /// A migrate report names no destination pid.
+    #[error("no destination pid (`as pid N`) in the migrate report:\n{report}")]
+    Report {
+        /// The report.
+        report: String,
+    },
+    /// A guest port is not forwarded to the host (the node was booted without it).
+    #[error("guest port {guest_port} of the node is not forwarded to this host")]
+    NotForwarded {
+        /// The guest port.
+        guest_port: u16,
     },
     /// No host port could be reserved for a forward.
     #[error("reserving a host port for guest port {guest_port}: {source}")]

@@ -1,0 +1,420 @@
+//! Migrations between this host and the node with `hcontainer migrate`, as the node tests and
+//! `cargo xtask bench-node` make them: the program's aarch64 translation made here into a
+//! translation store and installed in the node at the very same path, an `hcontainer agent`
+//! in the node (reached through a port forward) and one on this host (reached from the node
+//! at 10.0.2.2, QEMU's address of the host), the native program started here in the
+//! configuration a checkpoint needs, and the two hops: here -> node as the translation
+//! (recoded here), node -> here as the native program (recoded here).
+
+use std::ffi::OsStr;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{run_captured, BootOptions, Error, Node, NodeImage};
+
+/// The agent's port inside the node.
+pub const AGENT_PORT: u16 = 7070;
+
+/// Where the node's hcontainer is installed.
+pub const NODE_HCONTAINER: &str = "/usr/bin/hcontainer";
+
+/// The node agent's log file (its standard output and error).
+pub const NODE_AGENT_LOG: &str = "/root/agent.log";
+
+/// How long an agent may take to report that it listens.
+const AGENT_START: Duration = Duration::from_secs(60);
+
+/// `bash -c` script: closes every descriptor above 2, then runs its arguments without address
+/// randomization (the layout a translation keeps).
+pub const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$@""#;
+
+/// Translates `exe` for aarch64 with `hcontainer translate --store store` (the translation
+/// also lands beside it as `<exe>.aarch64`); returns the store's copy, the file the node must
+/// hold at the same path.
+pub fn translate_for_node(hcontainer: &Path, exe: &Path, store: &Path) -> Result<PathBuf, Error> {
+    run_captured(
+        Command::new(hcontainer)
+            .arg("translate")
+            .arg(exe)
+            .args(["--target", "aarch64", "-q", "--store"])
+            .arg(store)
+            .arg("-o")
+            .arg(exe.with_extension("aarch64")),
+    )?;
+    let entries = std::fs::read_dir(store).map_err(|e| Error::io(store, e))?;
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
+        .find(|p| p.exists())
+        .ok_or_else(|| Error::Io {
+            path: store.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no aarch64 translation in the store",
+            ),
+        })
+}
+
+/// A path as the node's shell takes it (UTF-8).
+fn node_path(path: &Path) -> Result<&str, Error> {
+    path.to_str().ok_or_else(|| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not UTF-8"),
+    })
+}
+
+/// Boots a node from `image` that forwards [`AGENT_PORT`] and `forward`, installs
+/// `arm_hcontainer` at [`NODE_HCONTAINER`] and each of `translations` at its own path, and
+/// starts the node's agent ([`start_node_agent`]). `job` limits each command in the node.
+pub fn boot_with_agent(
+    image: &NodeImage,
+    arm_hcontainer: &Path,
+    translations: &[&Path],
+    forward: &[u16],
+    job: Duration,
+) -> Result<Node, Error> {
+    let node = image.boot(&BootOptions {
+        forward: std::iter::once(AGENT_PORT)
+            .chain(forward.iter().copied())
+            .collect(),
+        ..BootOptions::default()
+    })?;
+    node.install(arm_hcontainer, NODE_HCONTAINER, job)?;
+    for t in translations {
+        node.install(t, node_path(t)?, job)?;
+    }
+    start_node_agent(&node, job)?;
+    Ok(node)
+}
+
+/// Runs `cmd` in the node; fails unless it exits 0. Returns its standard output.
+pub fn node_sh(node: &Node, cmd: &str, job: Duration) -> Result<String, Error> {
+    let out = node.run(cmd, job)?;
+    if !out.success() {
+        return Err(Error::Command {
+            command: format!("{cmd} (in the node)"),
+            status: format!("exit status {}", out.status),
+            stderr: format!("{}{}", out.stdout, out.stderr),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Starts `hcontainer agent` in the node on [`AGENT_PORT`] (work folder `/root/agent`, log
+/// [`NODE_AGENT_LOG`]) and waits until it listens, 60 s at most.
+pub fn start_node_agent(node: &Node, job: Duration) -> Result<(), Error> {
+    node_sh(
+        node,
+        &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >{NODE_AGENT_LOG} 2>&1 </dev/null &"),
+        job,
+    )?;
+    let deadline = Instant::now() + AGENT_START;
+    loop {
+        let log = node_sh(node, &format!("cat {NODE_AGENT_LOG}"), job)?;
+        if log.contains("listening on") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::AgentNotReady {
+                place: "in the node",
+                secs: AGENT_START.as_secs(),
+                output: log,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The node agent's log so far (empty if it cannot be read): for failure messages.
+pub fn node_agent_log(node: &Node, job: Duration) -> String {
+    node.run(&format!("cat {NODE_AGENT_LOG}"), job)
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+}
+
+/// `hcontainer agent` on this host, on 127.0.0.1 (QEMU's user network delivers the node's
+/// connections to 10.0.2.2 there); killed when dropped.
+pub struct HostAgent {
+    child: Child,
+    port: u16,
+}
+
+impl HostAgent {
+    /// Starts `hcontainer` as an agent with its work folder `work` and the translation store
+    /// `store`, on a free port, and waits until it reports its address.
+    pub fn start(hcontainer: &Path, work: &Path, store: &Path) -> Result<HostAgent, Error> {
+        let mut cmd = Command::new(hcontainer);
+        cmd.args(["agent", "--listen", "127.0.0.1:0", "--work"])
+            .arg(work)
+            .arg("--store")
+            .arg(store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let command = format!("{cmd:?}");
+        let mut child = cmd.spawn().map_err(|e| Error::Command {
+            command,
+            status: e.to_string(),
+            stderr: String::new(),
+        })?;
+        let mut line = String::new();
+        // The agent prints its address first; a dead agent ends the stream (empty line).
+        if let Some(stdout) = child.stdout.take() {
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        }
+        match listening_port(&line) {
+            Some(port) => Ok(HostAgent { child, port }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(Error::AgentNotReady {
+                    place: "on this host",
+                    secs: 0,
+                    output: line,
+                })
+            }
+        }
+    }
+
+    /// The port it listens on (127.0.0.1 here, 10.0.2.2 from the node).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for HostAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port of an agent's `… listening on ADDR:PORT …` line.
+fn listening_port(line: &str) -> Option<u16> {
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+}
+
+/// A process of this host (not a child of the caller), killed when dropped.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Starts `exe args…` here (as `argv[0]` `name`, working directory `dir`, standard streams
+/// on /dev/null) the way a checkpoint needs it: in a session of its own (CRIU cannot dump a
+/// process whose session leader lies outside its pid namespace), with no descriptors but
+/// 0-2 (whatever the caller left open is not part of the program), without address
+/// randomization.
+pub fn start_native<S: AsRef<OsStr>>(
+    name: &str,
+    exe: &Path,
+    args: &[S],
+    dir: &Path,
+) -> Result<Child, Error> {
+    let mut cmd = Command::new("setsid");
+    cmd.args(["bash", "-c", CLEAN_EXEC, name])
+        .arg(exe)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let command = format!("{cmd:?}");
+    cmd.spawn().map_err(|e| Error::Command {
+        command,
+        status: e.to_string(),
+        stderr: String::new(),
+    })
+}
+
+/// One hop of a process.
+#[derive(Clone, Debug)]
+pub struct Hop {
+    /// What `hcontainer migrate` printed (`… as pid N …`).
+    pub report: String,
+    /// The process's pid at its destination.
+    pub dest_pid: u32,
+    /// Time of the whole migrate command.
+    pub wall: Duration,
+}
+
+/// The `as pid N` of a migrate report.
+pub fn dest_pid(report: &str) -> Option<u32> {
+    report
+        .split("as pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+}
+
+fn hop(report: String, wall: Duration) -> Result<Hop, Error> {
+    match dest_pid(&report) {
+        Some(dest_pid) => Ok(Hop {
+            report,
+            dest_pid,
+            wall,
+        }),
+        None => Err(Error::Report { report }),
+    }
+}
+
+/// Moves the native process `pid` of this host to the node's agent as its aarch64
+/// translation (recoded here; `store` holds the translation), with `hcontainer migrate`;
+/// `json` receives its timing report. A failure carries the node agent's log.
+pub fn to_node(
+    hcontainer: &Path,
+    pid: u32,
+    node: &Node,
+    store: &Path,
+    json: Option<&Path>,
+    job: Duration,
+) -> Result<Hop, Error> {
+    let port = node.host_port(AGENT_PORT).ok_or(Error::NotForwarded {
+        guest_port: AGENT_PORT,
+    })?;
+    let mut cmd = Command::new(hcontainer);
+    cmd.args(["migrate", "--pid", &pid.to_string(), "--to"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
+        .arg(store)
+        .arg("-q");
+    if let Some(json) = json {
+        cmd.arg("--json").arg(json);
+    }
+    let command = format!("{cmd:?}");
+    let started = Instant::now();
+    let out = cmd.output().map_err(|e| Error::Command {
+        command: command.clone(),
+        status: e.to_string(),
+        stderr: String::new(),
+    })?;
+    let wall = started.elapsed();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(Error::Migration {
+            command,
+            status: out.status.to_string(),
+            output: format!(
+                "{report}{}\nagent log in the node:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                node_agent_log(node, job)
+            ),
+        });
+    }
+    hop(report, wall)
+}
+
+/// Moves the translated process `pid` of the node back to the agent on this host listening
+/// on `host_port`, as the native program (recoded here), with the node's `hcontainer
+/// migrate`; `json` (a path in the node) receives its timing report.
+pub fn to_host(
+    node: &Node,
+    pid: u32,
+    host_port: u16,
+    json: Option<&str>,
+    job: Duration,
+) -> Result<Hop, Error> {
+    let mut command = format!(
+        "hcontainer migrate --pid {pid} --to 10.0.2.2:{host_port} --run-as native --recode-at destination -q"
+    );
+    if let Some(json) = json {
+        command.push_str(&format!(" --json {json}"));
+    }
+    let started = Instant::now();
+    let out = node.run(&command, job)?;
+    let wall = started.elapsed();
+    if !out.success() {
+        return Err(Error::Migration {
+            command: format!("{command} (in the node)"),
+            status: format!("exit status {}", out.status),
+            output: format!("{}{}", out.stdout, out.stderr),
+        });
+    }
+    hop(out.stdout, wall)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_port_of_an_agent_line() {
+        assert_eq!(
+            listening_port("hcontainer agent listening on 127.0.0.1:40123 (isa x86_64, work /w)\n"),
+            Some(40123)
+        );
+        assert_eq!(listening_port(""), None);
+        assert_eq!(listening_port("error: address in use\n"), None);
+    }
+
+    #[test]
+    fn reads_the_destination_pid_of_a_report() {
+        assert_eq!(
+            dest_pid("migrated pid 77 to 127.0.0.1:5 as pid 1234 (aarch64 translated)"),
+            Some(1234)
+        );
+        assert_eq!(dest_pid("migrated, no pid"), None);
+        assert!(matches!(
+            hop("nothing".into(), Duration::ZERO),
+            Err(Error::Report { .. })
+        ));
+    }
+
+    #[test]
+    fn a_host_agent_that_cannot_start_is_an_error() {
+        let err = HostAgent::start(
+            Path::new("/bin/false"),
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        )
+        .err()
+        .expect("/bin/false is no agent");
+        assert!(matches!(err, Error::AgentNotReady { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_native_start_runs_the_program_alone_in_its_session_without_randomization() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A descriptor of ours without close-on-exec, which the program must not see.
+        let leaked = std::fs::File::open("/dev/null").expect("opening /dev/null");
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl(F_SETFD) on a descriptor this test owns changes only its flags.
+        let rc = unsafe { libc::fcntl(leaked.as_raw_fd(), libc::F_SETFD, 0) };
+        assert_eq!(rc, 0, "clearing FD_CLOEXEC");
+        let script = "ls /proc/$$/fd > fds; cat /proc/$$/personality > personality; cat /proc/$$/stat > stat";
+        let mut child = start_native("bash", Path::new("/bin/bash"), &["-c", script], dir.path())
+            .expect("starting bash");
+        let pid = child.id();
+        let status = child.wait().expect("waiting for bash");
+        assert!(status.success());
+        drop(leaked);
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
+        let fds: Vec<String> = read("fds").split_whitespace().map(String::from).collect();
+        assert_eq!(fds, ["0", "1", "2"], "descriptors of the program");
+        let personality = u32::from_str_radix(read("personality").trim(), 16).expect("personality");
+        assert_ne!(
+            personality & 0x0040000,
+            0,
+            "ADDR_NO_RANDOMIZE is not set: {personality:#x}"
+        );
+        let stat = read("stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .expect("stat")
+            .1
+            .split_whitespace()
+            .collect();
+        assert_eq!(fields[3], pid.to_string(), "session of the program: {stat}");
+    }
+}
