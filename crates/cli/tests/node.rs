@@ -16,13 +16,14 @@
 mod common;
 mod node_support;
 
-use node_support::{arm_hcontainer, lock, sh, HostAgent, KillOnDrop, AGENT_PORT, CLEAN_EXEC, JOB};
+use node_support::{arm_hcontainer, lock, node_image, sh, to_host, KillOnDrop, Subject, JOB};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hcontainer_testbed::{BootOptions, Node, NodeImage};
+use hcontainer_testbed::cc::{self, Libc};
+use hcontainer_testbed::{BootOptions, Node};
 
 /// A counter whose every step depends on all earlier ones: after a restore it must continue
 /// with the very next step. Prints `i sum` per line, flushed, every 20 ms.
@@ -68,23 +69,7 @@ int main(int argc, char **argv) {
 "#;
 
 fn compile(src: &Path, out: &Path) {
-    compile_with("gcc", src, out);
-}
-
-fn compile_with(cc: &str, src: &Path, out: &Path) {
-    let o = Command::new(cc)
-        .args(["-static", "-O2", "-o"])
-        .arg(out)
-        .arg(src)
-        .arg("-lm")
-        .output()
-        .unwrap_or_else(|e| panic!("running gcc: {e}"));
-    assert!(
-        o.status.success(),
-        "{cc} {}: {}",
-        src.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    cc::compile(Libc::Glibc, src, &[], out).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn translate(input: &Path) -> PathBuf {
@@ -172,8 +157,7 @@ fn arm64_node_runs_hcontainer_translations_and_criu() {
     let counter_arm = translate(&counter);
 
     let started = Instant::now();
-    let image =
-        NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"));
+    let image = node_image(&repo);
     eprintln!("node image: {:.1} s", started.elapsed().as_secs_f64());
     let node = image
         .boot(&BootOptions::default())
@@ -280,75 +264,17 @@ fn arm64_node_runs_hcontainer_translations_and_criu() {
 fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     let _l = lock();
     let repo = common::repo_root();
-    let arm_hcontainer = arm_hcontainer(&repo);
-    // Paths the process uses must exist on both machines: everything lives under one work
-    // folder whose absolute path is recreated in the node.
-    let work = common::work_dir("node-test/migrate");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("creating the work folder");
-    let work = work.canonicalize().expect("canonical work folder");
-    let src = work.join("migcounter.c");
-    std::fs::write(&src, MIGCOUNTER_C).expect("writing migcounter.c");
-    let exe = work.join("migcounter");
-    compile_with("musl-gcc", &src, &exe);
-    let store = work.join("store");
-    let o = Command::new(common::hcontainer())
-        .arg("translate")
-        .arg(&exe)
-        .args(["--target", "aarch64", "-o"])
-        .arg(work.join("migcounter.aarch64"))
-        .env("HCONTAINER_STORE", &store)
-        .output()
-        .expect("running hcontainer translate");
-    assert!(
-        o.status.success(),
-        "translate: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let stored = std::fs::read_dir(&store)
-        .expect("reading the store")
-        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
-        .find(|p| p.exists())
-        .expect("the aarch64 translation in the store");
-
-    let image =
-        NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"));
-    let node = image
-        .boot(&BootOptions {
-            forward: vec![AGENT_PORT],
-            ..BootOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("booting the node: {e}"));
-    node.install(&arm_hcontainer, "/usr/bin/hcontainer", JOB)
-        .expect("installing hcontainer");
-    let stored_str = stored.to_str().expect("UTF-8 store path");
-    node.install(&stored, stored_str, JOB)
-        .expect("installing the translation at its store path");
-    let out_file = work.join("count.txt");
+    let subject = Subject::build("node-test/migrate", "migcounter", MIGCOUNTER_C, &[]);
+    let (node, host_agent) = subject.boot(&repo, &[]);
+    let out_file = subject.work.join("count.txt");
     let out_str = out_file.to_str().expect("UTF-8 work path");
-    // The node's copy of the output file, of the same size (64 bytes: two 20-digit fields).
+    // The node's copy of the output file, of the same size (42 bytes: two 20-digit fields).
     sh(&node, &format!("head -c 42 /dev/zero > {out_str}"));
-    sh(&node, &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >/root/agent.log 2>&1 </dev/null &"));
-    wait_for(
-        &node,
-        "cat /root/agent.log",
-        Duration::from_secs(60),
-        |log| log.contains("listening on"),
-    );
 
     // The native program here, without address randomization (the layout its translation
     // keeps), in a session of its own, with no descriptors but 0-2 and its own: whatever the
     // test runner leaves open (CLOEXEC or not) is not part of the program.
-    let mut child = Command::new("setsid")
-        .args(["bash", "-c", CLEAN_EXEC, "migcounter"])
-        .arg(&exe)
-        .arg(&out_file)
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the native counter");
+    let mut child = subject.start(&[out_str]);
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(&out_file)
@@ -367,38 +293,11 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let port = node.host_port(AGENT_PORT).expect("forwarded agent port");
-    let started = Instant::now();
-    let o = Command::new(common::hcontainer())
-        .args([
-            "migrate",
-            "--pid",
-            &pid.to_string(),
-            "--to",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
-        .arg(&store)
-        .arg("-q")
-        .output()
-        .expect("running hcontainer migrate");
-    let migrate_time = started.elapsed();
-    let report = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "migrate failed: {report}{}\nagent log:\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        node.run("cat /root/agent.log", JOB)
-            .map(|o| o.stdout)
-            .unwrap_or_default()
-    );
+    let hop = subject
+        .to_node(pid, &node)
+        .unwrap_or_else(|e| panic!("migrate failed: {e}"));
+    let (report, dest_pid, migrate_time) = (hop.report, hop.dest_pid, hop.wall);
     assert!(report.contains("aarch64 translated"), "{report}");
-    let dest_pid: u32 = report
-        .split("as pid ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no destination pid in the report:\n{report}"));
 
     // The source is gone; its last state is in the host's file.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -416,7 +315,7 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     let exe_link = sh(&node, &format!("readlink /proc/{dest_pid}/exe"));
     assert_eq!(
         exe_link.trim(),
-        stored_str,
+        subject.stored_str(),
         "executable of the restored process"
     );
     let text = wait_for(
@@ -434,27 +333,10 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     assert!(there > last_here);
     // And back: from the node to an agent on this host (10.0.2.2 from inside the node), which
     // recodes the translated images to the original program and restores it natively.
-    let host_agent = HostAgent::start(&work.join("host-agent"), &store);
-    let started = Instant::now();
-    let back = node
-        .run(
-            &format!(
-                "hcontainer migrate --pid {dest_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q",
-                host_agent.port
-            ),
-            JOB,
-        )
-        .expect("running hcontainer migrate in the node");
-    let back_time = started.elapsed();
-    assert!(back.success(), "migrate back failed: {}{}", back.stdout, back.stderr);
-    assert!(back.stdout.contains("x86_64 native"), "{}", back.stdout);
-    let home_pid: u32 = back
-        .stdout
-        .split("as pid ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no destination pid in the report:\n{}", back.stdout));
+    let back = to_host(&node, dest_pid, &host_agent)
+        .unwrap_or_else(|e| panic!("migrate back failed: {e}"));
+    let (back_report, home_pid, back_time) = (back.report, back.dest_pid, back.wall);
+    assert!(back_report.contains("x86_64 native"), "{back_report}");
     let _home = KillOnDrop(home_pid);
     let gone = node.run(&format!("kill -0 {dest_pid}"), JOB).expect("kill -0 in the node");
     assert!(!gone.success(), "the translated source still runs in the node");
@@ -462,7 +344,7 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     // It runs the original program (the store's copy of it, found by content).
     assert_eq!(
         std::fs::read(format!("/proc/{home_pid}/exe")).expect("exe of the process back home"),
-        std::fs::read(&exe).expect("reading the original program"),
+        std::fs::read(&subject.exe).expect("reading the original program"),
         "the process back on this host runs the original program"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -478,7 +360,7 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     eprintln!(
         "migration node (aarch64 translated) -> host (x86-64 native): {:.2} s; at step {there} there, {home} back here\n{}",
         back_time.as_secs_f64(),
-        back.stdout
+        back_report
     );
     eprintln!("migration host (x86-64 native) -> node (aarch64 translated): {:.2} s; at step {last_here} here, {there} there\n{report}", migrate_time.as_secs_f64());
 }

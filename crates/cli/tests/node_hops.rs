@@ -14,13 +14,11 @@
 mod common;
 mod node_support;
 
-use node_support::{arm_hcontainer, lock, sh, HostAgent, KillOnDrop, AGENT_PORT, CLEAN_EXEC, JOB};
+use node_support::{lock, sh, to_host, KillOnDrop, Subject, JOB};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use hcontainer_testbed::{BootOptions, NodeImage};
 
 /// Number of steps of the computation.
 const STEPS: u64 = 1200;
@@ -83,16 +81,6 @@ fn wait_step(what: &str, target: u64, read: impl Fn() -> String) -> u64 {
     }
 }
 
-/// The `as pid N` of a migrate report.
-fn dest_pid(report: &str) -> u32 {
-    report
-        .split("as pid ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no destination pid in the report:\n{report}"))
-}
-
 /// A small seeded generator for the hop points (xorshift64).
 struct Seeded(u64);
 
@@ -109,44 +97,8 @@ impl Seeded {
 fn computation_round_trips_between_this_host_and_the_arm64_node() {
     let _l = lock();
     let repo = common::repo_root();
-    let arm_hcontainer = arm_hcontainer(&repo);
-    let work = common::work_dir("node-hops");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("creating the work folder");
-    let work = work.canonicalize().expect("canonical work folder");
-    let src = work.join("digest.c");
-    std::fs::write(&src, DIGEST_C).expect("writing digest.c");
-    let exe = work.join("digest");
-    let o = Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("running musl-gcc");
-    assert!(
-        o.status.success(),
-        "musl-gcc: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let store = work.join("store");
-    let o = Command::new(common::hcontainer())
-        .arg("translate")
-        .arg(&exe)
-        .args(["--target", "aarch64", "-o"])
-        .arg(work.join("digest.aarch64"))
-        .env("HCONTAINER_STORE", &store)
-        .output()
-        .expect("running hcontainer translate");
-    assert!(
-        o.status.success(),
-        "translate: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let stored = std::fs::read_dir(&store)
-        .expect("reading the store")
-        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
-        .find(|p| p.exists())
-        .expect("the aarch64 translation in the store");
+    let subject = Subject::build("node-hops", "digest", DIGEST_C, &[]);
+    let (work, exe) = (&subject.work, &subject.exe);
 
     // The uninterrupted native run, alongside.
     let reference_file = work.join("reference.txt");
@@ -157,42 +109,12 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
         .spawn()
         .expect("starting the reference run");
 
-    let image =
-        NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"));
-    let node = image
-        .boot(&BootOptions {
-            forward: vec![AGENT_PORT],
-            ..BootOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("booting the node: {e}"));
-    node.install(&arm_hcontainer, "/usr/bin/hcontainer", JOB)
-        .expect("installing hcontainer");
-    let stored_str = stored.to_str().expect("UTF-8 store path");
-    node.install(&stored, stored_str, JOB)
-        .expect("installing the translation at its store path");
+    let (node, host_agent) = subject.boot(&repo, &[]);
     let out_file = work.join("digest.txt");
     let out_str = out_file.to_str().expect("UTF-8 work path").to_owned();
     sh(&node, &format!("head -c 42 /dev/zero > {out_str}"));
-    sh(&node, &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >/root/agent.log 2>&1 </dev/null &"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !sh(&node, "cat /root/agent.log").contains("listening on") {
-        assert!(Instant::now() < deadline, "the node's agent did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let host_agent = HostAgent::start(&work.join("host-agent"), &store);
-    let node_port = node.host_port(AGENT_PORT).expect("forwarded agent port");
 
-    let mut child = Command::new("setsid")
-        .args(["bash", "-c", CLEAN_EXEC, "digest"])
-        .arg(&exe)
-        .arg(&out_file)
-        .arg(STEPS.to_string())
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the native computation");
+    let mut child = subject.start(&[&out_str, &STEPS.to_string()]);
     let mut pid = child.id();
     let mut guard: Option<KillOnDrop> = None;
     let mut rng = Seeded(0x5eed_2026_0005);
@@ -202,65 +124,31 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
         // Here -> node.
         let target = at + 30 + rng.below(70);
         let here = wait_step("native here", target, read_host);
-        let started = Instant::now();
-        let o = Command::new(common::hcontainer())
-            .args([
-                "migrate",
-                "--pid",
-                &pid.to_string(),
-                "--to",
-                &format!("127.0.0.1:{node_port}"),
-            ])
-            .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
-            .arg(&store)
-            .arg("-q")
-            .output()
-            .expect("running hcontainer migrate");
-        let report = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(
-            o.status.success(),
-            "round {round}: migrate to the node failed: {report}{}\nagent log:\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            node.run("cat /root/agent.log", JOB)
-                .map(|o| o.stdout)
-                .unwrap_or_default()
-        );
-        assert!(report.contains("aarch64 translated"), "{report}");
+        let hop = subject
+            .to_node(pid, &node)
+            .unwrap_or_else(|e| panic!("round {round}: migrate to the node failed: {e}"));
+        assert!(hop.report.contains("aarch64 translated"), "{}", hop.report);
         eprintln!(
             "round {round}: host -> node at step >= {here}: {:.2} s",
-            started.elapsed().as_secs_f64()
+            hop.wall.as_secs_f64()
         );
         drop(guard.take());
         if round == 0 {
             let _ = child.wait();
         }
-        let node_pid = dest_pid(&report);
+        let node_pid = hop.dest_pid;
         let target = wait_step("translated in the node", here + 30 + rng.below(70), || {
             sh(&node, &format!("cat {out_str}"))
         });
         // Node -> here.
-        let started = Instant::now();
-        let back = node
-            .run(
-                &format!(
-                    "hcontainer migrate --pid {node_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q",
-                    host_agent.port
-                ),
-                JOB,
-            )
-            .expect("running hcontainer migrate in the node");
-        assert!(
-            back.success(),
-            "round {round}: migrate back failed: {}{}",
-            back.stdout,
-            back.stderr
-        );
-        assert!(back.stdout.contains("x86_64 native"), "{}", back.stdout);
+        let back = to_host(&node, node_pid, &host_agent)
+            .unwrap_or_else(|e| panic!("round {round}: migrate back failed: {e}"));
+        assert!(back.report.contains("x86_64 native"), "{}", back.report);
         eprintln!(
             "round {round}: node -> host at step >= {target}: {:.2} s",
-            started.elapsed().as_secs_f64()
+            back.wall.as_secs_f64()
         );
-        pid = dest_pid(&back.stdout);
+        pid = back.dest_pid;
         guard = Some(KillOnDrop(pid));
         let gone = node
             .run(&format!("kill -0 {node_pid}"), JOB)
@@ -463,82 +351,15 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
     use std::sync::Arc;
     let _l = lock();
     let repo = common::repo_root();
-    let arm_hcontainer = arm_hcontainer(&repo);
-    let work = common::work_dir("node-hops-kv");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("creating the work folder");
-    let work = work.canonicalize().expect("canonical work folder");
-    let src = work.join("kv_any.c");
-    std::fs::write(&src, KV_ANY_C).expect("writing kv_any.c");
-    let exe = work.join("kv");
-    let o = Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg(format!(
-            "-DKV_SOURCE=\"{}\"",
-            repo.join("tests/migrate/kv.c").display()
-        ))
-        .output()
-        .expect("running musl-gcc");
-    assert!(
-        o.status.success(),
-        "musl-gcc: {}",
-        String::from_utf8_lossy(&o.stderr)
+    let kv_source = format!(
+        "-DKV_SOURCE=\"{}\"",
+        repo.join("tests/migrate/kv.c").display()
     );
-    let store = work.join("store");
-    let o = Command::new(common::hcontainer())
-        .arg("translate")
-        .arg(&exe)
-        .args(["--target", "aarch64", "-o"])
-        .arg(work.join("kv.aarch64"))
-        .env("HCONTAINER_STORE", &store)
-        .output()
-        .expect("running hcontainer translate");
-    assert!(
-        o.status.success(),
-        "translate: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let stored = std::fs::read_dir(&store)
-        .expect("reading the store")
-        .filter_map(|e| e.ok().map(|e| e.path().join("aarch64")))
-        .find(|p| p.exists())
-        .expect("the aarch64 translation in the store");
-
-    let image =
-        NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"));
-    let node = image
-        .boot(&BootOptions {
-            forward: vec![AGENT_PORT, KV_PORT],
-            ..BootOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("booting the node: {e}"));
-    node.install(&arm_hcontainer, "/usr/bin/hcontainer", JOB)
-        .expect("installing hcontainer");
-    let stored_str = stored.to_str().expect("UTF-8 store path");
-    node.install(&stored, stored_str, JOB)
-        .expect("installing the translation at its store path");
-    sh(&node, &format!("setsid hcontainer agent --listen 0.0.0.0:{AGENT_PORT} --work /root/agent >/root/agent.log 2>&1 </dev/null &"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !sh(&node, "cat /root/agent.log").contains("listening on") {
-        assert!(Instant::now() < deadline, "the node's agent did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let host_agent = HostAgent::start(&work.join("host-agent"), &store);
-    let node_agent = node.host_port(AGENT_PORT).expect("forwarded agent port");
+    let subject = Subject::build("node-hops-kv", "kv", KV_ANY_C, &[&kv_source]);
+    let (node, host_agent) = subject.boot(&repo, &[KV_PORT]);
     let node_kv = node.host_port(KV_PORT).expect("forwarded kv port");
 
-    let mut child = Command::new("setsid")
-        .args(["bash", "-c", CLEAN_EXEC, "kv"])
-        .arg(&exe)
-        .arg(KV_PORT.to_string())
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the kv server");
+    let mut child = subject.start(&[&KV_PORT.to_string()]);
     let pid = child.id();
     let _kill_first = KillOnDrop(pid);
     let proxy = Proxy::start(KV_PORT);
@@ -655,33 +476,13 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let started = Instant::now();
-    let o = Command::new(common::hcontainer())
-        .args([
-            "migrate",
-            "--pid",
-            &pid.to_string(),
-            "--to",
-            &format!("127.0.0.1:{node_agent}"),
-        ])
-        .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
-        .arg(&store)
-        .arg("-q")
-        .output()
-        .expect("running hcontainer migrate");
-    let report = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "migrate to the node failed: {report}{}\nagent log:\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        node.run("cat /root/agent.log", JOB)
-            .map(|o| o.stdout)
-            .unwrap_or_default()
-    );
-    assert!(report.contains("aarch64 translated"), "{report}");
+    let hop = subject
+        .to_node(pid, &node)
+        .unwrap_or_else(|e| panic!("migrate to the node failed: {e}"));
+    assert!(hop.report.contains("aarch64 translated"), "{}", hop.report);
     let _ = child.wait();
-    eprintln!("kv host -> node: {:.2} s", started.elapsed().as_secs_f64());
-    let node_pid = dest_pid(&report);
+    eprintln!("kv host -> node: {:.2} s", hop.wall.as_secs_f64());
+    let node_pid = hop.dest_pid;
     proxy.switch(node_kv);
     check("after host -> node");
     wait_writes(100);
@@ -696,25 +497,11 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let started = Instant::now();
-    let back = node
-        .run(
-            &format!(
-                "hcontainer migrate --pid {node_pid} --to 10.0.2.2:{} --run-as native --recode-at destination -q",
-                host_agent.port
-            ),
-            JOB,
-        )
-        .expect("running hcontainer migrate in the node");
-    assert!(
-        back.success(),
-        "migrate back failed: {}{}",
-        back.stdout,
-        back.stderr
-    );
-    assert!(back.stdout.contains("x86_64 native"), "{}", back.stdout);
-    eprintln!("kv node -> host: {:.2} s", started.elapsed().as_secs_f64());
-    let home = dest_pid(&back.stdout);
+    let back = to_host(&node, node_pid, &host_agent)
+        .unwrap_or_else(|e| panic!("migrate back failed: {e}"));
+    assert!(back.report.contains("x86_64 native"), "{}", back.report);
+    eprintln!("kv node -> host: {:.2} s", back.wall.as_secs_f64());
+    let home = back.dest_pid;
     let _kill_home = KillOnDrop(home);
     proxy.switch(KV_PORT);
     check("after node -> host");

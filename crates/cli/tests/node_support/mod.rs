@@ -1,19 +1,22 @@
-//! What the tests that boot the emulated arm64 node share: the node lock, the agent's port
-//! there, a `hcontainer agent` on this host, and running commands in the node.
+//! What the tests that boot the emulated arm64 node share: the node lock, the time limit of a
+//! command there, running commands in the node, and a test program made ready for migrations
+//! between this host and the node ([`Subject`]: built, translated into a store of its own,
+//! the node booted with hcontainer, the translation and an agent, and an agent here). The
+//! migration steps themselves are `hcontainer_testbed::migrate`'s, which `cargo xtask
+//! bench-node` uses too.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hcontainer_testbed::{cross, Node};
+use hcontainer_testbed::cc::{self, Libc};
+use hcontainer_testbed::migrate::{self, Hop, HostAgent};
+use hcontainer_testbed::{cross, Error, Node, NodeImage};
 
-/// `bash -c` script: closes every descriptor above 2, then runs its arguments without address
-/// randomization.
-pub const CLEAN_EXEC: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec setarch x86_64 -R "$@""#;
-
-/// The agent's port inside the node.
-pub const AGENT_PORT: u16 = 7070;
+pub use hcontainer_testbed::migrate::KillOnDrop;
 
 /// Time limit of one command in the node.
 pub const JOB: Duration = Duration::from_secs(120);
@@ -25,64 +28,6 @@ pub fn lock() -> std::sync::MutexGuard<'static, ()> {
     NODE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `hcontainer agent` on this host, killed when dropped.
-pub struct HostAgent {
-    child: std::process::Child,
-    pub port: u16,
-}
-
-impl HostAgent {
-    /// Starts an agent on 127.0.0.1 (QEMU's user network delivers the node's connections to
-    /// 10.0.2.2 there) with its work folder `work` and the translation store `store`.
-    pub fn start(work: &Path, store: &Path) -> HostAgent {
-        use std::io::BufRead;
-        let mut child = Command::new(crate::common::hcontainer())
-            .args(["agent", "--listen", "127.0.0.1:0", "--work"])
-            .arg(work)
-            .arg("--store")
-            .arg(store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting hcontainer agent");
-        let stdout = child.stdout.take().expect("agent stdout");
-        let mut line = String::new();
-        // The agent prints its address first; a dead agent ends the stream (empty line).
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            panic!("the host agent did not start: {line:?}");
-        };
-        HostAgent { child, port }
-    }
-}
-
-impl Drop for HostAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Kills a process (not our child) when dropped.
-pub struct KillOnDrop(pub u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 /// The aarch64 hcontainer, or a failure saying how to build it.
 pub fn arm_hcontainer(repo: &Path) -> PathBuf {
     let exe = cross::hcontainer_aarch64(repo);
@@ -92,6 +37,11 @@ pub fn arm_hcontainer(repo: &Path) -> PathBuf {
         exe.display()
     );
     exe
+}
+
+/// The node image (built on first use under `.cache/vm`).
+pub fn node_image(repo: &Path) -> NodeImage {
+    NodeImage::build(&repo.join(".cache")).unwrap_or_else(|e| panic!("building the node: {e}"))
 }
 
 /// Runs `cmd` in the node and fails the test unless it exits 0.
@@ -109,3 +59,92 @@ pub fn sh(node: &Node, cmd: &str) -> String {
     out.stdout
 }
 
+/// A C program of a test, built here (static, musl) and translated for the node into a store
+/// of its own, all under one fresh work folder: paths the process uses must exist on both
+/// machines, so the node recreates the folder's absolute path.
+pub struct Subject {
+    /// `argv[0]` of the program.
+    pub name: String,
+    /// The work folder (canonical).
+    pub work: PathBuf,
+    /// The native program.
+    pub exe: PathBuf,
+    /// The translation store.
+    pub store: PathBuf,
+    /// The store's aarch64 translation, installed at the same path in the node.
+    pub stored: PathBuf,
+}
+
+impl Subject {
+    /// Empties `target/<work_name>`, writes `source` there as `<name>.c`, builds it as
+    /// `<name>` (musl, with `flags` added), translates that for aarch64 into `store/`.
+    pub fn build(work_name: &str, name: &str, source: &str, flags: &[&str]) -> Subject {
+        let work = crate::common::work_dir(work_name);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).expect("creating the work folder");
+        let work = work.canonicalize().expect("canonical work folder");
+        let src = work.join(format!("{name}.c"));
+        std::fs::write(&src, source).unwrap_or_else(|e| panic!("writing {}: {e}", src.display()));
+        let exe = work.join(name);
+        cc::compile(Libc::Musl, &src, flags, &exe).unwrap_or_else(|e| panic!("{e}"));
+        let store = work.join("store");
+        let stored = migrate::translate_for_node(&crate::common::hcontainer(), &exe, &store)
+            .unwrap_or_else(|e| panic!("translating {name} for the node: {e}"));
+        Subject {
+            name: name.to_string(),
+            work,
+            exe,
+            store,
+            stored,
+        }
+    }
+
+    /// The store's translation's path as the node's shell takes it.
+    pub fn stored_str(&self) -> &str {
+        self.stored.to_str().expect("UTF-8 store path")
+    }
+
+    /// Boots the node (forwarding the agent's port and `forward`) with the aarch64
+    /// hcontainer, the translation and the node's agent, and starts an agent here.
+    pub fn boot(&self, repo: &Path, forward: &[u16]) -> (Node, HostAgent) {
+        let node = migrate::boot_with_agent(
+            &node_image(repo),
+            &arm_hcontainer(repo),
+            &[&self.stored],
+            forward,
+            JOB,
+        )
+        .unwrap_or_else(|e| panic!("booting the node for migrations: {e}"));
+        let agent = HostAgent::start(
+            &crate::common::hcontainer(),
+            &self.work.join("host-agent"),
+            &self.store,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (node, agent)
+    }
+
+    /// Starts the native program here with `args` in the work folder, migratable
+    /// ([`migrate::start_native`]).
+    pub fn start(&self, args: &[&str]) -> Child {
+        migrate::start_native(&self.name, &self.exe, args, &self.work)
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name))
+    }
+
+    /// Moves `pid` from here to the node as the translation.
+    pub fn to_node(&self, pid: u32, node: &Node) -> Result<Hop, Error> {
+        migrate::to_node(
+            &crate::common::hcontainer(),
+            pid,
+            node,
+            &self.store,
+            None,
+            JOB,
+        )
+    }
+}
+
+/// Moves `pid` from the node back here (to `agent`) as the native program.
+pub fn to_host(node: &Node, pid: u32, agent: &HostAgent) -> Result<Hop, Error> {
+    migrate::to_host(node, pid, agent.port(), None, JOB)
+}
