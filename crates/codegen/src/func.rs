@@ -383,6 +383,87 @@ fn liveness(f: &Function, dirty_in: &[Vec<u32>]) -> Liveness {
     Liveness { live_in, after_helper }
 }
 
+/// IR values an op reads.
+fn operands(op: &Op) -> Vec<Value> {
+    match op {
+        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags => Vec::new(),
+        Op::Set(_, v) | Op::Load { addr: v, .. } | Op::Un(_, v) | Op::Conv(_, _, v) => vec![*v],
+        Op::Store { addr, val } => vec![*addr, *val],
+        Op::Bin(_, a, b) | Op::Icmp(_, a, b) | Op::Fcmp(_, a, b) => vec![*a, *b],
+        Op::Select(c, a, b) => vec![*c, *a, *b],
+        Op::Helper(_, args) => args.clone(),
+    }
+}
+
+/// Whether `op` is float arithmetic whose NaN result is made x86's (see `Tr::x86_nan`).
+fn nan_fixed(op: &Op) -> bool {
+    matches!(op, Op::Bin(BinOp::FAdd | BinOp::FSub | BinOp::FMul | BinOp::FDiv, ..) | Op::Un(UnOp::FSqrt, _))
+}
+
+/// Per instruction of `blk`: whether its NaN fix-up may be left to the instructions using
+/// it. True for float arithmetic whose result only feeds other NaN-fixed float arithmetic,
+/// directly or through bit casts and widenings that end in `Set`s the block overwrites before
+/// anything reads the location. A NaN result makes every consumer's result NaN, whose cold
+/// fix-up then computes x86's NaN of the deferred operand first (see `Tr::x86_value`).
+fn deferrable(blk: &Block) -> Vec<bool> {
+    let n = blk.insts.len();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (k, inst) in blk.insts.iter().enumerate() {
+        for v in operands(&inst.op) {
+            if let Some(u) = users.get_mut(v.0 as usize) {
+                u.push(k);
+            }
+        }
+    }
+    let mut escapes = vec![false; n];
+    let term_uses: Vec<Value> = match &blk.term {
+        Terminator::Branch { cond, .. } => vec![*cond],
+        Terminator::JumpIndirect(v) | Terminator::Return(v) => vec![*v],
+        Terminator::Call { target: CallTarget::Indirect(v), .. } => vec![*v],
+        _ => Vec::new(),
+    };
+    for v in term_uses {
+        if let Some(e) = escapes.get_mut(v.0 as usize) {
+            *e = true;
+        }
+    }
+    // A `Set` the block overwrites before reading the location or calling a helper.
+    let dead_set = |k: usize| -> bool {
+        let Op::Set(loc, _) = &blk.insts[k].op else { return false };
+        for inst in &blk.insts[k + 1..] {
+            match &inst.op {
+                Op::Set(l, _) if l.offset == loc.offset => return true,
+                Op::Get(l) if l.offset == loc.offset => return false,
+                Op::Helper(..) | Op::EvalCond(_) | Op::Rflags => return false,
+                _ => {}
+            }
+        }
+        false
+    };
+    // Whether value `k` only reaches dead `Set`s, through bit casts and widenings.
+    fn sinks(blk: &Block, users: &[Vec<usize>], escapes: &[bool], k: usize, dead_set: &dyn Fn(usize) -> bool) -> bool {
+        !escapes[k]
+            && users[k].iter().all(|&u| match &blk.insts[u].op {
+                Op::Conv(ConvOp::Bitcast | ConvOp::Zext, _, _) => sinks(blk, users, escapes, u, dead_set),
+                Op::Set(..) => dead_set(u),
+                _ => false,
+            })
+    }
+    (0..n)
+        .map(|k| {
+            nan_fixed(&blk.insts[k].op)
+                && !escapes[k]
+                && !users[k].is_empty()
+                && users[k].iter().all(|&u| {
+                    let op = &blk.insts[u].op;
+                    nan_fixed(op)
+                        || matches!(op, Op::Conv(ConvOp::Bitcast | ConvOp::Zext, _, _))
+                            && sinks(blk, &users, &escapes, u, &dead_set)
+                })
+        })
+        .collect()
+}
+
 /// Imported callees of the function being built.
 struct Refs {
     syscall: FuncRef,
@@ -427,6 +508,10 @@ struct Tr<'a, 'b> {
     live: Option<Liveness>,
     /// Index of the instruction being translated in its block.
     inst_index: usize,
+    /// Per instruction of the current block: NaN fix-up left to its users (see [`deferrable`]).
+    defer: Vec<bool>,
+    /// Results whose NaN fix-up was deferred, with their operands.
+    deferred: HashMap<CValue, (CValue, Option<CValue>)>,
     refs: Refs,
     state: CValue,
     /// Guest block address → (index in `f.blocks`, Cranelift block).
@@ -533,6 +618,8 @@ pub(crate) fn translate(
         dirty_in: Vec::new(),
         live: None,
         inst_index: 0,
+        defer: Vec::new(),
+        deferred: HashMap::new(),
     };
     if !t.local {
         t.dirty_in = dirty_in(f);
@@ -924,6 +1011,8 @@ impl<'a> Tr<'a, '_> {
     fn block(&mut self, blk: &Block) -> Result<(), CodegenError> {
         let mut vals: Vec<Option<Val>> = Vec::with_capacity(blk.insts.len());
         let mut know = FlagKnowledge::default();
+        self.defer = if self.sh.fix_nans { deferrable(blk) } else { Vec::new() };
+        self.deferred.clear();
         if self.local {
             self.reads = block_reads(blk);
             self.dirty.clear();
@@ -1549,24 +1638,48 @@ impl<'a> Tr<'a, '_> {
         if !self.sh.fix_nans {
             return r;
         }
+        let ty = self.b.func.dfg.value_type(r);
+        if (ty == types::F32 || ty == types::F64) && self.defer.get(self.inst_index) == Some(&true) {
+            self.deferred.insert(r, (a, b));
+            return r;
+        }
         self.on_nan(r, r, |t| {
-            let ty = t.b.func.dfg.value_type(r);
-            let it = ty.as_int();
-            let (quiet, default) = if ty == types::F32 {
-                (0x0040_0000i64, 0xffc0_0000u32 as i32 as i64)
-            } else {
-                (0x0008_0000_0000_0000i64, 0xfff8_0000_0000_0000u64 as i64)
-            };
-            let quiet = t.b.ins().iconst(it, quiet);
-            let mut pick = t.b.ins().iconst(it, default);
-            for op in [b, Some(a)].into_iter().flatten() {
-                let bits = t.b.ins().bitcast(it, MemFlagsData::new(), op);
-                let q = t.b.ins().bor(bits, quiet);
-                let is_nan = t.b.ins().fcmp(CFloatCC::Unordered, op, op);
-                pick = t.b.ins().select(is_nan, q, pick);
-            }
-            t.b.ins().bitcast(ty, MemFlagsData::new(), pick)
+            let a = t.x86_value(a);
+            let b = b.map(|b| t.x86_value(b));
+            t.x86_pick(ty, a, b)
         })
+    }
+
+    /// x86's NaN for an operation on `a` (and `b`) that produced a NaN: the first NaN operand
+    /// made quiet, else the default NaN (negative, quiet).
+    fn x86_pick(&mut self, ty: ir::Type, a: CValue, b: Option<CValue>) -> CValue {
+        let it = ty.as_int();
+        let (quiet, default) = if ty == types::F32 {
+            (0x0040_0000i64, 0xffc0_0000u32 as i32 as i64)
+        } else {
+            (0x0008_0000_0000_0000i64, 0xfff8_0000_0000_0000u64 as i64)
+        };
+        let quiet = self.b.ins().iconst(it, quiet);
+        let mut pick = self.b.ins().iconst(it, default);
+        for op in [b, Some(a)].into_iter().flatten() {
+            let bits = self.b.ins().bitcast(it, MemFlagsData::new(), op);
+            let q = self.b.ins().bor(bits, quiet);
+            let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, op, op);
+            pick = self.b.ins().select(is_nan, q, pick);
+        }
+        self.b.ins().bitcast(ty, MemFlagsData::new(), pick)
+    }
+
+    /// Value `v` as x86 computes it: a result whose NaN fix-up was deferred gets it here
+    /// (branch-free, on a cold path).
+    fn x86_value(&mut self, v: CValue) -> CValue {
+        let Some((a, b)) = self.deferred.get(&v).copied() else { return v };
+        let a = self.x86_value(a);
+        let b = b.map(|b| self.x86_value(b));
+        let ty = self.b.func.dfg.value_type(v);
+        let pick = self.x86_pick(ty, a, b);
+        let is_nan = self.b.ins().fcmp(CFloatCC::Unordered, v, v);
+        self.b.ins().select(is_nan, pick, v)
     }
 
     /// x86's result of converting NaN `x` between f32 and f64: sign and leading payload bits
