@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use cranelift_codegen::ir::condcodes::{FloatCC as CFloatCC, IntCC as CIntCC};
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
-    self, types, ExtFuncData, ExternalName, FuncRef, InstBuilder, JumpTableData,
+    self, types, AtomicRmwOp, ExtFuncData, ExternalName, FuncRef, InstBuilder, JumpTableData,
     MemFlagsData, TrapCode, UserExternalName, UserFuncName, Value as CValue,
 };
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -21,7 +21,7 @@ use cranelift_module::{DataId, FuncId};
 use hcontainer_abi::flags::{CcOp, Cond};
 use hcontainer_abi::offsets;
 use hcontainer_ir::{
-    BinOp, Block, CallTarget, ConvOp, FloatCC, Function, IntCC, Op, Terminator, Type, UnOp, Value,
+    BinOp, Block, CallTarget, ConvOp, FloatCC, Function, IntCC, Op, RmwOp, Terminator, Type, UnOp, Value,
 };
 
 use crate::{runtime_sig, translated_sig, CodegenError, Shared};
@@ -386,9 +386,10 @@ fn liveness(f: &Function, dirty_in: &[Vec<u32>]) -> Liveness {
 /// IR values an op reads.
 fn operands(op: &Op) -> Vec<Value> {
     match op {
-        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags => Vec::new(),
+        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => Vec::new(),
         Op::Set(_, v) | Op::Load { addr: v, .. } | Op::Un(_, v) | Op::Conv(_, _, v) => vec![*v],
-        Op::Store { addr, val } => vec![*addr, *val],
+        Op::Store { addr, val } | Op::AtomicRmw { addr, val, .. } => vec![*addr, *val],
+        Op::AtomicCas { addr, expected, new } => vec![*addr, *expected, *new],
         Op::Bin(_, a, b) | Op::Icmp(_, a, b) | Op::Fcmp(_, a, b) => vec![*a, *b],
         Op::Select(c, a, b) => vec![*c, *a, *b],
         Op::Helper(_, args) => args.clone(),
@@ -1238,6 +1239,32 @@ impl<'a> Tr<'a, '_> {
                 self.b.ins().store(guest_flags(), hi, a, 8);
                 Ok(Some(None))
             }
+            Op::AtomicCas { addr, expected, new } if self.is_wide(blk, vals, expected)? => {
+                let a = self.val(blk, vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                let (el, eh) = self.wide(blk, vals, expected)?;
+                let (nl, nh) = self.wide(blk, vals, new)?;
+                if self.sh.cas_128 {
+                    let e = self.b.ins().iconcat(el, eh);
+                    let n = self.b.ins().iconcat(nl, nh);
+                    let old = self.b.ins().atomic_cas(guest_flags(), a, e, n);
+                    let (lo, hi) = self.b.ins().isplit(old);
+                    return wide(lo, hi);
+                }
+                // Hosts without a 128-bit compare-and-swap: the same result, but not atomic
+                // against other threads (`cmpxchg16b` is rare outside lock-free libraries).
+                let lo = self.b.ins().load(types::I64, guest_flags(), a, 0);
+                let hi = self.b.ins().load(types::I64, guest_flags(), a, 8);
+                let dl = self.b.ins().bxor(lo, el);
+                let dh = self.b.ins().bxor(hi, eh);
+                let d = self.b.ins().bor(dl, dh);
+                let eq = self.b.ins().icmp_imm_u(CIntCC::Equal, d, 0);
+                let sl = self.b.ins().select(eq, nl, lo);
+                let sh = self.b.ins().select(eq, nh, hi);
+                self.b.ins().store(guest_flags(), sl, a, 0);
+                self.b.ins().store(guest_flags(), sh, a, 8);
+                wide(lo, hi)
+            }
             Op::Bin(op @ (BinOp::And | BinOp::Or | BinOp::Xor), x, y)
                 if self.is_wide(blk, vals, x)? && self.is_wide(blk, vals, y)? =>
             {
@@ -1412,6 +1439,32 @@ impl<'a> Tr<'a, '_> {
                 let a = self.as_i64(blk, a)?;
                 let v = self.val(blk, vals, val)?;
                 self.b.ins().store(guest_flags(), v, a, 0);
+                return Ok(None);
+            }
+            Op::AtomicRmw { op, addr, val } => {
+                let a = self.val(blk, vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                let v = self.val(blk, vals, val)?;
+                let ty = self.b.func.dfg.value_type(v);
+                let op = match op {
+                    RmwOp::Add => AtomicRmwOp::Add,
+                    RmwOp::Sub => AtomicRmwOp::Sub,
+                    RmwOp::And => AtomicRmwOp::And,
+                    RmwOp::Or => AtomicRmwOp::Or,
+                    RmwOp::Xor => AtomicRmwOp::Xor,
+                    RmwOp::Xchg => AtomicRmwOp::Xchg,
+                };
+                self.b.ins().atomic_rmw(ty, guest_flags(), op, a, v)
+            }
+            Op::AtomicCas { addr, expected, new } => {
+                let a = self.val(blk, vals, addr)?;
+                let a = self.as_i64(blk, a)?;
+                let e = self.val(blk, vals, expected)?;
+                let n = self.val(blk, vals, new)?;
+                self.b.ins().atomic_cas(guest_flags(), a, e, n)
+            }
+            Op::Fence => {
+                self.b.ins().fence();
                 return Ok(None);
             }
             Op::Bin(op, x, y) => {

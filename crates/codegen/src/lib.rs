@@ -130,6 +130,8 @@ pub(crate) struct Shared<'a> {
     pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
     /// Patch NaN results to what x86 produces (hosts whose NaN rules differ).
     pub fix_nans: bool,
+    /// The host has an atomic 128-bit compare-and-swap.
+    pub cas_128: bool,
     pub rt: RuntimeFns,
     /// Guest function entry → its host function.
     pub funcs: &'a HashMap<u64, FuncId>,
@@ -280,6 +282,7 @@ pub fn compile(
         call_conv,
         frontend: target_isa.frontend_config(),
         fix_nans: target::needs_nan_fixups(isa),
+        cas_128: target::has_cas_128(isa),
         rt,
         funcs: &funcs,
         trap_strings: &trap_strings,

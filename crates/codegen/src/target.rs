@@ -19,6 +19,10 @@ trait HostTarget {
     fn x86_nans(&self) -> bool {
         false
     }
+    /// Whether Cranelift has a 128-bit compare-and-swap for the host (`lock cmpxchg16b`).
+    fn cas_128(&self) -> bool {
+        false
+    }
 }
 
 /// x86-64 hosts: x86-64-v2 (SSE4.2 and POPCNT), which every x86-64 server of the last
@@ -32,6 +36,9 @@ impl HostTarget for X86_64 {
         &["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt", "has_cmpxchg16b"]
     }
     fn x86_nans(&self) -> bool {
+        true
+    }
+    fn cas_128(&self) -> bool {
         true
     }
 }
@@ -69,6 +76,11 @@ fn target_of(isa: HostIsa) -> &'static dyn HostTarget {
 /// Whether float results on `isa` need the x86 NaN fixups (see [`HostTarget::x86_nans`]).
 pub(crate) fn needs_nan_fixups(isa: HostIsa) -> bool {
     !target_of(isa).x86_nans()
+}
+
+/// Whether `isa` has an atomic 128-bit compare-and-swap (see [`HostTarget::cas_128`]).
+pub(crate) fn has_cas_128(isa: HostIsa) -> bool {
+    target_of(isa).cas_128()
 }
 
 /// Build the Cranelift target ISA for `isa`: optimizing for speed, non-PIC (the executable is

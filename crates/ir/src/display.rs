@@ -16,7 +16,7 @@ use std::fmt::{self, Display, Formatter};
 
 use hcontainer_abi::offsets;
 
-use crate::{BinOp, Block, CallTarget, ConvOp, FloatCC, Function, IntCC, Loc, Op, Program, Terminator, Type, UnOp, Value};
+use crate::{BinOp, Block, CallTarget, ConvOp, FloatCC, Function, IntCC, Loc, Op, Program, RmwOp, Terminator, Type, UnOp, Value};
 
 const GPR_NAMES: [&str; 16] =
     ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
@@ -187,6 +187,17 @@ fn conv_name(op: ConvOp) -> &'static str {
     }
 }
 
+fn rmw_name(op: RmwOp) -> &'static str {
+    match op {
+        RmwOp::Add => "add",
+        RmwOp::Sub => "sub",
+        RmwOp::And => "and",
+        RmwOp::Or => "or",
+        RmwOp::Xor => "xor",
+        RmwOp::Xchg => "xchg",
+    }
+}
+
 const COND_NAMES: [&str; 16] = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
 
 /// Writes one instruction of `block` (index `i`) without indentation or newline.
@@ -199,6 +210,7 @@ fn write_inst(f: &mut Formatter<'_>, block: &Block, i: usize, op: &Op) -> fmt::R
             let t = block.type_of(*x).map_or_else(|| "?".to_string(), |t| t.to_string());
             return write!(f, "store.{t} [{addr}], {x}");
         }
+        Op::Fence => return write!(f, "fence"),
         _ => {}
     }
     write!(f, "{val} = ")?;
@@ -224,7 +236,9 @@ fn write_inst(f: &mut Formatter<'_>, block: &Block, i: usize, op: &Op) -> fmt::R
             }
             write!(f, ")")
         }
-        Op::Set(..) | Op::Store { .. } => Ok(()),
+        Op::AtomicRmw { op, addr, val: x } => write!(f, "atomic_{}.{ty} [{addr}], {x}", rmw_name(*op)),
+        Op::AtomicCas { addr, expected, new } => write!(f, "atomic_cas.{ty} [{addr}], {expected}, {new}"),
+        Op::Set(..) | Op::Store { .. } | Op::Fence => Ok(()),
     }
 }
 

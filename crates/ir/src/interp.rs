@@ -439,6 +439,31 @@ fn exec(
             mem.write(a, &x.bits.to_le_bytes()[..n]).map_err(|f| fault(cx, f))?;
             return Ok(None);
         }
+        // One guest thread at a time: an atomic update is a load and a store.
+        Op::AtomicRmw { op, addr, val } => {
+            let a = cx.i64(*addr)?;
+            let x = cx.get(*val)?;
+            let n = x.ty.bytes() as usize;
+            let mut b = [0u8; 16];
+            mem.read(a, &mut b[..n]).map_err(|f| fault(cx, f))?;
+            let old = u128::from_le_bytes(b);
+            let new = op.apply(old, x.bits) & mask(x.ty);
+            mem.write(a, &new.to_le_bytes()[..n]).map_err(|f| fault(cx, f))?;
+            v(x.ty, old)
+        }
+        Op::AtomicCas { addr, expected, new } => {
+            let a = cx.i64(*addr)?;
+            let (e, n_val) = (cx.get(*expected)?, cx.get(*new)?);
+            let n = e.ty.bytes() as usize;
+            let mut b = [0u8; 16];
+            mem.read(a, &mut b[..n]).map_err(|f| fault(cx, f))?;
+            let old = u128::from_le_bytes(b);
+            if old == e.bits {
+                mem.write(a, &n_val.bits.to_le_bytes()[..n]).map_err(|f| fault(cx, f))?;
+            }
+            v(e.ty, old)
+        }
+        Op::Fence => return Ok(None),
         Op::Bin(bop, a, b) => bin(cx, *bop, cx.get(*a)?, cx.get(*b)?)?,
         Op::Un(uop, a) => un(cx, *uop, cx.get(*a)?)?,
         Op::Icmp(cc, a, b) => {

@@ -246,6 +246,62 @@ pub enum Op {
     /// Call a runtime helper (`hcontainer_abi::calls::HELPER`) with up to three `I64`
     /// arguments; the helper may read and write the whole state. Produces an `I64`.
     Helper(u32, Vec<Value>),
+    /// Atomic read-modify-write of guest memory (a `lock`-prefixed instruction or `xchg`
+    /// with memory): stores `op(old, val)` at the naturally aligned `addr` and produces `old`
+    /// (the type of `val`, 8 to 64 bits). Sequentially consistent, a full barrier like x86's
+    /// locked instructions.
+    AtomicRmw {
+        /// The update.
+        op: RmwOp,
+        /// Guest address.
+        addr: Value,
+        /// Operand.
+        val: Value,
+    },
+    /// Atomic compare-and-swap (`lock cmpxchg`, `lock cmpxchg8b/16b`): if the memory at `addr`
+    /// equals `expected`, stores `new`; produces the old memory value either way (the type of
+    /// `expected`, 8 to 128 bits). Sequentially consistent.
+    AtomicCas {
+        /// Guest address.
+        addr: Value,
+        /// Value compared with memory.
+        expected: Value,
+        /// Value stored on a match.
+        new: Value,
+    },
+    /// A full memory barrier (`mfence`). Produces no value.
+    Fence,
+}
+
+/// The update of an [`Op::AtomicRmw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RmwOp {
+    /// `old + val`
+    Add,
+    /// `old - val`
+    Sub,
+    /// `old & val`
+    And,
+    /// `old | val`
+    Or,
+    /// `old ^ val`
+    Xor,
+    /// `val`
+    Xchg,
+}
+
+impl RmwOp {
+    /// The value stored for `old` and `val` (integers of one width, zero-extended).
+    pub fn apply(self, old: u128, val: u128) -> u128 {
+        match self {
+            RmwOp::Add => old.wrapping_add(val),
+            RmwOp::Sub => old.wrapping_sub(val),
+            RmwOp::And => old & val,
+            RmwOp::Or => old | val,
+            RmwOp::Xor => old ^ val,
+            RmwOp::Xchg => val,
+        }
+    }
 }
 
 /// One instruction: an op, and the guest instruction address it came from (for messages).
@@ -348,13 +404,15 @@ impl Block {
         Some(match &inst.op {
             Op::Const { ty, .. } => *ty,
             Op::Get(loc) => loc.ty,
-            Op::Set(..) | Op::Store { .. } => return None,
+            Op::Set(..) | Op::Store { .. } | Op::Fence => return None,
             Op::Load { ty, .. } => *ty,
             Op::Bin(_, a, _) | Op::Un(_, a) => self.type_of(*a)?,
             Op::Icmp(..) | Op::Fcmp(..) | Op::EvalCond(_) => Type::I8,
             Op::Select(_, a, _) => self.type_of(*a)?,
             Op::Conv(_, ty, _) => *ty,
             Op::Rflags | Op::Helper(..) => Type::I64,
+            Op::AtomicRmw { val, .. } => self.type_of(*val)?,
+            Op::AtomicCas { expected, .. } => self.type_of(*expected)?,
         })
     }
 

@@ -103,10 +103,11 @@ fn is_pure(op: &Op) -> bool {
 
 fn operands(op: &Op) -> Vec<Value> {
     match op {
-        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags => Vec::new(),
+        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => Vec::new(),
         Op::Set(_, v) | Op::Un(_, v) | Op::Conv(_, _, v) => vec![*v],
         Op::Load { addr, .. } => vec![*addr],
-        Op::Store { addr, val } => vec![*addr, *val],
+        Op::Store { addr, val } | Op::AtomicRmw { addr, val, .. } => vec![*addr, *val],
+        Op::AtomicCas { addr, expected, new } => vec![*addr, *expected, *new],
         Op::Bin(_, a, b) | Op::Icmp(_, a, b) | Op::Fcmp(_, a, b) => vec![*a, *b],
         Op::Select(c, a, b) => vec![*c, *a, *b],
         Op::Helper(_, args) => args.clone(),
@@ -115,12 +116,17 @@ fn operands(op: &Op) -> Vec<Value> {
 
 fn map_op(op: &mut Op, m: &dyn Fn(Value) -> Value) {
     match op {
-        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags => {}
+        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => {}
         Op::Set(_, v) | Op::Un(_, v) | Op::Conv(_, _, v) => *v = m(*v),
         Op::Load { addr, .. } => *addr = m(*addr),
-        Op::Store { addr, val } => {
+        Op::Store { addr, val } | Op::AtomicRmw { addr, val, .. } => {
             *addr = m(*addr);
             *val = m(*val);
+        }
+        Op::AtomicCas { addr, expected, new } => {
+            *addr = m(*addr);
+            *expected = m(*expected);
+            *new = m(*new);
         }
         Op::Bin(_, a, b) | Op::Icmp(_, a, b) | Op::Fcmp(_, a, b) => {
             *a = m(*a);

@@ -11,7 +11,7 @@ use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 /// Why an instruction was not lifted.
 pub(crate) struct Unsupported(pub String);
 
-type R = Result<Step, Unsupported>;
+pub(crate) type R = Result<Step, Unsupported>;
 
 const RAX: u8 = 0;
 const RCX: u8 = 1;
@@ -72,11 +72,20 @@ pub(crate) fn pop64(l: &mut Lifter) -> Value {
 /// Lift one integer/control instruction. `Ok(Step::End)` when it set the terminator.
 pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
     use Mnemonic as M;
+    if super::atomic::is_atomic(ins) {
+        return super::atomic::lift_atomic(l, ins);
+    }
     let next = ins.next_ip();
     match ins.mnemonic() {
-        M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Lfence | M::Mfence | M::Sfence
+        M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Lfence | M::Sfence
         | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw
         | M::Prefetch | M::Wait | M::Clflush | M::Clflushopt => {}
+        // Orders earlier stores before later loads. `lfence` and `sfence` add nothing to
+        // x86's ordering of ordinary loads and stores (they order non-temporal stores and
+        // speculation).
+        M::Mfence => {
+            l.push(Op::Fence);
+        }
         // A no-op while shadow stacks are disabled, which they always are for the guest.
         M::Rdsspd | M::Rdsspq => {}
         M::Mov => {
@@ -524,7 +533,7 @@ pub(crate) fn mnemonic_name(ins: &Instruction) -> String {
 }
 
 /// `hi:lo` as one value of type `h` (twice `ty`).
-fn pair(l: &mut Lifter, hi: Value, lo: Value, ty: Type, h: Type) -> Value {
+pub(crate) fn pair(l: &mut Lifter, hi: Value, lo: Value, ty: Type, h: Type) -> Value {
     let lo = l.zext(lo, ty);
     let lo = l.zext(lo, h);
     let hi = l.zext(hi, ty);

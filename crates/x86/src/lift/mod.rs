@@ -10,6 +10,7 @@
 //! and the loop body of a `rep` string instruction. [`lift_blocks`] returns them along with
 //! the main block.
 
+mod atomic;
 mod builder;
 mod dead;
 mod int;
