@@ -1,10 +1,10 @@
 //! Programs migrated back and forth between native and translated execution at random
 //! moments finish exactly as an uninterrupted run: same stdout, same files. Each program
-//! (`tests/migrate/{compute,files}.c`, static glibc and musl) is started with
+//! (`tests/migrate/{compute,threads,files}.c`, static glibc and musl) is started with
 //! `hcontainer run`, then moved native → translated x86-64 → native → … with `hcontainer
 //! checkpoint --to` + `hcontainer restore` at seeded random moments (`HCT_SEED`; the seed is
-//! printed). The pthreads program (`threads.c`) is not run here yet: its threads can end up
-//! all waiting on the barrier's futex after a hop (a lost wake-up), which is still open.
+//! printed). `threads.c` runs six workers and the main thread in lock step through pthread
+//! barriers, so every hop catches threads computing, spinning and waiting in futexes.
 
 #[path = "../../../tests/migrate/harness.rs"]
 mod harness;
@@ -123,6 +123,16 @@ fn compute_musl() {
 #[test]
 fn compute_glibc() {
     hops("compute", Libc::Glibc, &["400", "8"], "stdout.txt");
+}
+
+#[test]
+fn threads_musl() {
+    hops("threads", Libc::Musl, &["6", "500", "24"], "stdout.txt");
+}
+
+#[test]
+fn threads_glibc() {
+    hops("threads", Libc::Glibc, &["6", "500", "24"], "stdout.txt");
 }
 
 #[test]
