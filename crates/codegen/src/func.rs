@@ -396,6 +396,20 @@ fn operands(op: &Op) -> Vec<Value> {
     }
 }
 
+/// Per instruction of `blk`: whether it is an integer load some user bit-casts to a float
+/// (then loaded as the float: the integer is the bit cast, often unused).
+fn float_loads(blk: &Block) -> Vec<bool> {
+    let mut r = vec![false; blk.insts.len()];
+    for inst in &blk.insts {
+        if let Op::Conv(ConvOp::Bitcast, Type::F32 | Type::F64, v) = &inst.op {
+            if let Some(Op::Load { ty: Type::I32 | Type::I64, .. }) = blk.insts.get(v.0 as usize).map(|i| &i.op) {
+                r[v.0 as usize] = true;
+            }
+        }
+    }
+    r
+}
+
 /// Whether `op` is float arithmetic whose NaN result is made x86's (see `Tr::x86_nan`).
 fn nan_fixed(op: &Op) -> bool {
     matches!(op, Op::Bin(BinOp::FAdd | BinOp::FSub | BinOp::FMul | BinOp::FDiv, ..) | Op::Un(UnOp::FSqrt, _))
@@ -513,6 +527,9 @@ struct Tr<'a, 'b> {
     defer: Vec<bool>,
     /// Results whose NaN fix-up was deferred, with their operands.
     deferred: HashMap<CValue, (CValue, Option<CValue>)>,
+    /// Per instruction of the current block: an integer load done as a float load (see
+    /// [`float_loads`]).
+    float_load: Vec<bool>,
     refs: Refs,
     state: CValue,
     /// Guest block address → (index in `f.blocks`, Cranelift block).
@@ -621,6 +638,7 @@ pub(crate) fn translate(
         inst_index: 0,
         defer: Vec::new(),
         deferred: HashMap::new(),
+        float_load: Vec::new(),
     };
     if !t.local {
         t.dirty_in = dirty_in(f);
@@ -1014,6 +1032,7 @@ impl<'a> Tr<'a, '_> {
         let mut know = FlagKnowledge::default();
         self.defer = if self.sh.fix_nans { deferrable(blk) } else { Vec::new() };
         self.deferred.clear();
+        self.float_load = float_loads(blk);
         if self.local {
             self.reads = block_reads(blk);
             self.dirty.clear();
@@ -1432,12 +1451,25 @@ impl<'a> Tr<'a, '_> {
             Op::Load { ty, addr } => {
                 let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
-                self.b.ins().load(cl_type(*ty), guest_flags(), a, 0)
+                let float = match ty {
+                    Type::I64 => Some(types::F64),
+                    Type::I32 => Some(types::F32),
+                    _ => None,
+                };
+                match float {
+                    Some(ft) if self.float_load.get(self.inst_index) == Some(&true) => {
+                        let f = self.b.ins().load(ft, guest_flags(), a, 0);
+                        self.b.ins().bitcast(cl_type(*ty), MemFlagsData::new(), f)
+                    }
+                    _ => self.b.ins().load(cl_type(*ty), guest_flags(), a, 0),
+                }
             }
             Op::Store { addr, val } => {
                 let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
                 let v = self.val(blk, vals, val)?;
+                // A bit-cast float is stored as it is (no move to an integer register).
+                let v = self.bitcast_source(v).unwrap_or(v);
                 self.b.ins().store(guest_flags(), v, a, 0);
                 return Ok(None);
             }
@@ -1641,7 +1673,10 @@ impl<'a> Tr<'a, '_> {
             ConvOp::Trunc if to.bits() < from.bits() && to.is_int() => self.b.ins().ireduce(to, x),
             ConvOp::Zext | ConvOp::Sext | ConvOp::Trunc => return Err(bad("bad widths")),
             ConvOp::Bitcast if from == to => x,
-            ConvOp::Bitcast if from.bits() == to.bits() => self.b.ins().bitcast(to, MemFlagsData::new(), x),
+            ConvOp::Bitcast if from.bits() == to.bits() => match self.bitcast_source(x) {
+                Some(y) if self.b.func.dfg.value_type(y) == to => y,
+                _ => self.b.ins().bitcast(to, MemFlagsData::new(), x),
+            },
             ConvOp::Bitcast => return Err(bad("sizes differ")),
             ConvOp::SIntToFloat if from.is_int() && to.is_float() => {
                 let x = if from.bits() < 32 { self.b.ins().sextend(types::I32, x) } else { x };
@@ -1687,6 +1722,16 @@ impl<'a> Tr<'a, '_> {
 
     /// x86's NaN result for an arithmetic result `r` of operands `a` (and `b`): the first NaN
     /// operand made quiet, else the default NaN (negative, quiet). Only on hosts that differ.
+    /// The operand of `v`'s defining instruction when that is a bit cast.
+    fn bitcast_source(&self, v: CValue) -> Option<CValue> {
+        let dfg = &self.b.func.dfg;
+        let ir::ValueDef::Result(inst, 0) = dfg.value_def(v) else { return None };
+        match dfg.insts[inst] {
+            ir::InstructionData::LoadNoOffset { opcode: ir::Opcode::Bitcast, arg, .. } => Some(arg),
+            _ => None,
+        }
+    }
+
     fn x86_nan(&mut self, r: CValue, a: CValue, b: Option<CValue>) -> CValue {
         if !self.sh.fix_nans {
             return r;
