@@ -1486,14 +1486,22 @@ impl<'a> Tr<'a, '_> {
                     RmwOp::Xor => AtomicRmwOp::Xor,
                     RmwOp::Xchg => AtomicRmwOp::Xchg,
                 };
-                self.b.ins().atomic_rmw(ty, guest_flags(), op, a, v)
+                let old = self.b.ins().atomic_rmw(ty, guest_flags(), op, a, v);
+                if self.sh.atomic_fence {
+                    self.b.ins().fence();
+                }
+                old
             }
             Op::AtomicCas { addr, expected, new } => {
                 let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
                 let e = self.val(blk, vals, expected)?;
                 let n = self.val(blk, vals, new)?;
-                self.b.ins().atomic_cas(guest_flags(), a, e, n)
+                let old = self.b.ins().atomic_cas(guest_flags(), a, e, n);
+                if self.sh.atomic_fence {
+                    self.b.ins().fence();
+                }
+                old
             }
             Op::Fence => {
                 self.b.ins().fence();

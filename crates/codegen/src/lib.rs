@@ -132,6 +132,8 @@ pub(crate) struct Shared<'a> {
     pub fix_nans: bool,
     /// The host has an atomic 128-bit compare-and-swap.
     pub cas_128: bool,
+    /// Follow each atomic operation with a fence (hosts whose atomics are not full barriers).
+    pub atomic_fence: bool,
     pub rt: RuntimeFns,
     /// Guest function entry → its host function.
     pub funcs: &'a HashMap<u64, FuncId>,
@@ -283,6 +285,7 @@ pub fn compile(
         frontend: target_isa.frontend_config(),
         fix_nans: target::needs_nan_fixups(isa),
         cas_128: target::has_cas_128(isa),
+        atomic_fence: target::needs_atomic_fence(isa),
         rt,
         funcs: &funcs,
         trap_strings: &trap_strings,

@@ -23,6 +23,12 @@ trait HostTarget {
     fn cas_128(&self) -> bool {
         false
     }
+    /// Whether the host's atomic read-modify-write and compare-and-swap instructions are
+    /// full barriers, as x86's locked instructions are. Where they are not (arm64's
+    /// exclusive-access loops order only as acquire/release), each is followed by a fence.
+    fn full_barrier_atomics(&self) -> bool {
+        false
+    }
 }
 
 /// x86-64 hosts: x86-64-v2 (SSE4.2 and POPCNT), which every x86-64 server of the last
@@ -39,6 +45,9 @@ impl HostTarget for X86_64 {
         true
     }
     fn cas_128(&self) -> bool {
+        true
+    }
+    fn full_barrier_atomics(&self) -> bool {
         true
     }
 }
@@ -81,6 +90,11 @@ pub(crate) fn needs_nan_fixups(isa: HostIsa) -> bool {
 /// Whether `isa` has an atomic 128-bit compare-and-swap (see [`HostTarget::cas_128`]).
 pub(crate) fn has_cas_128(isa: HostIsa) -> bool {
     target_of(isa).cas_128()
+}
+
+/// Whether atomics on `isa` need a trailing fence (see [`HostTarget::full_barrier_atomics`]).
+pub(crate) fn needs_atomic_fence(isa: HostIsa) -> bool {
+    !target_of(isa).full_barrier_atomics()
 }
 
 /// Build the Cranelift target ISA for `isa`: optimizing for speed, non-PIC (the executable is
