@@ -185,7 +185,8 @@ fn collect_locations(f: &Function) -> Result<Locations, CodegenError> {
 /// carries its dirty set into the target; a forward edge stores, just before it jumps, what is
 /// dirty at its end but not on every forward path into the target (see `Tr::goto`), so a
 /// location assigned before a loop does not stay dirty (stored at every call, reloaded after
-/// it) through the loop. Function entry and the return from a guest call are clean forward
+/// it) through the loop; except locations the target assigns before it writes anything back,
+/// which stay dirty. Function entry and the return from a guest call are clean forward
 /// paths into their blocks; a resume entry loads every location, so it constrains nothing.
 fn dirty_in(f: &Function) -> Vec<Vec<u32>> {
     use std::collections::BTreeSet;
@@ -221,6 +222,24 @@ fn dirty_in(f: &Function) -> Vec<Vec<u32>> {
             Terminator::Return(_) | Terminator::Trap { .. } => {}
         }
     }
+    // Per block: the locations it assigns before its first helper call (its first write-back).
+    let early: Vec<BTreeSet<u32>> = f
+        .blocks
+        .iter()
+        .map(|b| {
+            let mut e = BTreeSet::new();
+            for inst in &b.insts {
+                match &inst.op {
+                    Op::Set(loc, _) if loc.offset != offsets::POLL => {
+                        e.insert(loc.offset);
+                    }
+                    Op::Helper(..) => break,
+                    _ => {}
+                }
+            }
+            e
+        })
+        .collect();
     // Dirty at the end of each block given its dirty set at the start.
     let out = |i: usize, d: &BTreeSet<u32>| -> BTreeSet<u32> {
         let mut d = d.clone();
@@ -259,6 +278,11 @@ fn dirty_in(f: &Function) -> Vec<Vec<u32>> {
             let mut d = d.unwrap_or_default();
             for &p in &back[j] {
                 d.extend(outs[p].iter().copied());
+            }
+            // A location the block assigns before it can write anything back stays dirty
+            // rather than being stored on the way in (the store would be overwritten).
+            for p in fwd[j].iter().flatten() {
+                d.extend(outs[*p].intersection(&early[j]).copied());
             }
             let o = out(j, &d);
             if d != dirty[j] || o != outs[j] {
@@ -477,6 +501,21 @@ fn deferrable(blk: &Block) -> Vec<bool> {
                 })
         })
         .collect()
+}
+
+/// Per block of `f` (whole-function mode): its address, dirty set and live set on entry, for
+/// `HCONTAINER_DUMP_FUNCS`.
+pub(crate) fn describe_analysis(f: &Function) -> String {
+    if f.blocks.len() > LOCAL_MODE_BLOCKS {
+        return String::from("(block-local mode)\n");
+    }
+    let dirty = dirty_in(f);
+    let live = liveness(f, &dirty);
+    let mut out = String::new();
+    for (i, b) in f.blocks.iter().enumerate() {
+        out.push_str(&format!("{:#x}: dirty {:?} live {:?}\n", b.addr, dirty[i], live.live_in[i]));
+    }
+    out
 }
 
 /// Imported callees of the function being built.

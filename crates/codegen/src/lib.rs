@@ -303,7 +303,12 @@ pub fn compile(
             ctx.clear();
             ctx.func = func::translate(f, fi, ids[fi], &shared)?;
             if dump.contains(&f.entry) {
-                eprintln!("; IR of {:#x}\n{f:#?}\n; Cranelift IR\n{}", f.entry, ctx.func.display());
+                eprintln!(
+                    "; IR of {:#x}\n{f:#?}\n; state analysis\n{}; Cranelift IR\n{}",
+                    f.entry,
+                    func::describe_analysis(f),
+                    ctx.func.display()
+                );
             }
             ctx.compile(&*target_isa, &mut Default::default())
                 .map_err(|e| CodegenError::Compile { func: f.entry, what: format!("{:?}", e.inner) })?;
