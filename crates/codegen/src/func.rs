@@ -948,9 +948,9 @@ impl<'a> Tr<'a, '_> {
             .ok_or_else(|| self.bad(blk, "indirect transfer without a dispatch cache"))?;
         let cache = self.data_addr(slot);
         let table = self.data_addr(self.sh.dispatch_table);
-        let len_addr = self.data_addr(self.sh.dispatch_len);
         let idx = self.b.ins().load(types::I64, state_flags(), cache, 0);
-        let len = self.b.ins().load(types::I64, state_flags(), len_addr, 0);
+        // `hc_dispatch_len` is read-only and holds the number of points (`emit::tables`).
+        let len = self.iconst(self.sh.points.len() as u64);
         let (check, miss, refill, missing, found) = (
             self.b.create_block(),
             self.b.create_block(),
@@ -964,7 +964,14 @@ impl<'a> Tr<'a, '_> {
 
         self.b.switch_to_block(check);
         self.b.seal_block(check);
-        let off = self.b.ins().imul_imm_u(idx, DISPATCH_ENTRY_SIZE);
+        let off = if DISPATCH_ENTRY_SIZE == 24 {
+            // 24 * idx as (idx + 2 * idx) * 8: two shifted adds instead of a multiply.
+            let twice = self.b.ins().ishl_imm_u(idx, 1);
+            let thrice = self.b.ins().iadd(idx, twice);
+            self.b.ins().ishl_imm_u(thrice, 3)
+        } else {
+            self.b.ins().imul_imm_u(idx, DISPATCH_ENTRY_SIZE)
+        };
         let cached = self.b.ins().iadd(table, off);
         let guest = self.b.ins().load(types::I64, state_flags(), cached, 0);
         let hit = self.b.ins().icmp(CIntCC::Equal, guest, a);

@@ -144,8 +144,6 @@ pub(crate) struct Shared<'a> {
     pub dispatch_caches: &'a HashMap<(usize, usize), DataId>,
     /// `hc_dispatch_table`.
     pub dispatch_table: DataId,
-    /// `hc_dispatch_len`.
-    pub dispatch_len: DataId,
     /// Every resume point: guest block address → (host function, entry index).
     pub points: &'a BTreeMap<u64, (FuncId, u64)>,
 }
@@ -268,9 +266,6 @@ pub fn compile(
     let dispatch_table = module
         .declare_data(c::DISPATCH_TABLE, Linkage::Export, false, false)
         .map_err(module_err)?;
-    let dispatch_len = module
-        .declare_data(c::DISPATCH_LEN, Linkage::Export, false, false)
-        .map_err(module_err)?;
 
     // One dispatch entry per distinct block address (the first function holding it wins).
     let mut points: BTreeMap<u64, (FuncId, u64)> = BTreeMap::new();
@@ -291,7 +286,6 @@ pub fn compile(
         trap_strings: &trap_strings,
         dispatch_caches: &dispatch_caches,
         dispatch_table,
-        dispatch_len,
         points: &points,
     };
     let dump = dump_request();
