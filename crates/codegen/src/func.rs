@@ -2012,3 +2012,86 @@ fn float_cc(cc: FloatCC) -> CFloatCC {
         FloatCC::Ord => CFloatCC::Ordered,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hcontainer_ir::Loc;
+
+    const RAX: u32 = 0;
+    const RBX: u32 = 24;
+
+    fn loc(offset: u32, ty: Type) -> Loc {
+        Loc { offset, ty }
+    }
+
+    fn block(addr: u64, term: Terminator) -> Block {
+        let mut b = Block::new(addr);
+        b.term = term;
+        b
+    }
+
+    /// A location assigned on one forward path into a block but not on the other is stored on
+    /// that edge, so it is clean in the block, and the calls before need not reload it.
+    #[test]
+    fn forward_merge_is_clean_and_nothing_is_reloaded_after_the_first_call() {
+        let mut b0 = Block::new(0x1000);
+        let c = b0.push(Op::Const { ty: Type::I64, bits: 7 });
+        b0.push(Op::Set(loc(RBX, Type::I64), c));
+        b0.term = Terminator::Branch { cond: c, taken: 0x1010, fallthrough: 0x1008 };
+        let b1 = block(0x1008, Terminator::Call { target: CallTarget::Direct(0x9000), ret: 0x100c });
+        let b2 = block(0x100c, Terminator::Jump(0x1010));
+        let b3 = block(0x1010, Terminator::Call { target: CallTarget::Direct(0x9000), ret: 0x1020 });
+        let mut b4 = Block::new(0x1020);
+        let a = b4.push(Op::Get(loc(RAX, Type::I64)));
+        b4.term = Terminator::Return(a);
+        let f = Function { entry: 0x1000, blocks: vec![b0, b1, b2, b3, b4] };
+        let dirty = dirty_in(&f);
+        assert_eq!(dirty, vec![vec![], vec![RBX], vec![], vec![], vec![]]);
+        let live = liveness(&f, &dirty);
+        // After the first call (block 0x100c) nothing is live; after the second, rax.
+        assert!(live.live_in[2].is_empty(), "{:?}", live.live_in[2]);
+        assert_eq!(live.live_in[4].iter().copied().collect::<Vec<_>>(), vec![RAX]);
+        // The first block's rbx store on the edge reads its variable, assigned there.
+        assert!(live.live_in[0].is_empty(), "{:?}", live.live_in[0]);
+    }
+
+    /// A backward edge carries what is dirty at its end into the loop head.
+    #[test]
+    fn backward_edge_keeps_its_dirty_locations() {
+        let mut b0 = Block::new(0x1000);
+        let c = b0.push(Op::Const { ty: Type::I64, bits: 1 });
+        b0.push(Op::Set(loc(RBX, Type::I64), c));
+        b0.term = Terminator::Branch { cond: c, taken: 0x1000, fallthrough: 0x1010 };
+        let mut b1 = Block::new(0x1010);
+        let a = b1.push(Op::Get(loc(RAX, Type::I64)));
+        b1.term = Terminator::Return(a);
+        let f = Function { entry: 0x1000, blocks: vec![b0, b1] };
+        let dirty = dirty_in(&f);
+        assert_eq!(dirty, vec![vec![RBX], vec![RBX]]);
+    }
+
+    /// A product only added to something defers its NaN fix-up; the sum, stored to memory,
+    /// does not; neither does a product left in a state location at the block's end.
+    #[test]
+    fn nan_fix_up_deferred_only_to_float_users() {
+        let mut b = Block::new(0x1000);
+        let x = b.push(Op::Const { ty: Type::F64, bits: 0 });
+        let p = b.push(Op::Bin(BinOp::FMul, x, x));
+        let pi = b.push(Op::Conv(ConvOp::Bitcast, Type::I64, p));
+        b.push(Op::Set(loc(192, Type::I64), pi));
+        let s = b.push(Op::Bin(BinOp::FAdd, p, x));
+        let si = b.push(Op::Conv(ConvOp::Bitcast, Type::I64, s));
+        b.push(Op::Set(loc(192, Type::I64), si));
+        let addr = b.push(Op::Const { ty: Type::I64, bits: 0x5000 });
+        b.push(Op::Store { addr, val: si });
+        let q = b.push(Op::Bin(BinOp::FMul, s, x));
+        let qi = b.push(Op::Conv(ConvOp::Bitcast, Type::I64, q));
+        b.push(Op::Set(loc(200, Type::I64), qi));
+        b.term = Terminator::Jump(0x2000);
+        let d = deferrable(&b);
+        assert!(d[p.0 as usize], "the product feeds only the sum");
+        assert!(!d[s.0 as usize], "the sum is stored to memory");
+        assert!(!d[q.0 as usize], "the last product stays in a state location");
+    }
+}
