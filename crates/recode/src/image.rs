@@ -794,6 +794,10 @@ fn convert_process(
             crate::Target::Translated(isa) => {
                 let record = if i == 0 { layout::MAIN_RESUME_RECORD } else { layout::thread_resume_record(i as u64 - 1) };
                 let (bs, bc) = if i == 0 { (brk_start, brk_cur) } else { (0, 0) };
+                // The poll word carries runtime requests of the dumped process (the notify
+                // that parked it), not guest state: the restored thread starts with none.
+                let mut state = t.state;
+                state.poll = 0;
                 let rec = ResumeRecord {
                     magic: RESUME_MAGIC,
                     version: u64::from(GUEST_STATE_VERSION),
@@ -802,7 +806,7 @@ fn convert_process(
                     tid: u64::from(t.tid),
                     status: THREAD_RUNNING,
                     reserved: [0; 2],
-                    state: t.state,
+                    state,
                 };
                 new_pages.insert(record, record_bytes(&rec));
                 enter_resume(core, isa, dst.resume, record);

@@ -772,31 +772,74 @@ fn tgkill_all(pids: &[u32], sig: i32) {
     }
 }
 
+/// The threads of translated process `pid` and, for each whose resume record says it is
+/// parked, the guest rip it parked at (keyed by the thread id the runtime sees: inside a pid
+/// namespace that is not the host's tid).
+fn parked_threads(pid: u32) -> Result<(Vec<u32>, BTreeMap<u32, u64>), NotifyError> {
+    let tids = threads(pid)?;
+    let mut parked: BTreeMap<u32, u64> = BTreeMap::new();
+    for addr in resume_records(pid)? {
+        if let Ok((tid, status, rip)) = read_record(pid, addr) {
+            if status == THREAD_PARKED {
+                if let Ok(tid) = u32::try_from(tid) {
+                    parked.insert(tid, rip);
+                }
+            }
+        }
+    }
+    Ok((tids, parked))
+}
+
+/// Waits, up to `timeout`, until no thread of the translated processes `pids` is parked or
+/// has a `RESUME_SIGNAL` pending, that is until each has handled the one sent to it. A
+/// thread scheduled late could otherwise still hold that signal when the next notify comes:
+/// its parked status would be taken for the new park, or the resume would drop the new
+/// request. Returns the threads still parked at the end (empty when all run).
+pub fn wait_resumed(pids: &[u32], timeout: Duration) -> Vec<(u32, u32)> {
+    let start = Instant::now();
+    loop {
+        let mut still = Vec::new();
+        for &pid in pids {
+            let Ok((tids, parked)) = parked_threads(pid) else { continue };
+            still.extend(
+                tids.into_iter()
+                    .filter(|&t| parked.contains_key(&ns_tid(pid, t).unwrap_or(t)) || resume_pending(pid, t))
+                    .map(|t| (pid, t)),
+            );
+        }
+        if still.is_empty() || start.elapsed() > timeout {
+            return still;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// How long a notify waits for a translated process to install the runtime's signal handlers.
+const HANDLER_WAIT: Duration = Duration::from_secs(2);
+
 /// Asks every thread of the translated processes `procs` to park at its next migration
 /// point and waits, up to `timeout`, until all have. On error every thread is resumed.
 pub fn notify_translated(procs: &[Process], timeout: Duration) -> Result<Notified, NotifyError> {
     let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
-    if let Some(&pid) = pids.iter().find(|&&p| !catches(p, NOTIFY_SIGNAL)) {
-        return Err(NotifyError::NoNotifyHandler { pid });
+    // A process restored from a recoded image installs the runtime's handlers as its
+    // threads start: give it a moment before concluding it has none.
+    let handlers_by = Instant::now() + timeout.min(HANDLER_WAIT);
+    while let Some(&pid) = pids.iter().find(|&&p| !catches(p, NOTIFY_SIGNAL) || !catches(p, RESUME_SIGNAL)) {
+        if Instant::now() >= handlers_by {
+            return Err(NotifyError::NoNotifyHandler { pid });
+        }
+        std::thread::sleep(Duration::from_micros(500));
     }
+    // A resume sent just before (a restore, a rolled-back checkpoint) must have reached
+    // every thread before the request goes out. A thread still parked after that really is
+    // parked, with its whole state in its record.
+    wait_resumed(&pids, timeout.min(Duration::from_secs(2)));
     tgkill_all(&pids, NOTIFY_SIGNAL);
     let start = Instant::now();
     let mut out = Notified { pids: pids.clone(), ..Notified::default() };
     for &pid in &pids {
         loop {
-            let tids = threads(pid)?;
-            let mut parked: BTreeMap<u32, u64> = BTreeMap::new();
-            for addr in resume_records(pid)? {
-                if let Ok((tid, status, rip)) = read_record(pid, addr) {
-                    if status == THREAD_PARKED {
-                        if let Ok(tid) = u32::try_from(tid) {
-                            parked.insert(tid, rip);
-                        }
-                    }
-                }
-            }
-            // The runtime records the id its thread sees: inside a pid namespace that is not
-            // the host's tid.
+            let (tids, parked) = parked_threads(pid)?;
             let seen = |tid: u32| ns_tid(pid, tid).unwrap_or(tid);
             let missing: Vec<u32> = tids.iter().copied().filter(|&t| !parked.contains_key(&seen(t))).collect();
             if missing.is_empty() {
@@ -830,6 +873,18 @@ pub fn notify_translated(procs: &[Process], timeout: Duration) -> Result<Notifie
 pub fn resume_translated(pids: &[u32]) {
     let ready: Vec<u32> = pids.iter().copied().filter(|&p| catches(p, RESUME_SIGNAL)).collect();
     tgkill_all(&ready, RESUME_SIGNAL);
+}
+
+/// True when thread `tid` of `pid` has a [`RESUME_SIGNAL`] pending (sent to it or to the
+/// process, not yet handled).
+fn resume_pending(pid: u32, tid: u32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else { return false };
+    let bit = 1u64 << (RESUME_SIGNAL - 1);
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("SigPnd:").or_else(|| l.strip_prefix("ShdPnd:")))
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .any(|mask| mask & bit != 0)
 }
 
 /// True when process `pid` has a handler installed for signal `sig` (`SigCgt` of

@@ -122,7 +122,8 @@ pub unsafe extern "C" fn resume_rust(rec: *mut ResumeRecord) -> ! {
         (*rec_raw).state.runtime = slot.map_or(0, layout::thread_slot_base);
     }
     thread::tid_word(rec).store(sys::gettid() as u64, Ordering::Release);
-    thread::poll_word(rec).store(0, Ordering::SeqCst);
+    // `state.poll` is left as it is: recode writes it clear, and a notify that arrived since
+    // the restore (its handler runs on this stack, below the record) must still park us.
     thread::status_word(rec).store(THREAD_RUNNING, Ordering::SeqCst);
     if let Err(e) = notify::install_handlers() {
         eprintln!("hcontainer: cannot install the notify signal handlers: errno {}", e.0);

@@ -75,7 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Sends `RESUME_SIGNAL` to every thread of the tree rooted at `pid` when it runs a
-/// translated executable (its threads may have been dumped parked).
+/// translated executable (its threads may have been dumped parked), and waits until every
+/// thread has taken it: the tree then runs, and can be checkpointed again at once.
 fn resume_if_translated(pid: u32) {
     if pid == 0 {
         return;
@@ -84,6 +85,16 @@ fn resume_if_translated(pid: u32) {
     if let Ok(Some(_)) = notify::read_meta(&exe) {
         if let Ok(pids) = notify::tree(pid) {
             notify::resume_translated(&pids);
+            let still = notify::wait_resumed(&pids, RESUME_WAIT);
+            if !still.is_empty() {
+                eprintln!(
+                    "hcontainer: warning: threads {still:?} (pid, tid) of the restored tree were still parked {} ms after the resume signal",
+                    RESUME_WAIT.as_millis()
+                );
+            }
         }
     }
 }
+
+/// How long a restore waits for restored translated threads to take their resume signal.
+const RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
