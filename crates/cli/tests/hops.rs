@@ -91,10 +91,19 @@ fn hops(program: &str, libc: Libc, args: &[&str], progress: &str) {
         );
     }
     let hopped_time = t.elapsed();
+    assert_same_files(&name, &reference, &work);
+    eprintln!("{name}: {HOPS} hops, identical output; uninterrupted {native_time:?}, migrated {hopped_time:?}");
+    drop(running);
+    harness::done(&root);
+}
+
+/// The run in `work` ended as the uninterrupted one in `reference`: empty stderr, the same
+/// files with the same bytes.
+fn assert_same_files(name: &str, reference: &std::path::Path, work: &std::path::Path) {
     let stderr = std::fs::read_to_string(work.join("stderr.txt")).unwrap_or_default();
     assert!(stderr.is_empty(), "{name}: stderr: {stderr}");
-    let want = harness::files_of(&reference);
-    let got = harness::files_of(&work);
+    let want = harness::files_of(reference);
+    let got = harness::files_of(work);
     assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{name}: files");
     for (file, data) in &want {
         let other = &got[file];
@@ -110,10 +119,43 @@ fn hops(program: &str, libc: Libc, args: &[&str], progress: &str) {
         }
     }
     assert!(want["stdout.txt"].len() > 100, "{name}: the program printed too little");
-    eprintln!("{name}: {HOPS} hops, identical output; uninterrupted {native_time:?}, migrated {hopped_time:?}");
+}
+
+/// Hops one right after the other, each checkpoint as soon as the previous restore
+/// returned, with 64 threads: the restored threads are still starting (installing the
+/// runtime's handlers, taking the resume signal) when the next notify comes.
+fn back_to_back(libc: Libc) {
+    let name = format!("hops-back-to-back-{}", libc.name());
+    let args = ["64", "1200", "4"];
+    let exe = harness::compile("threads", libc);
+    harness::translate_into_store(&exe);
+    let root = harness::scratch(&name);
+    let reference = root.join("reference");
+    let work = root.join("work");
+    std::fs::create_dir_all(&reference).expect("reference dir");
+    std::fs::create_dir_all(&work).expect("work dir");
+    harness::reference_run(&exe, args.as_slice(), &reference, Duration::from_secs(60));
+    let mut running = harness::start(&exe, args.as_slice(), &work);
+    let pid = running.pid;
+    let lines = || std::fs::read_to_string(work.join("stdout.txt")).map(|t| t.lines().count()).unwrap_or(0);
+    let started = harness::poll(Duration::from_secs(60), || (lines() >= 3 || !harness::alive(pid)).then_some(()));
+    assert!(started.is_some() && harness::alive(pid), "{name}: no progress\n{}", harness::describe(pid));
+    let mut side = Side::Native;
+    for n in 0..BACK_TO_BACK_HOPS {
+        let to = side.other();
+        let hop = harness::hop(pid, &root.join(format!("images-{n}")), to)
+            .unwrap_or_else(|e| panic!("{name}: hop {n} ({side} -> {to}): {e}"));
+        eprintln!("{name}: hop {n} -> {to}: checkpoint {:?}, restore {:?}", hop.checkpoint, hop.restore);
+        side = to;
+    }
+    assert!(running.wait_exit(Duration::from_secs(120)), "{name}: still running 120 s after the last hop\n{}", harness::describe(pid));
+    assert_same_files(&name, &reference, &work);
     drop(running);
     harness::done(&root);
 }
+
+/// Back-to-back hops per run.
+const BACK_TO_BACK_HOPS: usize = 6;
 
 #[test]
 fn compute_musl() {
@@ -143,4 +185,14 @@ fn files_musl() {
 #[test]
 fn files_glibc() {
     hops("files", Libc::Glibc, &["600"], "log.txt");
+}
+
+#[test]
+fn threads_back_to_back_musl() {
+    back_to_back(Libc::Musl);
+}
+
+#[test]
+fn threads_back_to_back_glibc() {
+    back_to_back(Libc::Glibc);
 }
