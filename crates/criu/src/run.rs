@@ -49,6 +49,22 @@ pub enum CriuError {
         /// CRIU's log file.
         log: PathBuf,
     },
+    /// A process of this machine holds a pid the images restore.
+    #[error("pid {pid}, which the images restore, belongs to a running process ({comm}); end it or restore elsewhere")]
+    PidTaken {
+        /// The pid (or thread id).
+        pid: u32,
+        /// The holder's command name.
+        comm: String,
+    },
+    /// An exited process that its parent has not reaped still holds a pid the images restore.
+    #[error("pid {pid}, which the images restore, is still held by an exited process its parent has not reaped ({waited_ms} ms waited)")]
+    PidNotReaped {
+        /// The pid (or thread id).
+        pid: u32,
+        /// How long the restore waited for it.
+        waited_ms: u64,
+    },
     /// The timing images CRIU writes could not be read.
     #[error("reading CRIU statistics: {0}")]
     Stats(#[from] hcontainer_criu_image::DecodeError),
@@ -369,6 +385,7 @@ impl Criu {
         if !dir.join("inventory.img").exists() {
             return Err(CriuError::NoImages(dir));
         }
+        wait_pids_free(&dir)?;
         let log = dir.join("restore.log");
         let pidfile = dir.join("restore.pid");
         // Files of an earlier restore would be mistaken for this one's.
@@ -434,6 +451,62 @@ pub fn write_timings(path: &Path, t: &Timings) -> Result<(), CriuError> {
 const TASK_ALIVE: u32 = 0x1;
 /// CRIU's `task_state` of a task dumped in a group stop.
 const TASK_STOPPED: u32 = 0x3;
+
+/// How long a restore waits for exited, unreaped processes to free the pids it needs (a
+/// checkpoint on this machine returns once its source is dead; reaping is its parent's job).
+const PID_FREE_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until no process of this pid namespace holds a pid or thread id that the dump in
+/// `dir` restores: CRIU restores the same ids. A live holder is an error at once; an exited
+/// one (a zombie) is waited for, up to [`PID_FREE_WAIT`].
+fn wait_pids_free(dir: &Path) -> Result<(), CriuError> {
+    let path = dir.join("pstree.img");
+    if !path.exists() {
+        // CRIU itself explains an incomplete dump.
+        return Ok(());
+    }
+    let ids: Vec<u32> = ImageFile::read(&path)?
+        .decode_all::<pb::PstreeEntry>()?
+        .into_iter()
+        .flat_map(|e| std::iter::once(e.pid).chain(e.threads))
+        .collect();
+    let start = Instant::now();
+    loop {
+        let mut exited = None;
+        for &id in &ids {
+            match holder(id) {
+                Holder::None => {}
+                Holder::Exited => exited = exited.or(Some(id)),
+                Holder::Running(comm) => return Err(CriuError::PidTaken { pid: id, comm }),
+            }
+        }
+        let Some(pid) = exited else { return Ok(()) };
+        if start.elapsed() >= PID_FREE_WAIT {
+            return Err(CriuError::PidNotReaped { pid, waited_ms: micros(start.elapsed()) / 1000 });
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Who holds a pid in this pid namespace.
+enum Holder {
+    None,
+    /// A zombie or a dying task.
+    Exited,
+    /// A live task, with its command name.
+    Running(String),
+}
+
+fn holder(id: u32) -> Holder {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{id}/stat")) else { return Holder::None };
+    // `pid (comm) state …`: comm may hold spaces and parentheses, the state follows the last ')'.
+    let Some((head, tail)) = stat.rsplit_once(')') else { return Holder::None };
+    match tail.trim_start().chars().next() {
+        Some('Z' | 'X' | 'x') => Holder::Exited,
+        Some(_) => Holder::Running(head.split_once('(').map_or("?", |(_, c)| c).to_string()),
+        None => Holder::None,
+    }
+}
 
 /// Marks every task CRIU recorded as stopped (`tc.task_state` = STOPPED in its
 /// `core-<pid>.img`) as alive, so a restore lets it run instead of stopping it again.

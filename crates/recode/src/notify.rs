@@ -685,8 +685,8 @@ pub fn notify_native(procs: &[Process], opts: NativeOptions) -> Result<Notified,
 }
 
 /// Ends every process of `pids` (SIGKILL), children first, and waits up to `timeout` until
-/// their parents have reaped them: a restore that reuses their pids fails while they exist.
-/// Returns false when some were still there at the end.
+/// each is [`dead`]. Reaping is their parents' business (a restore on this machine waits for
+/// the pids to be free). Returns false when some still ran at the end.
 pub fn kill(pids: &[u32], timeout: Duration) -> bool {
     for &pid in pids.iter().rev() {
         // SAFETY: kill(2) with integer arguments touches no memory.
@@ -694,7 +694,7 @@ pub fn kill(pids: &[u32], timeout: Duration) -> bool {
     }
     let start = Instant::now();
     loop {
-        if pids.iter().all(|&p| !Path::new(&format!("/proc/{p}")).exists()) {
+        if pids.iter().all(|&p| dead(p)) {
             return true;
         }
         if start.elapsed() > timeout {
@@ -702,6 +702,15 @@ pub fn kill(pids: &[u32], timeout: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// True when process `pid` has ended: gone, or a zombie its parent has not reaped yet (a
+/// restore of its images on this machine waits for the pid to be free).
+pub fn dead(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    stat.rsplit_once(')')
+        .and_then(|(_, tail)| tail.trim_start().chars().next())
+        .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x'))
 }
 
 /// Lets a tree stopped by [`notify_native`] run again.

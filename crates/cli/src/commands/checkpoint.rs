@@ -236,8 +236,8 @@ fn migration_checkpoint(criu: &Criu, args: &Args, to: To) -> anyhow::Result<(Tim
             notify::resume(kind, &pids);
             return Err(e.context(format!("checkpoint of pid {} abandoned; the process runs on", args.pid)));
         }
-        // The dump ended the tree: bring it back from its own images, once its pids are free
-        // (an unreaped task still holds its pid, and CRIU restores the same pids).
+        // The dump ended the tree: bring it back from its own images (the restore waits for
+        // its pids to be free: CRIU restores the same pids).
         notify::kill(&pids, Duration::from_secs(10));
         let restored = roll_back(criu, args, &dump_dir, kind);
         return Err(match restored {
@@ -257,7 +257,7 @@ fn migration_checkpoint(criu: &Criu, args: &Args, to: To) -> anyhow::Result<(Tim
     if args.leave_running {
         notify::resume(kind, &pids);
     } else if !notify::kill(&pids, Duration::from_secs(10)) {
-        eprintln!("hcontainer: warning: pid {} was killed but is not reaped yet: a restore on this machine may find its pid taken", args.pid);
+        eprintln!("hcontainer: warning: pid {} was sent SIGKILL but has not ended yet", args.pid);
     }
     Ok((timings, notified))
 }
