@@ -104,6 +104,25 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// Counts into a file like [`COUNTER`], through glibc's string functions (which glibc
+/// picks at start-up for the CPU it finds).
+const STRINGS: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "w");
+    setvbuf(f, NULL, _IONBF, 0);
+    char buf[256];
+    for (unsigned long i = 0;; i++) {
+        snprintf(buf, sizeof buf, "line %lu of a string long enough for vector code", i);
+        fprintf(f, "%lu %zu\n", i, strlen(buf));
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+"#;
+
 /// A fresh directory for one test.
 fn fresh(name: &str) -> PathBuf {
     let d = common::work_dir("hct-notify").join(name);
@@ -127,6 +146,15 @@ fn musl(dir: &Path, name: &str, src: &str, defines: &[&str]) -> PathBuf {
         .output()
         .expect("musl-gcc (cargo xtask setup installs musl-tools)");
     assert!(o.status.success(), "musl-gcc: {}", String::from_utf8_lossy(&o.stderr));
+    exe
+}
+
+fn glibc(dir: &Path, name: &str, src: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).expect("write source");
+    let exe = dir.join(name);
+    let o = Command::new("gcc").args(["-static", "-O2"]).arg("-o").arg(&exe).arg(&c).output().expect("gcc");
+    assert!(o.status.success(), "gcc: {}", String::from_utf8_lossy(&o.stderr));
     exe
 }
 
@@ -436,4 +464,47 @@ fn binary_without_translation_fails_clearly_and_runs_on() {
     let _ = child.wait();
     let seen: BTreeSet<u64> = read(&out).lines().filter_map(|l| l.parse().ok()).collect();
     assert!(seen.contains(&7));
+}
+
+/// A glibc program started natively without `hcontainer run` chose its string routines for
+/// this CPU. On a CPU with AVX2 those are outside what the translation covers: after a hop
+/// the translated process stops at the first one, saying why and how to start it instead.
+/// On a CPU without AVX2 glibc picked the baseline routines and the program counts on.
+#[test]
+fn native_start_without_run_reports_uncovered_cpu_features_after_a_hop() {
+    let d = fresh("without-run");
+    let store = d.join("store");
+    let exe = glibc(&d, "strings", STRINGS);
+    translate(&exe, &store);
+    let out = d.join("out.txt");
+    let err = d.join("err.txt");
+    let child = Command::new("setsid")
+        .arg(&exe)
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("start program");
+    let pid = pid_of(&child, &exe);
+    wait_for(Duration::from_secs(10), "some counting", || lines(&out) > 5);
+    let reaper = std::thread::spawn(move || { let mut child = child; child.wait() });
+    let images = d.join("images");
+    let o = checkpoint(pid, &images, "x86_64", &store, &[]);
+    assert!(o.status.success(), "checkpoint: {}", stderr(&o));
+    assert!(reaper.join().is_ok());
+    let before = lines(&out);
+    let restored = restore(&images);
+    let avx2 = read(Path::new("/proc/cpuinfo")).split_whitespace().any(|w| w == "avx2");
+    if avx2 {
+        wait_for(Duration::from_secs(20), "the translated process to stop", || !running(restored));
+        let text = read(&err);
+        assert!(text.contains("hcontainer: unsupported instruction at 0x"), "{text}");
+        assert!(text.contains("migrated from a native run") && text.contains("hcontainer run"), "{text}");
+        assert!(lines(&out) <= before + 1, "it went on counting past an uncovered routine");
+    } else {
+        wait_for(Duration::from_secs(20), "counting after the restore", || lines(&out) >= before + 10);
+        notify::kill(&[restored], Duration::from_secs(5));
+        assert_eq!(read(&err), "");
+    }
 }

@@ -120,6 +120,14 @@ pub unsafe extern "C" fn hc_unsupported(_state: *mut GuestState, addr: u64, what
         unsafe { print::cstr(what, 256) }
     };
     eprintln!("hcontainer: unsupported instruction at {:#x}: {}", addr, print::Lossy(what));
+    if resume::from_image() {
+        // A native run's libraries chose their routines for the CPU they started on.
+        eprintln!(
+            "hcontainer: this process was migrated from a native run whose libraries chose code for CPU features \
+             the translation does not cover (glibc picks AVX2 and AVX-512 routines where the CPU has them); \
+             start the program with `hcontainer run PROG ARGS...` so that it keeps to the baseline it covers"
+        );
+    }
     sys::raise_default(SIGILL);
     sys::exit_group(EXIT_SIGILL)
 }

@@ -8,7 +8,7 @@
 //! kernel kept for the native process) before it continues the guest at `state.rip` on an
 //! empty host stack.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use hcontainer_abi::calls::{ResumeRecord, RESUME_MAGIC, THREAD_RUNNING};
 use hcontainer_abi::{layout, GuestState, GUEST_STATE_VERSION};
@@ -21,6 +21,16 @@ const READY: u8 = 2;
 
 /// Whether the runtime's globals are initialized (by start-up or by a resume).
 static INIT: AtomicU8 = AtomicU8::new(FRESH);
+
+/// Whether this process began with a restore from a recoded image (not the executable's
+/// own start-up).
+static FROM_IMAGE: AtomicBool = AtomicBool::new(false);
+
+/// True when this process began with a restore from a recoded image: its guest state was
+/// built by a run elsewhere (native, or another host's translation).
+pub fn from_image() -> bool {
+    FROM_IMAGE.load(Ordering::Relaxed)
+}
 
 /// Mark the runtime initialized (start-up does it).
 pub fn set_initialized() {
@@ -91,6 +101,7 @@ fn init_once(rec: thread::Record) {
         mem::set_record_ready();
     }
     crate::signal::adopt_host_actions();
+    FROM_IMAGE.store(true, Ordering::Relaxed);
     set_initialized();
 }
 
