@@ -1684,6 +1684,11 @@ impl<'a> Tr<'a, '_> {
                     BinOp::FMul => i.fmul(x, y),
                     _ => i.fdiv(x, y),
                 };
+                // `x + x` and `x * x` are NaN only for a NaN `x`, which both hosts return made
+                // quiet: nothing to fix unless `x` itself still awaits its fix-up.
+                if x == y && matches!(op, BinOp::FAdd | BinOp::FMul) && !self.deferred.contains_key(&x) {
+                    return Ok(r);
+                }
                 self.x86_nan(r, x, Some(y))
             }
             BinOp::FMinX86 => {
