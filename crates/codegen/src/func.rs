@@ -2,7 +2,8 @@
 //! `fn(state: *mut GuestState, entry: u64) -> u64`.
 //!
 //! Guest state locations live in Cranelift `Variable`s: loaded in the prologue (entry 0: only
-//! those live at the function's entry; resume entries: all), written back (those possibly
+//! those live at the function's entry; resume entry i: those live at block i, in
+//! whole-function mode), written back (those possibly
 //! assigned since the last load) at every exit and before every runtime call that may read
 //! the state, and reloaded after every call that may change it (whole-function mode: only
 //! those live afterwards, see `liveness`). Resume entries
@@ -684,7 +685,8 @@ pub(crate) fn translate(
         t.live = Some(liveness(f, &t.dirty_in));
     }
     // Entry 0 (a call) loads only the locations live at the function's entry and polls;
-    // resume entries i > 0 load every location and enter block i.
+    // resume entry i > 0 enters block i (whole-function mode: after loading the locations
+    // live there, which include those a write-back may store before the block assigns them).
     let poll_entry = t.b.create_block();
     let bad_entry = t.b.create_block();
     let (fast, resume) = (t.b.create_block(), t.b.create_block());
@@ -696,16 +698,24 @@ pub(crate) fn translate(
         t.load(live.into_iter());
     }
     t.b.ins().jump(poll_entry, &[]);
-    t.b.switch_to_block(resume);
-    t.b.seal_block(resume);
-    if !t.local {
-        t.reload_all();
-    }
     let mut targets = vec![t.b.func.dfg.block_call(poll_entry, &[])];
     for blk in &f.blocks[1..] {
         let cb = t.block_of(blk.addr).map(|(_, cb)| cb).ok_or_else(|| t.bad(blk, "lost block"))?;
-        targets.push(t.b.func.dfg.block_call(cb, &[]));
+        let live = t.live.as_ref().and_then(|l| l.at(&t.blocks, blk.addr));
+        let target = match live {
+            Some(live) if !t.local => {
+                let load = t.b.create_block();
+                t.b.switch_to_block(load);
+                t.load(live.into_iter());
+                t.b.ins().jump(cb, &[]);
+                load
+            }
+            _ => cb,
+        };
+        targets.push(t.b.func.dfg.block_call(target, &[]));
     }
+    t.b.switch_to_block(resume);
+    t.b.seal_block(resume);
     let default = t.b.func.dfg.block_call(bad_entry, &[]);
     let jt = t.b.create_jump_table(JumpTableData::new(default, &targets));
     // Entries past the table (including ones that do not fit in 32 bits) go to `bad_entry`.
