@@ -586,7 +586,10 @@ struct Tr<'a, 'b> {
 /// guest state sits at the top of the host stack (`hcontainer_abi::layout`), so
 /// `state - sp` is the depth; anywhere else the difference is out of range and the jump
 /// leaves to the dispatcher, as it always may.
-const NEST_LIMIT: i64 = 16 << 20;
+///
+/// Just under 16 MiB: a multiple of 4096 below 2^24, which an arm64 compare takes as an
+/// immediate (`cmp x, #0xfff, lsl #12`) instead of materializing it first.
+const NEST_LIMIT: i64 = (16 << 20) - (1 << 12);
 
 /// Size of a `DispatchEntry`.
 const DISPATCH_ENTRY_SIZE: i64 = std::mem::size_of::<hcontainer_abi::calls::DispatchEntry>() as i64;
