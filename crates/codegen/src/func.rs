@@ -1025,19 +1025,21 @@ impl<'a> Tr<'a, '_> {
     /// translation, or no stack room) back to the dispatcher.
     fn jump_indirect(&mut self, blk: &Block, a: CValue) -> Result<(), CodegenError> {
         let (fptr, ent) = self.resolve(blk, a)?;
-        let me = self.callee(self.id);
-        let me = self.b.ins().func_addr(types::I64, me);
-        let (inside, other, nest, leave) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        let is_me = self.b.ins().icmp(CIntCC::Equal, fptr, me);
-        self.b.ins().brif(is_me, inside, &[], other, &[]);
-
-        self.b.switch_to_block(other);
-        self.b.seal_block(other);
+        // A function of one block (a PLT slot's `jmp *got`) has no loop to keep inside it: a
+        // jump to itself nests like a jump anywhere else.
+        let inside = if self.f.blocks.len() > 1 {
+            let me = self.callee(self.id);
+            let me = self.b.ins().func_addr(types::I64, me);
+            let (inside, other) = (self.b.create_block(), self.b.create_block());
+            let is_me = self.b.ins().icmp(CIntCC::Equal, fptr, me);
+            self.b.ins().brif(is_me, inside, &[], other, &[]);
+            self.b.switch_to_block(other);
+            self.b.seal_block(other);
+            Some(inside)
+        } else {
+            None
+        };
+        let (nest, leave) = (self.b.create_block(), self.b.create_block());
         let room = self.stack_room();
         self.b.ins().brif(room, nest, &[], leave, &[]);
 
@@ -1053,6 +1055,7 @@ impl<'a> Tr<'a, '_> {
         let r = self.b.inst_results(call)[0];
         self.b.ins().return_(&[r]);
 
+        let Some(inside) = inside else { return Ok(()) };
         // Last: in block-local mode this writes back and forgets what the block assigned.
         self.b.switch_to_block(inside);
         self.b.seal_block(inside);
