@@ -735,7 +735,17 @@ pub(crate) fn translate(
 
     t.b.switch_to_block(poll_entry);
     let first = t.blocks[&f.entry].1;
-    t.poll_then_jump(f.entry, first);
+    // A function of one block that only jumps on (a PLT slot's `jmp *got`) does not poll: it
+    // reaches another function's entry, which polls, or a block inside one; a chain of such
+    // jumps ends at the nesting limit in the dispatcher, which polls too.
+    let hop = f.blocks.len() == 1
+        && matches!(f.blocks[0].term, Terminator::JumpIndirect(_))
+        && f.blocks[0].insts.iter().all(|i| !matches!(i.op, Op::Helper(..)));
+    if hop {
+        t.b.ins().jump(first, &[]);
+    } else {
+        t.poll_then_jump(f.entry, first);
+    }
 
     for blk in &f.blocks {
         let cb = t.blocks[&blk.addr].1;
