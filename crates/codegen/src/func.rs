@@ -741,7 +741,18 @@ pub(crate) fn translate(
     let hop = f.blocks.len() == 1
         && matches!(f.blocks[0].term, Terminator::JumpIndirect(_))
         && f.blocks[0].insts.iter().all(|i| !matches!(i.op, Op::Helper(..)));
-    if hop {
+    // Nor does a leaf without loops (no calls, syscalls or indirect jumps, every jump to its
+    // own blocks forward): it runs a bounded number of blocks and returns to a caller that
+    // polls in its loops, or goes on to another function as above.
+    let own = &t.blocks;
+    let forward = |b: &Block, to: u64| to > b.addr || !own.contains_key(&to);
+    let leaf = f.blocks.iter().all(|b| match &b.term {
+        Terminator::Jump(to) => forward(b, *to),
+        Terminator::Branch { taken, fallthrough, .. } => forward(b, *taken) && forward(b, *fallthrough),
+        Terminator::Return(_) | Terminator::Trap { .. } => true,
+        Terminator::JumpIndirect(_) | Terminator::Call { .. } | Terminator::Syscall { .. } => false,
+    });
+    if hop || leaf {
         t.b.ins().jump(first, &[]);
     } else {
         t.poll_then_jump(f.entry, first);
