@@ -173,3 +173,14 @@ pub const NOTIFY_SIGNAL: i32 = 60;
 /// Host signal that lets parked threads continue where they are: a notify abandoned (the
 /// dump failed, or `--leave-running`).
 pub const RESUME_SIGNAL: i32 = 61;
+
+/// Byte offset, in a thread's record page (the page starting with its [`ResumeRecord`]), of
+/// the thread's guest alternate signal stack (`sigaltstack`): the x86-64 `stack_t` words
+/// `ss_sp`, `ss_flags`, `ss_size`. `ss_size` 0 means none (so a fresh, zero page is a thread
+/// without one); `ss_flags` never holds `SS_ONSTACK`.
+pub const RECORD_ALTSTACK_OFFSET: u64 = crate::layout::GUEST_PAGE_SIZE - 32;
+
+const _: () = assert!(
+    core::mem::size_of::<ResumeRecord>() as u64 <= RECORD_ALTSTACK_OFFSET
+        && RECORD_ALTSTACK_OFFSET + 24 <= crate::layout::GUEST_PAGE_SIZE
+);

@@ -62,8 +62,6 @@ pub struct Exe {
     pub guest: Vec<Segment>,
     /// Address of the runtime's guest signal table (65 × handler, flags, restorer, mask).
     pub actions: Option<u64>,
-    /// Address of the runtime's guest alternate signal stack (ss_sp, ss_flags, ss_size).
-    pub altstack: Option<u64>,
     /// Entry point in memory (`AT_ENTRY`).
     pub entry: u64,
     /// Address of the program headers in memory (`AT_PHDR`; 0 when no segment maps them).
@@ -138,7 +136,6 @@ impl Exe {
         }
         let mut resume = 0;
         let mut actions = None;
-        let mut altstack = None;
         if meta.is_some() {
             // One pass over the symbol table for every symbol recode needs.
             let (mut resume_sym, mut table_sym, mut len_sym) = (None, None, None);
@@ -148,7 +145,6 @@ impl Exe {
                     n if n == GUEST_SEGMENTS.as_bytes() => table_sym = table_sym.or(Some(address)),
                     n if n == GUEST_SEGMENTS_LEN.as_bytes() => len_sym = len_sym.or(Some(address)),
                     n if n.starts_with(b"_ZN18hcontainer_runtime6signal7ACTIONS") => actions = actions.or(Some(address)),
-                    n if n.starts_with(b"_ZN18hcontainer_runtime6signal8ALTSTACK") => altstack = altstack.or(Some(address)),
                     _ => {}
                 }
             }
@@ -186,7 +182,6 @@ impl Exe {
             runtime,
             guest,
             actions,
-            altstack,
             entry,
             phdr,
             phnum,

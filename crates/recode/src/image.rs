@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hcontainer_abi::calls::{ResumeRecord, RESUME_MAGIC, THREAD_PARKED, THREAD_RUNNING};
+use hcontainer_abi::calls::{ResumeRecord, RECORD_ALTSTACK_OFFSET, RESUME_MAGIC, THREAD_PARKED, THREAD_RUNNING};
 use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
 use hcontainer_abi::meta::HostIsa;
 use hcontainer_abi::{GuestState, GUEST_STATE_VERSION};
@@ -265,6 +265,8 @@ struct Thread {
     file: ImageFile,
     core: CoreEntry,
     state: GuestState,
+    /// The guest's alternate signal stack (`ss_flags` without `SS_ONSTACK`), if it has one.
+    sas: Option<ThreadSasEntry>,
 }
 
 fn machine_of(isa: HostIsa) -> i32 {
@@ -301,6 +303,13 @@ fn record_bytes(r: &ResumeRecord) -> Vec<u8> {
     let b = unsafe { std::slice::from_raw_parts((r as *const ResumeRecord).cast::<u8>(), std::mem::size_of::<ResumeRecord>()) };
     page[..b.len()].copy_from_slice(b);
     page
+}
+
+/// The alternate signal stack a record page holds (`RECORD_ALTSTACK_OFFSET`), if any.
+fn record_altstack(page: &[u8]) -> Option<ThreadSasEntry> {
+    let at = RECORD_ALTSTACK_OFFSET as usize;
+    let w = words(page.get(at..at + 24)?);
+    (w[2] != 0).then(|| ThreadSasEntry { ss_sp: w[0], ss_flags: (w[1] & 0xffff_ffff) as u32 & !SS_ONSTACK, ss_size: w[2] })
 }
 
 fn record_from(page: &[u8], addr: u64) -> Result<ResumeRecord, RecodeError> {
@@ -606,7 +615,7 @@ fn convert_process(
         addrs.extend(mm.vmas.iter().filter_map(|v| layout::thread_slot_at(v.start)).map(layout::thread_resume_record));
         for a in addrs {
             match pages.read(a)? {
-                Some(p) => records.push((a, record_from(&p, a)?)),
+                Some(p) => records.push((a, record_from(&p, a)?, record_altstack(&p))),
                 None if a == layout::MAIN_RESUME_RECORD => {
                     return Err(RecodeError::Corrupt {
                         file: pagemap_name.clone(),
@@ -627,23 +636,31 @@ fn convert_process(
                 what: format!("machine type {} in a {} process", core.mtype, src_isa.name()),
             });
         }
-        let state = match kind {
+        let (state, sas) = match kind {
             crate::Kind::Native => {
                 let ti = core
                     .thread_info
                     .as_ref()
                     .ok_or_else(|| RecodeError::Missing { file: name.clone(), what: "no x86-64 thread_info".into() })?;
-                regs::guest_state_from_core(ti)?
+                let sas = core
+                    .thread_core
+                    .as_ref()
+                    .and_then(|t| t.sas)
+                    .filter(|s| s.ss_flags & SS_DISABLE == 0 && s.ss_size != 0)
+                    .map(|s| ThreadSasEntry { ss_flags: s.ss_flags & !SS_ONSTACK, ..s });
+                (regs::guest_state_from_core(ti)?, sas)
             }
             crate::Kind::Translated(_) => {
                 let found = records
                     .iter()
-                    .find(|(_, r)| r.tid == u64::from(tid))
+                    .find(|(_, r, _)| r.tid == u64::from(tid))
                     .or_else(|| {
-                        (tid == pid).then(|| records.iter().find(|(a, r)| *a == layout::MAIN_RESUME_RECORD && r.tid == 0)).flatten()
+                        (tid == pid)
+                            .then(|| records.iter().find(|(a, r, _)| *a == layout::MAIN_RESUME_RECORD && r.tid == 0))
+                            .flatten()
                     })
                     .copied();
-                let Some((addr, rec)) = found else {
+                let Some((addr, rec, sas)) = found else {
                     return Err(RecodeError::Corrupt {
                         file: name,
                         what: format!("thread {tid} has no resume record (records at {:x?})", records.iter().map(|r| r.0).collect::<Vec<_>>()),
@@ -660,10 +677,10 @@ fn convert_process(
                 if addr == layout::MAIN_RESUME_RECORD {
                     main_record = Some(rec);
                 }
-                rec.state
+                (rec.state, sas)
             }
         };
-        threads.push(Thread { tid, file, core, state });
+        threads.push(Thread { tid, file, core, state, sas });
     }
     report.threads += threads.len();
     clock.mark(phases, "cores read, resume records");
@@ -726,26 +743,6 @@ fn convert_process(
         }
     }
 
-    // The guest's alternate signal stack: the main thread's as the kernel (native) or the
-    // runtime (translated, one for the process) keeps it.
-    let mut guest_sas = threads[0].core.thread_core.as_ref().and_then(|t| t.sas);
-    if let crate::Kind::Translated(_) = kind {
-        guest_sas = None;
-        if let Some((src, addr)) = src.and_then(|s| s.altstack.map(|a| (s, a))) {
-            let w = words(&read_runtime(&pages, src, addr, 24)?);
-            guest_sas = Some(ThreadSasEntry { ss_sp: w[0], ss_flags: (w[1] & 0xffff_ffff) as u32, ss_size: w[2] });
-        }
-    }
-    if to_translated {
-        if let (Some(addr), Some(sas)) = (dst.altstack, guest_sas.filter(|s| s.ss_flags & SS_DISABLE == 0)) {
-            let mut b = Vec::with_capacity(24);
-            for v in [sas.ss_sp, u64::from(sas.ss_flags & !SS_ONSTACK), sas.ss_size] {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-            patch_runtime(&mut new_pages, dst, addr, &b)?;
-        }
-    }
-
     // Cores.
     for (i, t) in threads.iter_mut().enumerate() {
         let core = &mut t.core;
@@ -772,13 +769,8 @@ fn convert_process(
         }
         if let Some(tcore) = core.thread_core.as_mut() {
             let disabled = ThreadSasEntry { ss_sp: 0, ss_size: 0, ss_flags: SS_DISABLE };
-            tcore.sas = Some(match (to_translated, i, guest_sas) {
-                // The runtime's host handlers run on the host stack; the guest's is the runtime's.
-                (true, _, _) => disabled,
-                (false, 0, Some(s)) => ThreadSasEntry { ss_flags: s.ss_flags & !SS_ONSTACK, ..s },
-                (false, _, _) if matches!(kind, crate::Kind::Native) => tcore.sas.unwrap_or(disabled),
-                (false, _, _) => disabled,
-            });
+            // The runtime's host handlers run on the host stack; the guest's is in the record.
+            tcore.sas = Some(if to_translated { disabled } else { t.sas.unwrap_or(disabled) });
         }
         match to {
             crate::Target::Native => {
@@ -808,7 +800,14 @@ fn convert_process(
                     reserved: [0; 2],
                     state,
                 };
-                new_pages.insert(record, record_bytes(&rec));
+                let mut page = record_bytes(&rec);
+                if let Some(sas) = t.sas {
+                    let at = RECORD_ALTSTACK_OFFSET as usize;
+                    for (k, v) in [sas.ss_sp, u64::from(sas.ss_flags), sas.ss_size].into_iter().enumerate() {
+                        page[at + 8 * k..at + 8 * k + 8].copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+                new_pages.insert(record, page);
                 enter_resume(core, isa, dst.resume, record);
             }
         }
@@ -1123,7 +1122,6 @@ mod tests {
             runtime: Vec::new(),
             guest,
             actions: None,
-            altstack: None,
             entry: 0,
             phdr: 0,
             phnum: 0,

@@ -157,15 +157,31 @@ fn set_host_disposition(sig: u64, handler: u64, flags: u64, mask: u64) -> Result
         .map(|_| ())
 }
 
-/// x86-64 `stack_t`: ss_sp, ss_flags (+pad), ss_size.
-static ALTSTACK: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(SS_DISABLE), AtomicU64::new(0)];
 const SS_ONSTACK: u64 = 1;
 const SS_DISABLE: u64 = 2;
 const SS_AUTODISARM: u64 = 1 << 31;
 const MINSIGSTKSZ: u64 = 2048;
 
-/// `sigaltstack(ss, old_ss)`: recorded for the guest (there is no host handler to use it).
+/// The guest alternate signal stack of the thread of `rec` as an x86-64 `stack_t` (ss_sp,
+/// ss_flags, ss_size), `SS_DISABLE` when it has none.
+fn altstack(rec: thread::Record) -> [u64; 3] {
+    let w = thread::altstack_words(rec);
+    let v: [u64; 3] = core::array::from_fn(|i| w[i].load(Ordering::Relaxed));
+    if v[2] == 0 {
+        [0, SS_DISABLE, 0]
+    } else {
+        v
+    }
+}
+
+/// `sigaltstack(ss, old_ss)` of the calling thread: recorded for the guest in the thread's
+/// record page (there is no host handler to use it), where recode finds it.
 pub fn sigaltstack(ss: u64, old: u64) -> Result<u64, Errno> {
+    let rec = thread::current_record().ok_or(Errno::EINVAL)?;
+    sigaltstack_of(rec, ss, old)
+}
+
+fn sigaltstack_of(rec: thread::Record, ss: u64, old: u64) -> Result<u64, Errno> {
     let new = if ss != 0 {
         let mut v = [0u64; 3];
         // SAFETY: the guest passes a 24-byte x86-64 `stack_t`.
@@ -177,18 +193,18 @@ pub fn sigaltstack(ss: u64, old: u64) -> Result<u64, Errno> {
         if flags & SS_DISABLE == 0 && v[2] < MINSIGSTKSZ {
             return Err(Errno::ENOMEM);
         }
-        v[1] = flags;
-        Some(v)
+        // Stored without SS_ONSTACK, which only describes the call; none is size 0.
+        Some(if flags & SS_DISABLE != 0 { [0, 0, 0] } else { [v[0], flags & !SS_ONSTACK, v[2]] })
     } else {
         None
     };
     if old != 0 {
-        let v: [u64; 3] = core::array::from_fn(|i| ALTSTACK[i].load(Ordering::Relaxed));
+        let v = altstack(rec);
         // SAFETY: the guest passes room for a 24-byte `stack_t`.
         unsafe { core::ptr::copy_nonoverlapping(v.as_ptr(), old as *mut u64, 3) };
     }
     if let Some(v) = new {
-        for (a, x) in ALTSTACK.iter().zip(v) {
+        for (a, x) in thread::altstack_words(rec).iter().zip(v) {
             a.store(x, Ordering::Relaxed);
         }
     }
@@ -460,7 +476,7 @@ pub fn deliver(st: &mut GuestState, rec: thread::Record, sig: u64, old_mask: u64
         info[0] = sig;
     }
     let rsp = st.gpr[Gpr::Rsp as usize];
-    let alt: [u64; 3] = core::array::from_fn(|i| ALTSTACK[i].load(Ordering::Relaxed));
+    let alt = altstack(rec);
     let alt_on = alt[1] & SS_DISABLE == 0 && alt[2] != 0;
     let on_alt = alt_on && rsp > alt[0] && rsp <= alt[0] + alt[2];
     let mut sp = rsp.wrapping_sub(128);
@@ -542,7 +558,7 @@ pub fn sigreturn(st: &mut GuestState, rec: thread::Record) {
         fpu_init(st);
     }
     let ss = [w[3], w[4] & 0xffff_ffff, w[5]];
-    let _ = sigaltstack(ss.as_ptr() as u64, 0);
+    let _ = sigaltstack_of(rec, ss.as_ptr() as u64, 0);
     st.orig_rax = u64::MAX;
     set_guest_mask(rec, w[UC_SIGMASK]);
 }

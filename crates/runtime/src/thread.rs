@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use hcontainer_abi::calls::ResumeRecord;
+use hcontainer_abi::calls::{ResumeRecord, RECORD_ALTSTACK_OFFSET};
 use hcontainer_abi::{layout, GuestState};
 
 use crate::arch;
@@ -36,7 +36,7 @@ pub struct Extra {
 
 const _: () = assert!(
     core::mem::size_of::<ResumeRecord>() as u64 <= EXTRA_OFFSET
-        && EXTRA_OFFSET + core::mem::size_of::<Extra>() as u64 <= layout::GUEST_PAGE_SIZE
+        && EXTRA_OFFSET + core::mem::size_of::<Extra>() as u64 <= RECORD_ALTSTACK_OFFSET
 );
 
 /// A live thread record: a [`ResumeRecord`] at the start of a mapped page of this process
@@ -135,6 +135,14 @@ pub fn extra(rec: Record) -> &'static Extra {
     // SAFETY: a record is the first bytes of a mapped page (`Record`); `Extra` lies in the
     // same page, is made of atomics only, and is valid when zero.
     unsafe { &*((rec.as_ptr() as u64 + EXTRA_OFFSET) as *const Extra) }
+}
+
+/// The guest alternate signal stack of the thread of record `rec` (`ss_sp`, `ss_flags`,
+/// `ss_size`; see `hcontainer_abi::calls::RECORD_ALTSTACK_OFFSET`).
+pub fn altstack_words(rec: Record) -> &'static [AtomicU64; 3] {
+    // SAFETY: the words lie in the record's page (checked at compile time in the ABI crate),
+    // 8-byte aligned, are only accessed atomically, and are valid when zero.
+    unsafe { &*((rec.as_ptr() as u64 + RECORD_ALTSTACK_OFFSET) as *const [AtomicU64; 3]) }
 }
 
 /// `state.poll` of record `rec`, for access from several contexts (signal handlers).
