@@ -591,7 +591,9 @@ fn run_resumed_thread(g: &G) {
     st.gpr[Gpr::Rcx as usize] = 0x4444;
     st.gpr[Gpr::R12 as usize] = shared.as_mut_ptr() as u64;
     st.runtime = 0;
-    st.poll = 1;
+    // As recode writes it: no request (a notify that arrives after the restore must park
+    // the thread, so the resume entry does not clear the word).
+    st.poll = 0;
     let record = hcontainer_abi::calls::ResumeRecord {
         magic: hcontainer_abi::calls::RESUME_MAGIC,
         version: u64::from(GUEST_STATE_VERSION),
