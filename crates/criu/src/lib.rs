@@ -3,6 +3,7 @@
 //! images into a timing breakdown, and turns failures into errors that quote CRIU's log.
 
 mod locate;
+pub mod proc;
 mod run;
 
 pub use locate::{Criu, LocateError};

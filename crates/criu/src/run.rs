@@ -470,14 +470,19 @@ fn wait_pids_free(dir: &Path) -> Result<(), CriuError> {
         .into_iter()
         .flat_map(|e| std::iter::once(e.pid).chain(e.threads))
         .collect();
+    // A tree whose root is pid 1 was dumped with its own pid namespace, and CRIU restores
+    // it into a new one: its ids cannot clash with this namespace's.
+    if ids.first() == Some(&1) {
+        return Ok(());
+    }
     let start = Instant::now();
     loop {
         let mut exited = None;
         for &id in &ids {
-            match holder(id) {
-                Holder::None => {}
-                Holder::Exited => exited = exited.or(Some(id)),
-                Holder::Running(comm) => return Err(CriuError::PidTaken { pid: id, comm }),
+            match crate::proc::task_state(id) {
+                None => {}
+                Some((state, _)) if crate::proc::is_exited(state) => exited = exited.or(Some(id)),
+                Some((_, comm)) => return Err(CriuError::PidTaken { pid: id, comm }),
             }
         }
         let Some(pid) = exited else { return Ok(()) };
@@ -488,25 +493,6 @@ fn wait_pids_free(dir: &Path) -> Result<(), CriuError> {
     }
 }
 
-/// Who holds a pid in this pid namespace.
-enum Holder {
-    None,
-    /// A zombie or a dying task.
-    Exited,
-    /// A live task, with its command name.
-    Running(String),
-}
-
-fn holder(id: u32) -> Holder {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{id}/stat")) else { return Holder::None };
-    // `pid (comm) state …`: comm may hold spaces and parentheses, the state follows the last ')'.
-    let Some((head, tail)) = stat.rsplit_once(')') else { return Holder::None };
-    match tail.trim_start().chars().next() {
-        Some('Z' | 'X' | 'x') => Holder::Exited,
-        Some(_) => Holder::Running(head.split_once('(').map_or("?", |(_, c)| c).to_string()),
-        None => Holder::None,
-    }
-}
 
 /// Marks every task CRIU recorded as stopped (`tc.task_state` = STOPPED in its
 /// `core-<pid>.img`) as alive, so a restore lets it run instead of stopping it again.

@@ -172,14 +172,7 @@ impl AgentHandle {
 
 /// Whether `pid` exists and is not a zombie.
 pub fn is_running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the parenthesised command name, which may itself hold ')'.
-    match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
-        Some(state) => state != "Z" && state != "X" && state != "x",
-        None => false,
-    }
+    !hcontainer_criu::proc::is_dead(pid)
 }
 
 fn kill(pid: u32) {

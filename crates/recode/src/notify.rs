@@ -630,8 +630,7 @@ fn resend(signals: &[(u32, u32, i32)]) {
 
 /// The state letter of `/proc/PID/task/TID/stat` (R, S, D, T, t, Z…).
 pub fn thread_state(pid: u32, tid: u32) -> Option<char> {
-    let s = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    s.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+    hcontainer_criu::proc::thread_state(pid, tid)
 }
 
 /// Brings every thread of the native processes `procs` to a migration point and leaves the
@@ -707,10 +706,7 @@ pub fn kill(pids: &[u32], timeout: Duration) -> bool {
 /// True when process `pid` has ended: gone, or a zombie its parent has not reaped yet (a
 /// restore of its images on this machine waits for the pid to be free).
 pub fn dead(pid: u32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
-    stat.rsplit_once(')')
-        .and_then(|(_, tail)| tail.trim_start().chars().next())
-        .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x'))
+    hcontainer_criu::proc::is_dead(pid)
 }
 
 /// Lets a tree stopped by [`notify_native`] run again.
