@@ -23,6 +23,9 @@ use rustc_apfloat::{Float, FloatConvert, Round, Status};
 
 use crate::Host;
 
+mod transcendental;
+use transcendental::{Trig, TrigResult};
+
 /// The operation of an x87 instruction.
 #[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,10 +99,19 @@ pub enum Opc {
     // fnstenv/fldenv m28 (the 64-bit mode 28-byte environment).
     Stenv = 58,
     Ldenv = 59,
+    // Transcendental functions of st(0) (and st(1)).
+    F2xm1 = 60,
+    Yl2x = 61,
+    Yl2xp1 = 62,
+    Patan = 63,
+    Sin = 64,
+    Cos = 65,
+    SinCos = 66,
+    Ptan = 67,
 }
 
 impl Opc {
-    const ALL: [Opc; 60] = [
+    const ALL: [Opc; 68] = [
         Opc::Add,
         Opc::Mul,
         Opc::Sub,
@@ -160,6 +172,14 @@ impl Opc {
         Opc::CmovNu,
         Opc::Stenv,
         Opc::Ldenv,
+        Opc::F2xm1,
+        Opc::Yl2x,
+        Opc::Yl2xp1,
+        Opc::Patan,
+        Opc::Sin,
+        Opc::Cos,
+        Opc::SinCos,
+        Opc::Ptan,
     ];
 }
 
@@ -1395,6 +1415,67 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
                 f.flags &= !sw::C1;
             }
         },
+        Opc::F2xm1 => {
+            let r = match f.get(0) {
+                Some(v) => {
+                    let (r, fl) = transcendental::f2xm1(v, cw);
+                    f.flags |= fl;
+                    r
+                }
+                None => F80::INDEFINITE,
+            };
+            f.set(0, r);
+        }
+        Opc::Yl2x | Opc::Yl2xp1 | Opc::Patan => {
+            // st(1) = fn(st(1), st(0)), then pop.
+            let r = match (f.get(0), f.get(1)) {
+                (Some(x), Some(y)) => {
+                    let (r, fl) = match op.opc {
+                        Opc::Yl2x => transcendental::fyl2x(y, x, cw),
+                        Opc::Yl2xp1 => transcendental::fyl2xp1(y, x, cw),
+                        _ => transcendental::fpatan(y, x, cw),
+                    };
+                    f.flags |= no_de_after_ie_ze(fl);
+                    r
+                }
+                _ => F80::INDEFINITE,
+            };
+            f.set(1, r);
+            f.pop();
+        }
+        Opc::Sin | Opc::Cos | Opc::SinCos | Opc::Ptan => {
+            let which = match op.opc {
+                Opc::Sin => Trig::Sin,
+                Opc::Cos => Trig::Cos,
+                Opc::SinCos => Trig::SinCos,
+                _ => Trig::Tan,
+            };
+            let pushes = matches!(which, Trig::SinCos | Trig::Tan);
+            match f.get(0) {
+                Some(_) if pushes && !f.is_empty(7) => {
+                    // Stack overflow: both results are the indefinite.
+                    f.set(0, F80::INDEFINITE);
+                    f.push(F80::INDEFINITE);
+                }
+                Some(v) => match transcendental::trig(which, v, cw) {
+                    TrigResult::Values(first, second, fl) => {
+                        f.flags |= fl;
+                        f.set(0, first);
+                        if let Some(second) = second {
+                            f.push(second);
+                        }
+                    }
+                    TrigResult::OutOfRange(fl) => f.flags |= fl,
+                },
+                None => {
+                    f.set(0, F80::INDEFINITE);
+                    if pushes {
+                        f.push(F80::INDEFINITE);
+                    }
+                    f.flags &= !sw::C1;
+                }
+            }
+        }
         Opc::Xch => {
             let a = f.get(0).unwrap_or(F80::INDEFINITE);
             let b = f.get(op.sti).unwrap_or(F80::INDEFINITE);

@@ -18,7 +18,7 @@ fn sti(instr: &Instruction, op: u32) -> u8 {
 }
 
 /// The x87 op id of `instr` (with code `code`), or `None` if it is not an x87 instruction
-/// the helper implements (transcendental functions, BCD, fsave/frstor).
+/// the helper implements (BCD, fsave/frstor).
 pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
     use Code as C;
     use Kind::*;
@@ -127,6 +127,14 @@ pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
         C::Fprem => (Opc::Prem, None, 0),
         C::Fprem1 => (Opc::Prem1, None, 0),
         C::Fxtract => (Opc::Xtract, None, 0),
+        C::F2xm1 => (Opc::F2xm1, None, 0),
+        C::Fyl2x => (Opc::Yl2x, None, 1),
+        C::Fyl2xp1 => (Opc::Yl2xp1, None, 1),
+        C::Fpatan => (Opc::Patan, None, 1),
+        C::Fsin => (Opc::Sin, None, 0),
+        C::Fcos => (Opc::Cos, None, 0),
+        C::Fsincos => (Opc::SinCos, None, 0),
+        C::Fptan => (Opc::Ptan, None, 0),
         // Stack and control.
         C::Fxch_st0_sti | C::Fxch_st0_sti_DDC8 | C::Fxch_st0_sti_DFC8 => (Opc::Xch, St, sti(instr, 1)),
         C::Ffree_sti => (Opc::Free, St, sti(instr, 0)),
@@ -179,7 +187,9 @@ mod tests {
         assert_eq!(op_of(&[0xdf, 0xe0]), Some(X87Op::new(Opc::Stsw, Kind::Ax, 0)));
         // db f1: fcomi st(0), st(1)
         assert_eq!(op_of(&[0xdb, 0xf1]), Some(X87Op::new(Opc::ComI, Kind::St, 1)));
-        // d9 f0: f2xm1 is not implemented
-        assert_eq!(op_of(&[0xd9, 0xf0]), None);
+        // d9 f3: fpatan, st(1) = atan(st(1) / st(0))
+        assert_eq!(op_of(&[0xd9, 0xf3]), Some(X87Op::new(Opc::Patan, Kind::None, 1)));
+        // df 26: fbld is not implemented
+        assert_eq!(op_of(&[0xdf, 0x26]), None);
     }
 }

@@ -302,6 +302,21 @@ pub fn undefined_flags(ins: &Instruction) -> u64 {
     r
 }
 
+/// The position of a finite 80-bit value among the values of its sign (consecutive values,
+/// consecutive ordinals); the sign and the ordinal of infinities and NaNs keep them apart.
+fn ext_ordinal(b: [u8; 10]) -> i128 {
+    let mant = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    let se = u16::from_le_bytes([b[8], b[9]]);
+    let exp = i128::from(se & 0x7fff);
+    let mag = if exp == 0 { i128::from(mant) } else { (exp << 63) | i128::from(mant & !(1 << 63)) };
+    let mag = if exp == 0x7fff { mag + (1 << 80) } else { mag };
+    if se & 0x8000 != 0 {
+        -mag - (1 << 90)
+    } else {
+        mag
+    }
+}
+
 /// What to compare besides GPRs, RFLAGS (defined bits), data and stack pages.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Compare {
@@ -313,6 +328,9 @@ pub struct Compare {
     pub mxcsr_flags: bool,
     /// Mask of x87 status word bits to compare.
     pub fsw_mask: u16,
+    /// Accept x87 register values one unit in the last place apart, and any C1 (for
+    /// the transcendental instructions, whose hardware results are not correctly rounded).
+    pub x87_one_ulp: bool,
     /// Accept a lift to an "unsupported instruction" trap (a clear error, not a wrong
     /// result) for forms the lifter may not implement yet; `check` then reports `Unsupported`.
     pub allow_unsupported: bool,
@@ -478,7 +496,8 @@ fn compare(
         }
     }
     if cmp.x87 {
-        if (n.fsw() ^ i.fsw()) & cmp.fsw_mask != 0 {
+        let c1 = if cmp.x87_one_ulp { 1 << 9 } else { 0 };
+        if (n.fsw() ^ i.fsw()) & cmp.fsw_mask & !c1 != 0 {
             diffs.push(format!("fsw: native {:#06x}, interp {:#06x}", n.fsw(), i.fsw()));
         }
         if n.ftw() != i.ftw() {
@@ -490,7 +509,8 @@ fn compare(
         for r in 0..8 {
             // Empty registers hold whatever; compare valid ones.
             let phys = ((n.fsw() >> 11) as usize + r) & 7;
-            if n.ftw() & (1 << phys) != 0 && n.st(r) != i.st(r) {
+            let near = cmp.x87_one_ulp && ext_ordinal(n.st(r)).abs_diff(ext_ordinal(i.st(r))) <= 1;
+            if n.ftw() & (1 << phys) != 0 && n.st(r) != i.st(r) && !near {
                 diffs.push(format!("st({r}): native {:02x?}, interp {:02x?}", n.st(r), i.st(r)));
             }
         }
