@@ -108,10 +108,15 @@ pub enum Opc {
     Cos = 65,
     SinCos = 66,
     Ptan = 67,
+    // fnsave/frstor m108 (environment and the eight registers), fbld/fbstp m80bcd.
+    Save = 68,
+    Rstor = 69,
+    Bld = 70,
+    Bstp = 71,
 }
 
 impl Opc {
-    const ALL: [Opc; 68] = [
+    const ALL: [Opc; 72] = [
         Opc::Add,
         Opc::Mul,
         Opc::Sub,
@@ -180,6 +185,10 @@ impl Opc {
         Opc::Cos,
         Opc::SinCos,
         Opc::Ptan,
+        Opc::Save,
+        Opc::Rstor,
+        Opc::Bld,
+        Opc::Bstp,
     ];
 }
 
@@ -1018,6 +1027,31 @@ fn full_tag_word(s: &GuestState) -> u16 {
     tw
 }
 
+/// fnstenv's 28-byte environment (the 32-bit format): fcw, fsw, full tag word, then the
+/// instruction and operand pointers (not tracked: stored as zero), each in a 4-byte slot.
+fn store_env(f: &mut Fpu<'_>, addr: u64, host: &mut dyn Host) {
+    let mut env = [0u8; 28];
+    env[0..2].copy_from_slice(&f.s.fpu_cw.to_le_bytes());
+    env[2..4].copy_from_slice(&0xffffu16.to_le_bytes());
+    let swv = (f.s.fpu_sw & !sw::TOP) | ((f.top() as u16) << 11);
+    env[4..6].copy_from_slice(&swv.to_le_bytes());
+    env[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
+    env[8..10].copy_from_slice(&full_tag_word(f.s).to_le_bytes());
+    env[10..12].copy_from_slice(&0xffffu16.to_le_bytes());
+    host.write(addr, &env);
+}
+
+/// fldenv: control word, status word (with TOP) and which registers are empty.
+fn load_env(f: &mut Fpu<'_>, addr: u64, host: &mut dyn Host) {
+    let env: [u8; 28] = read_mem(host, addr);
+    f.s.fpu_cw = (u16::from_le_bytes([env[0], env[1]]) & 0x1f3f) | 0x0040;
+    let swv = u16::from_le_bytes([env[4], env[5]]);
+    f.s.fpu_top = u32::from((swv >> 11) & 7);
+    f.s.fpu_sw = swv & !sw::TOP;
+    let tw = u16::from_le_bytes([env[8], env[9]]);
+    f.s.fpu_tag = (0..8).filter(|i| (tw >> (2 * i)) & 3 != 3).fold(0, |t, i| t | (1 << i));
+}
+
 fn read_mem<const N: usize>(host: &mut dyn Host, addr: u64) -> [u8; N] {
     let mut b = [0u8; N];
     host.read(addr, &mut b);
@@ -1110,13 +1144,15 @@ pub fn execute(state: &mut GuestState, op: X87Op, addr: u64, host: &mut dyn Host
     // Condition codes written by this instruction replace the old ones; exception flags
     // are sticky.
     let cc_written = f.flags & sw::CC;
-    let touches_cc =
-        !matches!(op.opc, Opc::Stsw | Opc::Stcw | Opc::Ldcw | Opc::Nop | Opc::Init | Opc::Clex | Opc::Stenv | Opc::Ldenv);
+    let touches_cc = !matches!(
+        op.opc,
+        Opc::Stsw | Opc::Stcw | Opc::Ldcw | Opc::Nop | Opc::Init | Opc::Clex | Opc::Stenv | Opc::Ldenv | Opc::Save | Opc::Rstor
+    );
     let mut swv = f.s.fpu_sw & !sw::TOP;
     if touches_cc {
         swv = (swv & !sw::CC) | cc_written;
     }
-    if matches!(op.opc, Opc::Init) {
+    if matches!(op.opc, Opc::Init | Opc::Save) {
         swv = 0;
     }
     if matches!(op.opc, Opc::Clex) {
@@ -1511,28 +1547,70 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
         }
         Opc::Stcw => host.write(addr, &f.s.fpu_cw.to_le_bytes()),
         Opc::Stenv => {
-            // fcw, fsw, full tag word, then instruction and operand pointers (not tracked:
-            // stored as zero), each field in a 4-byte slot; afterwards all exceptions are
-            // masked.
-            let mut env = [0u8; 28];
-            env[0..2].copy_from_slice(&f.s.fpu_cw.to_le_bytes());
-            env[2..4].copy_from_slice(&0xffffu16.to_le_bytes());
-            let swv = (f.s.fpu_sw & !sw::TOP) | ((f.top() as u16) << 11);
-            env[4..6].copy_from_slice(&swv.to_le_bytes());
-            env[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
-            env[8..10].copy_from_slice(&full_tag_word(f.s).to_le_bytes());
-            env[10..12].copy_from_slice(&0xffffu16.to_le_bytes());
-            host.write(addr, &env);
+            store_env(f, addr, host);
+            // Afterwards all exceptions are masked.
             f.s.fpu_cw |= 0x3f;
         }
-        Opc::Ldenv => {
-            let env: [u8; 28] = read_mem(host, addr);
-            f.s.fpu_cw = (u16::from_le_bytes([env[0], env[1]]) & 0x1f3f) | 0x0040;
-            let swv = u16::from_le_bytes([env[4], env[5]]);
-            f.s.fpu_top = u32::from((swv >> 11) & 7);
-            f.s.fpu_sw = swv & !sw::TOP;
-            let tw = u16::from_le_bytes([env[8], env[9]]);
-            f.s.fpu_tag = (0..8).filter(|i| (tw >> (2 * i)) & 3 != 3).fold(0, |t, i| t | (1 << i));
+        Opc::Ldenv => load_env(f, addr, host),
+        Opc::Save => {
+            // The environment, st(0)..st(7) in stack order (empty ones too), then as fninit.
+            store_env(f, addr, host);
+            for i in 0..8u8 {
+                host.write(addr + 28 + 10 * u64::from(i), &f.raw(i).to_bytes());
+            }
+            f.s.fpu_cw = 0x037f;
+            f.s.fpu_sw = 0;
+            f.s.fpu_top = 0;
+            f.s.fpu_tag = 0;
+        }
+        Opc::Rstor => {
+            load_env(f, addr, host);
+            for i in 0..8u8 {
+                let b: [u8; 10] = read_mem(host, addr + 28 + 10 * u64::from(i));
+                let p = f.phys(i);
+                f.s.fpu_regs[p] = X87Reg::default();
+                f.s.fpu_regs[p].bytes[..10].copy_from_slice(&b);
+            }
+        }
+        Opc::Bld => {
+            let b: [u8; 10] = read_mem(host, addr);
+            let mut v: i64 = 0;
+            for byte in b[..9].iter().rev() {
+                v = v * 100 + i64::from(byte >> 4) * 10 + i64::from(byte & 0xf);
+            }
+            let sign = b[9] & 0x80 != 0;
+            let r = if v == 0 { F80 { sign, ..F80::ZERO } } else { F80::from_i64(if sign { -v } else { v }) };
+            f.push(r);
+        }
+        Opc::Bstp => {
+            // The integer of st(0) under the rounding control, 18 decimal digits and a
+            // sign; NaNs, infinities and larger values store the BCD indefinite.
+            const INDEFINITE: [u8; 10] = [0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff];
+            let out = match f.get(0) {
+                Some(v) => {
+                    let (r, fl) = to_int(v, 64, round_of(cw));
+                    match r {
+                        Some(n) if n.unsigned_abs() < 1_000_000_000_000_000_000 => {
+                            f.flags |= fl;
+                            let mut mag = n.unsigned_abs();
+                            let mut b = [0u8; 10];
+                            for byte in &mut b[..9] {
+                                *byte = ((mag / 10 % 10) << 4 | mag % 10) as u8;
+                                mag /= 100;
+                            }
+                            b[9] = if v.sign { 0x80 } else { 0 };
+                            b
+                        }
+                        _ => {
+                            f.flags |= sw::IE;
+                            INDEFINITE
+                        }
+                    }
+                }
+                None => INDEFINITE,
+            };
+            host.write(addr, &out);
+            f.pop();
         }
         Opc::Ldcw => {
             let b: [u8; 2] = read_mem(host, addr);

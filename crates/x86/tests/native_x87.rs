@@ -499,3 +499,70 @@ fn x87_transcendental_special_operands() {
     assert!(errors.is_empty(), "{} of {total} differ:\n{}", errors.len(), errors.iter().take(if std::env::var("PROBE").is_ok() { 1000 } else { 6 }).cloned().collect::<Vec<_>>().join("\n\n"));
     eprintln!("x87 transcendental special operands: {total} inputs");
 }
+
+/// fnsave stores the environment and the eight registers and reinitialises the FPU (the
+/// instruction and operand pointers, which the translated program does not track, are
+/// cleared before comparing); frstor loads a saved image back.
+#[test]
+fn x87_save_restore() {
+    let lay = layout();
+    let cmp = Compare { x87: true, fsw_mask: FSW_MASK, ..Compare::default() };
+    let mut rng = Rng::new(108);
+    for _ in 0..N {
+        let mut m = random_machine(&mut rng, lay);
+        x87_state(&mut m, &mut rng, lay);
+        m.gpr[6] = lay.data + 0x800 + rng.below(32);
+        m.gpr[5] = 0;
+        // fnsave [rsi]; mov [rsi+12], rbp; mov [rsi+20], rbp (rbp = 0): clear the pointers.
+        let bytes = [0xdd, 0x36, 0x48, 0x89, 0x6e, 0x0c, 0x48, 0x89, 0x6e, 0x14];
+        if let Err(e) = check(&bytes, &m, cmp, 0) {
+            panic!("fnsave differs from native:\n{}", short(&e, &m));
+        }
+        // frstor [rsi] with an image of a random valid state: environment, then registers.
+        let off = (m.gpr[6] - lay.data) as usize;
+        let mut img = [0u8; 108];
+        let cw = 0x037fu16 | ((rng.below(4) as u16) << 10);
+        img[0..2].copy_from_slice(&cw.to_le_bytes());
+        img[4..6].copy_from_slice(&((rng.below(8) as u16) << 11 | (rng.next() as u16 & 0x4700)).to_le_bytes());
+        img[8..10].copy_from_slice(&(rng.next() as u16).to_le_bytes());
+        for i in 0..8 {
+            img[28 + 10 * i..38 + 10 * i].copy_from_slice(&ext(&mut rng));
+        }
+        m.data[off..off + 108].copy_from_slice(&img);
+        if let Err(e) = check(&[0xdd, 0x26], &m, cmp, 0) {
+            panic!("frstor differs from native:\n{}", short(&e, &m));
+        }
+    }
+    eprintln!("x87 fnsave/frstor: {} inputs", 2 * N);
+}
+
+/// fbld loads 18 packed BCD digits and a sign; fbstp stores st(0) rounded to an integer
+/// that way, or the BCD indefinite when it does not fit.
+#[test]
+fn x87_packed_bcd() {
+    fn bcd_state(m: &mut Machine, rng: &mut Rng, lay: Layout) {
+        x87_state(m, rng, lay);
+        let off = (m.gpr[6] - lay.data) as usize;
+        let digits = rng.below(19);
+        let mut b = [0u8; 10];
+        for k in 0..digits as usize {
+            let d = rng.below(10) as u8;
+            b[k / 2] |= if k % 2 == 0 { d } else { d << 4 };
+        }
+        b[9] = if rng.below(2) == 0 { 0x80 } else { 0 };
+        m.data[off..off + 10].copy_from_slice(&b);
+        // st(0) often an integer-sized value around the 18-digit limit.
+        if rng.below(2) == 0 {
+            let e = 0x3fff + rng.below(64);
+            let mut v = [0u8; 10];
+            v[..8].copy_from_slice(&((1u64 << 63) | rng.next()).to_le_bytes());
+            v[8..].copy_from_slice(&((e as u16) | if rng.below(2) == 0 { 0x8000 } else { 0 }).to_le_bytes());
+            m.set_st(0, v);
+        }
+    }
+    let list: Vec<(String, Vec<u8>, Setup)> = vec![
+        ("fbld m80".to_string(), vec![0xdf, 0x26], bcd_state as Setup),
+        ("fbstp m80".to_string(), vec![0xdf, 0x36], bcd_state as Setup),
+    ];
+    eprintln!("x87 packed BCD: {} inputs", run(&list));
+}

@@ -18,7 +18,7 @@ fn sti(instr: &Instruction, op: u32) -> u8 {
 }
 
 /// The x87 op id of `instr` (with code `code`), or `None` if it is not an x87 instruction
-/// the helper implements (BCD, fsave/frstor).
+/// the helper implements (the 16-bit operand-size forms of fsave/frstor/fstenv/fldenv).
 pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
     use Code as C;
     use Kind::*;
@@ -150,6 +150,10 @@ pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
         C::Fldcw_m2byte => (Opc::Ldcw, M16, 0),
         C::Fnstenv_m28byte | C::Fstenv_m28byte => (Opc::Stenv, None, 0),
         C::Fldenv_m28byte => (Opc::Ldenv, None, 0),
+        C::Fnsave_m108byte | C::Fsave_m108byte => (Opc::Save, None, 0),
+        C::Frstor_m108byte => (Opc::Rstor, None, 0),
+        C::Fbld_m80bcd => (Opc::Bld, None, 0),
+        C::Fbstp_m80bcd => (Opc::Bstp, None, 0),
         C::Fcmovb_st0_sti => (Opc::CmovB, St, sti(instr, 1)),
         C::Fcmove_st0_sti => (Opc::CmovE, St, sti(instr, 1)),
         C::Fcmovbe_st0_sti => (Opc::CmovBe, St, sti(instr, 1)),
@@ -189,7 +193,7 @@ mod tests {
         assert_eq!(op_of(&[0xdb, 0xf1]), Some(X87Op::new(Opc::ComI, Kind::St, 1)));
         // d9 f3: fpatan, st(1) = atan(st(1) / st(0))
         assert_eq!(op_of(&[0xd9, 0xf3]), Some(X87Op::new(Opc::Patan, Kind::None, 1)));
-        // df 26: fbld is not implemented
-        assert_eq!(op_of(&[0xdf, 0x26]), None);
+        // 66 dd 36: fnsave with the 94-byte (16-bit) layout is not implemented
+        assert_eq!(op_of(&[0x66, 0xdd, 0x36]), None);
     }
 }
