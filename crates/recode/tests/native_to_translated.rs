@@ -2,7 +2,7 @@
 //! translated executable, carries on counting where it stopped.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hcontainer_criu::{Criu, DumpOptions, RestoreOptions};
@@ -50,7 +50,9 @@ fn native_counter_continues_translated() {
         .expect("translate");
 
     let out = d.join("out.txt");
-    let mut child = Command::new("setsid").arg(&native).arg(&out).spawn().expect("start counter");
+    // Its own /dev/null: an inherited stdin may live in a mount CRIU cannot see from here.
+    let mut child =
+        Command::new("setsid").arg(&native).arg(&out).stdin(Stdio::null()).spawn().expect("start counter");
     std::thread::sleep(Duration::from_millis(300));
     // setsid forks when the caller leads a process group; find the counter itself.
     let pid = find_pid(&native).unwrap_or(child.id());
