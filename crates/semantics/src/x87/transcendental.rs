@@ -250,13 +250,10 @@ pub fn f2xm1(x: F80, cw: u16) -> (F80, Flags) {
 
 /// `fyl2x`: `y * log2(x)` (`x` is st(0), `y` st(1)).
 pub fn fyl2x(y: F80, x: F80, cw: u16) -> (F80, Flags) {
-    if x.is_unsupported() || y.is_unsupported() {
-        return (F80::INDEFINITE, sw::IE);
-    }
-    if x.is_nan() || y.is_nan() {
-        return super::pick_nan(x, y);
-    }
-    let de = if x.is_denormal() || y.is_denormal() { sw::DE } else { 0 };
+    let de = match super::screen2(x, y) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if x.sign && !x.is_zero() {
         return (F80::INDEFINITE, sw::IE);
     }
@@ -287,13 +284,10 @@ pub fn fyl2x(y: F80, x: F80, cw: u16) -> (F80, Flags) {
 
 /// `fyl2xp1`: `y * log2(x + 1)` (defined by the hardware for `|x| < 1 - sqrt(2)/2`).
 pub fn fyl2xp1(y: F80, x: F80, cw: u16) -> (F80, Flags) {
-    if x.is_unsupported() || y.is_unsupported() {
-        return (F80::INDEFINITE, sw::IE);
-    }
-    if x.is_nan() || y.is_nan() {
-        return super::pick_nan(x, y);
-    }
-    let de = if x.is_denormal() || y.is_denormal() { sw::DE } else { 0 };
+    let de = match super::screen2(x, y) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if x.is_zero() {
         return if y.is_inf() { (F80::INDEFINITE, sw::IE) } else { (zero(y.sign != x.sign), de) };
     }
@@ -325,13 +319,10 @@ pub fn fyl2xp1(y: F80, x: F80, cw: u16) -> (F80, Flags) {
 /// `fpatan`: the angle of the point (x, y), `atan(y / x)` in (-pi, pi] (`x` is st(0), `y`
 /// st(1)).
 pub fn fpatan(y: F80, x: F80, cw: u16) -> (F80, Flags) {
-    if x.is_unsupported() || y.is_unsupported() {
-        return (F80::INDEFINITE, sw::IE);
-    }
-    if x.is_nan() || y.is_nan() {
-        return super::pick_nan(x, y);
-    }
-    let de = if x.is_denormal() || y.is_denormal() { sw::DE } else { 0 };
+    let de = match super::screen2(x, y) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let pi = pi();
     let half_pi = pi.scalbn(-1);
     let quarter_pi = pi.scalbn(-2);
