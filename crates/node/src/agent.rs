@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hcontainer_criu::{Criu, RestoreOptions};
@@ -136,6 +136,20 @@ struct Shared {
     kept: Mutex<Vec<Kept>>,
     next_job: AtomicU64,
     connections: AtomicUsize,
+    /// CRIU, found when the first job begins and kept: finding it runs `criu --version`,
+    /// which takes a while on a slow node and must not fall inside a migration's downtime.
+    criu: OnceLock<Criu>,
+}
+
+impl Shared {
+    fn criu(&self) -> Result<&Criu, JobError> {
+        if let Some(criu) = self.criu.get() {
+            return Ok(criu);
+        }
+        let criu = Criu::locate(self.config.criu.as_deref())
+            .map_err(|e| JobError::Refused(format!("no usable CRIU on this node: {e}")))?;
+        Ok(self.criu.get_or_init(|| criu))
+    }
 }
 
 /// A bound agent, ready to serve.
@@ -217,6 +231,7 @@ impl Agent {
             kept: Mutex::new(Vec::new()),
             next_job: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            criu: OnceLock::new(),
         });
         Ok(Agent { listener, shared })
     }
@@ -330,6 +345,8 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                 if job.is_some() {
                     return Err(JobError::Refused("one job per connection".into()));
                 }
+                // Before the source freezes, not at the restore.
+                shared.criu()?;
                 let n = shared.next_job.fetch_add(1, Ordering::SeqCst);
                 let name = format!("job-{n}-{:08x}", rand::random::<u32>());
                 let dir = shared.jobs_dir.join(&name);
@@ -466,6 +483,7 @@ fn restore(
     shell_job: bool,
     tcp_established: bool,
 ) -> Result<Reply, JobError> {
+    let arrived = Instant::now();
     let rel = RelPath::parse(dir)?;
     let images = rel.resolve(&j.dir)?;
     let meta = std::fs::symlink_metadata(&images).map_err(io(&images))?;
@@ -486,7 +504,7 @@ fn restore(
         times.recode_us = micros(start.elapsed());
         restore_dir = out;
     }
-    let criu = Criu::locate(shared.config.criu.as_deref()).map_err(|e| JobError::Refused(e.to_string()))?;
+    let criu = shared.criu()?;
     let mut opts = RestoreOptions::new(&restore_dir, true);
     opts.shell_job = shell_job;
     opts.tcp_established = tcp_established;
@@ -508,6 +526,7 @@ fn restore(
     if !is_running(pid) {
         return Err(JobError::Refused(format!("restored pid {pid} exited at once")));
     }
+    times.total_us = micros(arrived.elapsed());
     Ok(Reply::Restored {
         pid,
         isa: host.into(),

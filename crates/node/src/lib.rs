@@ -48,7 +48,8 @@
 //! 2. Pre-copy rounds ([`dump`]): CRIU pre-dumps with `--track-mem` where the kernel tracks
 //!    dirty pages; elsewhere (no soft-dirty: this kernel, every arm64 kernel) full dumps with
 //!    `--leave-running` turned into incremental images by page content ([`delta`]). Each
-//!    round is streamed while the process runs.
+//!    round is streamed while the process runs, and counts as sent when a `Status` round
+//!    trip behind its data returns (the agent has read it all).
 //! 3. When the destination will run another form of the program ([`recode::plan`]), notify
 //!    brings every thread to a migration point and holds it there.
 //! 4. The final dump leaves the source stopped (or held by notify), never killed.

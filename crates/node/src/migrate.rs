@@ -163,12 +163,13 @@ pub struct HopTimings {
     pub dump_us: u64,
     /// Recode, at whichever end ran it (0 when none ran).
     pub recode_us: u64,
-    /// Transfer of the final images.
+    /// Transfer of the final images, until the agent has read them all.
     pub transfer_us: u64,
     /// Restore on the destination (CRIU's run as the agent timed it).
     pub restore_us: u64,
     /// From the start of the final dump (the last freeze) to the destination's report that
-    /// the process runs.
+    /// the process runs; besides the phases above it holds the final dump's incremental step
+    /// (`final_round.delta_us`) and the agent's checks after the restore.
     pub downtime_us: u64,
     /// Pre-copy rounds, dumps and transfers, while the process ran.
     pub pre_copy_us: u64,
@@ -359,6 +360,12 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
             sent
         };
         upload(&mut client, &[(sent_dir, name)], &format!("pre-copy {i}"), progress, &mut rep)?;
+        // The upload ends with its last bytes in this socket's buffers. A round trip behind
+        // them ends when the agent has read them all, so the next round, and the final
+        // one's downtime, never wait for this one's tail.
+        let t = Instant::now();
+        client.status()?;
+        rep.transfer_us += micros(t.elapsed());
         pre_rounds.push(rep);
     }
     let pre_copy_us = micros(pre_start.elapsed());
@@ -436,11 +443,18 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
         // The recoded images run on the destination as they are.
         run_as = RunAs::Auto;
     }
+    let sending = Instant::now();
     upload(&mut client, &dirs, "final images", progress, &mut final_round)?;
 
     progress.stage(&format!("restore on {}", client.addr()));
     let restored = client.restore(restore_name, run_as, opts.shell_job, opts.tcp_established)?;
     let downtime_us = micros(freeze.elapsed());
+    if restored.times.total_us > 0 {
+        // The upload ends when its last bytes are in this socket's buffers, before they
+        // reach the agent, which reads them all before it takes the restore: all the time
+        // from the upload's start to the reply but the agent's own work is the transfer.
+        final_round.transfer_us = micros(sending.elapsed()).saturating_sub(restored.times.total_us);
+    }
     if let Some(to) = &restored.recoded_to {
         recode_us = restored.times.recode_us;
         recoded_at = Some(RecodeAt::Destination);

@@ -98,6 +98,10 @@ pub struct RestoreTimes {
     pub recode_us: u64,
     /// CRIU's restore, wall clock.
     pub restore_us: u64,
+    /// The whole `Restore` request, from its arrival to the reply: recode, CRIU and the
+    /// checks that the process runs (0 from agents that do not report it).
+    #[serde(default)]
+    pub total_us: u64,
 }
 
 /// A reply, agent → client.
