@@ -123,6 +123,16 @@ fn read_at(f: &File, path: &Path, buf: &mut [u8], off: u64) -> Result<bool, Delt
     }
 }
 
+/// `a == b`, word by word: the static musl build's `memcmp`, which `==` on byte slices
+/// calls, goes byte by byte.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn words(s: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        s.chunks_exact(8)
+            .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    }
+    a.len() == b.len() && a.len() % 8 == 0 && words(a).eq(words(b))
+}
+
 fn push_run(out: &mut Vec<PagemapEntry>, vaddr: u64, pages: u64, flags: u32) {
     if pages == 0 {
         return;
@@ -157,6 +167,10 @@ fn delta_pagemap(prev: &Path, cur: &Path, out: &Path, name: &str, stats: &mut De
     let mut off = 0u64;
     let page = PAGE_SIZE as usize;
     let mut a = vec![0u8; page * CHUNK_PAGES as usize];
+    // The previous dump's pages at the chunk's addresses, read at once when they lie at
+    // consecutive offsets of its pages file (one read per chunk, not per page: reads are
+    // dear on a slow node), else page by page into `b`.
+    let mut p = vec![0u8; page * CHUNK_PAGES as usize];
     let mut b = vec![0u8; page];
     for e in &cur_pm.entries {
         if !e.is_present() {
@@ -170,11 +184,19 @@ fn delta_pagemap(prev: &Path, cur: &Path, out: &Path, name: &str, stats: &mut De
             if !read_at(&cur_pages, &cur_pages_path, buf, off)? {
                 return Err(DeltaError::Short { file: cur.join(name), vaddr: e.vaddr, pages: pages_name.clone() });
             }
+            let first = e.vaddr + done * PAGE_SIZE;
+            let chunk_at = match (lookup(&prev_runs, first), &prev_pages, &prev_pages_path) {
+                (Some(poff), Some(pf), Some(pp)) if read_at(pf, pp, &mut p[..n as usize * page], poff)? => Some(poff),
+                _ => None,
+            };
             for i in 0..n {
-                let vaddr = e.vaddr + (done + i) * PAGE_SIZE;
+                let vaddr = first + i * PAGE_SIZE;
                 let data = &buf[i as usize * page..(i as usize + 1) * page];
                 let same = match (lookup(&prev_runs, vaddr), &prev_pages, &prev_pages_path) {
-                    (Some(poff), Some(pf), Some(pp)) => read_at(pf, pp, &mut b, poff)? && b.as_slice() == data,
+                    (Some(poff), _, _) if chunk_at.is_some_and(|c| poff == c + i * PAGE_SIZE) => {
+                        same_bytes(&p[i as usize * page..(i as usize + 1) * page], data)
+                    }
+                    (Some(poff), Some(pf), Some(pp)) => read_at(pf, pp, &mut b, poff)? && same_bytes(&b, data),
                     _ => false,
                 };
                 if same {
@@ -231,6 +253,19 @@ pub fn make_delta(prev: &Path, cur: &Path, out: &Path, parent_link: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_compares_whole_slices() {
+        let a: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let mut b = a.clone();
+        assert!(same_bytes(&a, &b));
+        for at in [0, 7, 8, 4095] {
+            b[at] ^= 1;
+            assert!(!same_bytes(&a, &b), "difference at {at}");
+            b[at] ^= 1;
+        }
+        assert!(!same_bytes(&a, &a[..4088]));
+    }
 
     #[test]
     fn lookup_finds_pages_inside_runs_only() {
