@@ -16,7 +16,7 @@
 mod common;
 mod node_support;
 
-use node_support::{arm_hcontainer, lock, node_image, sh, to_host, KillOnDrop, Subject, JOB};
+use node_support::{arm_hcontainer, lock, node_image, sh, to_host, HopOptions, KillOnDrop, Subject, JOB};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -294,7 +294,7 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let hop = subject
-        .to_node(pid, &node)
+        .to_node(pid, &node, &HopOptions::default())
         .unwrap_or_else(|e| panic!("migrate failed: {e}"));
     let (report, dest_pid, migrate_time) = (hop.report, hop.dest_pid, hop.wall);
     assert!(report.contains("aarch64 translated"), "{report}");
@@ -333,7 +333,7 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     assert!(there > last_here);
     // And back: from the node to an agent on this host (10.0.2.2 from inside the node), which
     // recodes the translated images to the original program and restores it natively.
-    let back = to_host(&node, dest_pid, &host_agent)
+    let back = to_host(&node, dest_pid, &host_agent, &HopOptions::default())
         .unwrap_or_else(|e| panic!("migrate back failed: {e}"));
     let (back_report, home_pid, back_time) = (back.report, back.dest_pid, back.wall);
     assert!(back_report.contains("x86_64 native"), "{back_report}");

@@ -3,9 +3,15 @@
 //! `hcontainer migrate` (as its aarch64 translation in the node, natively here), each hop at a
 //! seeded random progress point, and its final output must equal an uninterrupted native run.
 //!
+//! A program with a large, slowly changing heap (`tests/migrate/slow_heap.c`, which checks
+//! its whole heap every second) moves host -> node -> host with pre-copy rounds
+//! (`--pre-dump 2`) in both directions: the final round sends a small part of what the first
+//! sent, and the program counts on with its heap intact on each side.
+//!
 //! Then the TCP key-value server of the migration tests (`tests/migrate/kv.c`) moves host ->
-//! node -> host while a client keeps writing through a proxy that follows the service (its
-//! connections are closed before each hop; the client reconnects and resends its
+//! node -> host while a client keeps writing through a proxy that finds the service by
+//! health checks, as HAProxy does (before each hop the service's backend is put in
+//! maintenance, which closes its connections; the client reconnects and resends its
 //! unacknowledged write): after each hop every acknowledged write is there.
 //!
 //! The aarch64 hcontainer comes from `cargo xtask vm build`; the node image is built on
@@ -14,7 +20,8 @@
 mod common;
 mod node_support;
 
-use node_support::{lock, sh, to_host, KillOnDrop, Subject, JOB};
+use hcontainer_testbed::migrate::slow_heap_progress;
+use node_support::{lock, sh, to_host, HopOptions, KillOnDrop, Subject, JOB};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -125,7 +132,7 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
         let target = at + 30 + rng.below(70);
         let here = wait_step("native here", target, read_host);
         let hop = subject
-            .to_node(pid, &node)
+            .to_node(pid, &node, &HopOptions::default())
             .unwrap_or_else(|e| panic!("round {round}: migrate to the node failed: {e}"));
         assert!(hop.report.contains("aarch64 translated"), "{}", hop.report);
         eprintln!(
@@ -141,7 +148,7 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
             sh(&node, &format!("cat {out_str}"))
         });
         // Node -> here.
-        let back = to_host(&node, node_pid, &host_agent)
+        let back = to_host(&node, node_pid, &host_agent, &HopOptions::default())
             .unwrap_or_else(|e| panic!("round {round}: migrate back failed: {e}"));
         assert!(back.report.contains("x86_64 native"), "{}", back.report);
         eprintln!(
@@ -194,6 +201,155 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
     );
 }
 
+/// Heap of the pre-copy subject (`tests/migrate/slow_heap.c`) in MB, and the pages it
+/// changes per 20 ms step.
+const HEAP_MB: u64 = 16;
+const HEAP_DIRTY_PAGES: u64 = 1;
+
+/// Pre-copy rounds of each hop of the pre-copy test.
+const PRE_DUMPS: usize = 2;
+
+/// Waits until the pre-copy subject's progress, read by `read`, shows a step past `after`
+/// with every heap check passed; fails at once on a damaged heap. Returns the step.
+fn heap_counts_on(what: &str, after: u64, read: impl Fn() -> String) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = read();
+        match slow_heap_progress(&text) {
+            Some((_, false)) => panic!("{what}: the subject found its heap damaged: {text:?}"),
+            Some((step, true)) if step > after => return step,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no step past {after} in 120 s; last: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first progress the subject writes at its destination (the file there holds zeros, or
+/// what it showed before an earlier hop: `stale`).
+fn first_progress(what: &str, stale: &str, read: impl Fn() -> String) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = read();
+        if text != stale {
+            if let Some((step, ok)) = slow_heap_progress(&text) {
+                assert!(ok, "{what}: the subject found its heap damaged: {text:?}");
+                return step;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the subject wrote nothing in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Checks a `--json` report of a hop with `PRE_DUMPS` pre-copy rounds: the first round sent
+/// the whole heap, the final one a small part of it.
+fn check_pre_copy(hop: &str, json: &str) {
+    let report: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{hop}: report {json:?}: {e}"));
+    let rounds = report["pre_rounds"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(rounds, PRE_DUMPS, "{hop}: pre-copy rounds in {json}");
+    let sent = |round: &serde_json::Value| round["sent_page_bytes"].as_u64().unwrap_or(0);
+    let first = sent(&report["pre_rounds"][0]);
+    let last = sent(&report["final_round"]);
+    assert!(
+        first >= HEAP_MB << 20,
+        "{hop}: the first round sent {first} page bytes, less than the heap"
+    );
+    assert!(
+        last * 8 < first,
+        "{hop}: the final round sent {last} page bytes, the first {first}"
+    );
+    assert!(
+        report["timings"]["downtime_us"].as_u64().unwrap_or(0) > 0,
+        "{hop}: no downtime measured in {json}"
+    );
+    eprintln!("{hop}: pre-copy rounds sent {first} page bytes first, {last} in the final round");
+}
+
+#[test]
+fn pre_copy_moves_a_slowly_changing_heap_to_the_arm64_node_and_back() {
+    let _l = lock();
+    let repo = common::repo_root();
+    let subject = Subject::build(
+        "node-pre-copy",
+        "slow_heap",
+        include_str!("../../../tests/migrate/slow_heap.c"),
+        &[],
+    );
+    let (node, host_agent) = subject.boot(&repo, &[]);
+    // The progress file has one size on both machines (CRIU checks the files a process has
+    // open).
+    let progress = subject.work.join("progress.txt");
+    std::fs::write(&progress, [0u8; 42]).expect("creating the progress file");
+    let progress_str = progress.to_str().expect("UTF-8 work path").to_owned();
+    sh(&node, &format!("head -c 42 /dev/zero > {progress_str}"));
+    let read_here = || std::fs::read_to_string(&progress).unwrap_or_default();
+    let read_node = || sh(&node, &format!("cat {progress_str}"));
+
+    let mut child = subject.start(&[
+        &progress_str,
+        &HEAP_MB.to_string(),
+        &HEAP_DIRTY_PAGES.to_string(),
+    ]);
+    let guard = KillOnDrop(child.id());
+    let here = heap_counts_on("native here", 60, read_here);
+
+    // Here -> node, recoded here.
+    let json = subject.work.join("to-node.json");
+    let options = HopOptions {
+        pre_dump: PRE_DUMPS,
+        json: Some(&json),
+    };
+    let hop = subject
+        .to_node(child.id(), &node, &options)
+        .unwrap_or_else(|e| panic!("migrate to the node with pre-copy failed: {e}"));
+    eprintln!("{}", hop.report);
+    let _ = child.wait();
+    drop(guard);
+    check_pre_copy(
+        "host -> node",
+        &std::fs::read_to_string(&json).expect("reading the report"),
+    );
+    let resumed = first_progress("in the node", "", read_node);
+    assert!(
+        resumed > here,
+        "the translation in the node started at step {resumed}, before the native run's {here}"
+    );
+    let there = heap_counts_on("in the node", resumed + 100, read_node);
+
+    // Node -> here, pre-copy rounds made by the node's hcontainer, recoded here.
+    let stale = read_here();
+    let options = HopOptions {
+        pre_dump: PRE_DUMPS,
+        json: Some(Path::new("/root/to-host.json")),
+    };
+    let back = to_host(&node, hop.dest_pid, &host_agent, &options)
+        .unwrap_or_else(|e| panic!("migrate back with pre-copy failed: {e}"));
+    eprintln!("{}", back.report);
+    let _home = KillOnDrop(back.dest_pid);
+    check_pre_copy("node -> host", &sh(&node, "cat /root/to-host.json"));
+    let gone = node
+        .run(&format!("kill -0 {}", hop.dest_pid), JOB)
+        .expect("kill -0 in the node");
+    assert!(!gone.success(), "the translated source still runs in the node");
+    let resumed = first_progress("back here", &stale, read_here);
+    assert!(
+        resumed > there,
+        "the program back here started at step {resumed}, before the node's {there}"
+    );
+    let home = heap_counts_on("back here", resumed + 100, read_here);
+    eprintln!(
+        "pre-copy round trip: step {here} here, {there} in the node, {home} here again; heap intact"
+    );
+}
+
 /// The key-value server's port, on this host and in the node (its listening socket keeps it).
 const KV_PORT: u16 = 17071;
 
@@ -206,48 +362,114 @@ const KV_ANY_C: &str = r#"
 #include KV_SOURCE
 "#;
 
-/// A TCP proxy on 127.0.0.1 that forwards every connection to `127.0.0.1:<backend>`; the
-/// test switches the backend after each hop and drains (closes) every connection before it.
+/// A TCP proxy on 127.0.0.1 in front of the key-value service, which may run behind any of
+/// its backends (`127.0.0.1:<port>`: the server's port here, the node's forward of it). Like
+/// HAProxy with layer-7 health checks, it asks every backend `COUNT` every 100 ms and sends
+/// each new connection to the first backend that answered the last check; so it finds the
+/// service wherever a hop put it, by itself. A backend put in maintenance (HAProxy's
+/// `disable server`, what an operator does before moving a service: it keeps no connection
+/// across the move) gets no checks, no new connections, and its connections are closed.
 struct Proxy {
     port: u16,
-    backend: std::sync::Arc<std::sync::Mutex<Option<u16>>>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    backends: std::sync::Arc<std::sync::Mutex<Vec<Backend>>>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<(u16, std::net::TcpStream)>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Backend {
+    port: u16,
+    maintenance: bool,
+    healthy: bool,
+}
+
+/// One layer-7 health check: does `127.0.0.1:port` answer `COUNT` within a short time?
+fn answers_count(port: u16) -> bool {
+    use std::io::{BufRead, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"COUNT\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    let Ok(reader) = s.try_clone() else { return false };
+    let ok = std::io::BufReader::new(reader).read_line(&mut line).is_ok() && line.starts_with("COUNT ");
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    ok
 }
 
 impl Proxy {
-    fn start(backend: u16) -> Proxy {
+    fn start(ports: &[u16]) -> Proxy {
         use std::sync::{Arc, Mutex};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listen");
         let port = listener.local_addr().expect("proxy address").port();
-        let backend = Arc::new(Mutex::new(Some(backend)));
-        let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (b, c) = (backend.clone(), conns.clone());
+        let backends = Arc::new(Mutex::new(
+            ports
+                .iter()
+                .map(|&port| Backend {
+                    port,
+                    maintenance: false,
+                    healthy: false,
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let conns: Arc<Mutex<Vec<(u16, std::net::TcpStream)>>> = Arc::new(Mutex::new(Vec::new()));
+        // Health checks. The backends' lock is not held during a check, and a check of a
+        // backend put in maintenance meanwhile does not count.
+        let b = backends.clone();
+        std::thread::spawn(move || loop {
+            let list: Vec<Backend> = b.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for be in list.iter().filter(|be| !be.maintenance) {
+                let healthy = answers_count(be.port);
+                let mut all = b.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(cur) = all.iter_mut().find(|c| c.port == be.port && !c.maintenance) {
+                    cur.healthy = healthy;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
+        let (b, c) = (backends.clone(), conns.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let (b, c) = (b.clone(), c.clone());
                 std::thread::spawn(move || {
-                    // Waits (bounded) for a backend that accepts.
+                    // Waits (bounded) for a healthy backend that accepts.
                     let deadline = Instant::now() + Duration::from_secs(60);
-                    let server = loop {
-                        let port = *b.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Some(s) =
-                            port.and_then(|p| std::net::TcpStream::connect(("127.0.0.1", p)).ok())
-                        {
-                            break s;
+                    let (backend, server) = loop {
+                        let up = b
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .iter()
+                            .find(|be| be.healthy && !be.maintenance)
+                            .map(|be| be.port);
+                        if let Some(s) = up.and_then(|p| std::net::TcpStream::connect(("127.0.0.1", p)).ok()) {
+                            break (up.unwrap_or(0), s);
                         }
                         if Instant::now() > deadline {
                             return;
                         }
-                        std::thread::sleep(Duration::from_millis(100));
+                        std::thread::sleep(Duration::from_millis(50));
                     };
                     let _ = server.set_nodelay(true);
                     let _ = client.set_nodelay(true);
                     {
                         let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
                         if let (Ok(a), Ok(s)) = (client.try_clone(), server.try_clone()) {
-                            c.push(a);
-                            c.push(s);
+                            c.push((backend, a));
+                            c.push((backend, s));
+                        }
+                        // Put in maintenance while connecting: close at once.
+                        let maintenance = b
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .iter()
+                            .any(|be| be.port == backend && be.maintenance);
+                        if maintenance {
+                            let _ = server.shutdown(std::net::Shutdown::Both);
+                            let _ = client.shutdown(std::net::Shutdown::Both);
                         }
                     }
                     let (Ok(mut c_in), Ok(mut s_out)) = (client.try_clone(), server.try_clone())
@@ -267,26 +489,47 @@ impl Proxy {
         });
         Proxy {
             port,
-            backend,
+            backends,
             conns,
         }
     }
 
-    /// Stops forwarding and closes every connection.
-    fn drain(&self) {
-        *self.backend.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        for s in self
-            .conns
+    /// Puts `backend` in maintenance and closes its connections.
+    fn maintenance(&self, backend: u16) {
+        self.set_maintenance(backend, true);
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, s) in conns.iter().filter(|(p, _)| *p == backend) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        conns.retain(|(p, _)| *p != backend);
+    }
+
+    /// Takes `backend` out of maintenance: health checks decide again.
+    fn ready(&self, backend: u16) {
+        self.set_maintenance(backend, false);
+    }
+
+    fn set_maintenance(&self, backend: u16, on: bool) {
+        for be in self
+            .backends
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
+            .iter_mut()
+            .filter(|be| be.port == backend)
         {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            be.maintenance = on;
+            be.healthy = false;
         }
     }
 
-    fn switch(&self, backend: u16) {
-        *self.backend.lock().unwrap_or_else(|e| e.into_inner()) = Some(backend);
+    /// The backend new connections go to now.
+    fn active(&self) -> Option<u16> {
+        self.backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|be| be.healthy && !be.maintenance)
+            .map(|be| be.port)
     }
 }
 
@@ -362,8 +605,10 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
     let mut child = subject.start(&[&KV_PORT.to_string()]);
     let pid = child.id();
     let _kill_first = KillOnDrop(pid);
-    let proxy = Proxy::start(KV_PORT);
+    // Nothing answers in the node yet: the proxy finds the server here.
+    let proxy = Proxy::start(&[KV_PORT, node_kv]);
     assert_eq!(Line::call_fresh(proxy.port, "COUNT"), "COUNT 0");
+    assert_eq!(proxy.active(), Some(KV_PORT));
 
     // The writer: SET k, resent through a new connection when the connection breaks.
     let stop = Arc::new(AtomicBool::new(false));
@@ -460,7 +705,7 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
 
     // Host -> node.
     wait_writes(100);
-    proxy.drain();
+    proxy.maintenance(KV_PORT);
     let deadline = Instant::now() + Duration::from_secs(20);
     while sockets(&String::from_utf8_lossy(
         &Command::new("ls")
@@ -477,18 +722,20 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let hop = subject
-        .to_node(pid, &node)
+        .to_node(pid, &node, &HopOptions::default())
         .unwrap_or_else(|e| panic!("migrate to the node failed: {e}"));
     assert!(hop.report.contains("aarch64 translated"), "{}", hop.report);
     let _ = child.wait();
     eprintln!("kv host -> node: {:.2} s", hop.wall.as_secs_f64());
     let node_pid = hop.dest_pid;
-    proxy.switch(node_kv);
+    // The proxy finds the server in the node by its health checks.
     check("after host -> node");
+    assert_eq!(proxy.active(), Some(node_kv), "the proxy follows the server to the node");
     wait_writes(100);
 
-    // Node -> host.
-    proxy.drain();
+    // Node -> host. The source here is gone; checks of this host's port resume.
+    proxy.ready(KV_PORT);
+    proxy.maintenance(node_kv);
     let deadline = Instant::now() + Duration::from_secs(20);
     while sockets(&sh(&node, &format!("ls -l /proc/{node_pid}/fd"))) > 1 {
         assert!(
@@ -497,14 +744,14 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let back = to_host(&node, node_pid, &host_agent)
+    let back = to_host(&node, node_pid, &host_agent, &HopOptions::default())
         .unwrap_or_else(|e| panic!("migrate back failed: {e}"));
     assert!(back.report.contains("x86_64 native"), "{}", back.report);
     eprintln!("kv node -> host: {:.2} s", back.wall.as_secs_f64());
     let home = back.dest_pid;
     let _kill_home = KillOnDrop(home);
-    proxy.switch(KV_PORT);
     check("after node -> host");
+    assert_eq!(proxy.active(), Some(KV_PORT), "the proxy follows the server back");
     wait_writes(100);
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer failed");

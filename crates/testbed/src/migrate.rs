@@ -238,6 +238,15 @@ pub fn start_native<S: AsRef<OsStr>>(
     })
 }
 
+/// The progress line of `tests/migrate/slow_heap.c` (`STEP STATUS`, 42 bytes at the start of
+/// its file): the step and whether every heap check so far passed (`ok`), or `None` before the
+/// first line (a file of zeros).
+pub fn slow_heap_progress(text: &str) -> Option<(u64, bool)> {
+    let mut words = text.split_whitespace();
+    let step = words.next()?.parse().ok()?;
+    Some((step, words.next()? == "ok"))
+}
+
 /// One hop of a process.
 #[derive(Clone, Debug)]
 pub struct Hop {
@@ -269,15 +278,25 @@ fn hop(report: String, wall: Duration) -> Result<Hop, Error> {
     }
 }
 
+/// What a hop asks of `hcontainer migrate` beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HopOptions<'a> {
+    /// Pre-copy rounds before the final dump (`--pre-dump N`).
+    pub pre_dump: usize,
+    /// Where the command writes its JSON report (`--json`): a path on the machine the hop
+    /// starts from.
+    pub json: Option<&'a Path>,
+}
+
 /// Moves the native process `pid` of this host to the node's agent as its aarch64
-/// translation (recoded here; `store` holds the translation), with `hcontainer migrate`;
-/// `json` receives its timing report. A failure carries the node agent's log.
+/// translation (recoded here; `store` holds the translation), with `hcontainer migrate`.
+/// A failure carries the node agent's log.
 pub fn to_node(
     hcontainer: &Path,
     pid: u32,
     node: &Node,
     store: &Path,
-    json: Option<&Path>,
+    options: &HopOptions<'_>,
     job: Duration,
 ) -> Result<Hop, Error> {
     let port = node.host_port(AGENT_PORT).ok_or(Error::NotForwarded {
@@ -288,8 +307,9 @@ pub fn to_node(
         .arg(format!("127.0.0.1:{port}"))
         .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
         .arg(store)
+        .args(["--pre-dump", &options.pre_dump.to_string()])
         .arg("-q");
-    if let Some(json) = json {
+    if let Some(json) = options.json {
         cmd.arg("--json").arg(json);
     }
     let command = format!("{cmd:?}");
@@ -317,19 +337,20 @@ pub fn to_node(
 
 /// Moves the translated process `pid` of the node back to the agent on this host listening
 /// on `host_port`, as the native program (recoded here), with the node's `hcontainer
-/// migrate`; `json` (a path in the node) receives its timing report.
+/// migrate`.
 pub fn to_host(
     node: &Node,
     pid: u32,
     host_port: u16,
-    json: Option<&str>,
+    options: &HopOptions<'_>,
     job: Duration,
 ) -> Result<Hop, Error> {
     let mut command = format!(
-        "hcontainer migrate --pid {pid} --to 10.0.2.2:{host_port} --run-as native --recode-at destination -q"
+        "hcontainer migrate --pid {pid} --to 10.0.2.2:{host_port} --run-as native --recode-at destination --pre-dump {} -q",
+        options.pre_dump
     );
-    if let Some(json) = json {
-        command.push_str(&format!(" --json {json}"));
+    if let Some(json) = options.json {
+        command.push_str(&format!(" --json {}", json.display()));
     }
     let started = Instant::now();
     let out = node.run(&command, job)?;
@@ -356,6 +377,16 @@ mod tests {
         );
         assert_eq!(listening_port(""), None);
         assert_eq!(listening_port("error: address in use\n"), None);
+    }
+
+    #[test]
+    fn reads_the_progress_of_the_slow_heap_subject() {
+        let line = format!("{:20} {:20}\n", 1234, "ok");
+        assert_eq!(slow_heap_progress(&line), Some((1234, true)));
+        let line = format!("{:20} {:20}\n", 50, "corrupt-17");
+        assert_eq!(slow_heap_progress(&line), Some((50, false)));
+        assert_eq!(slow_heap_progress("\0\0\0\0"), None);
+        assert_eq!(slow_heap_progress(""), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use hcontainer_testbed::cc::{self, Libc};
 use hcontainer_testbed::migrate::{self, Hop, HostAgent};
+pub use hcontainer_testbed::migrate::HopOptions;
 use hcontainer_testbed::{cross, Error, Node, NodeImage};
 
 pub use hcontainer_testbed::migrate::KillOnDrop;
@@ -132,19 +133,19 @@ impl Subject {
     }
 
     /// Moves `pid` from here to the node as the translation.
-    pub fn to_node(&self, pid: u32, node: &Node) -> Result<Hop, Error> {
+    pub fn to_node(&self, pid: u32, node: &Node, options: &HopOptions<'_>) -> Result<Hop, Error> {
         migrate::to_node(
             &crate::common::hcontainer(),
             pid,
             node,
             &self.store,
-            None,
+            options,
             JOB,
         )
     }
 }
 
 /// Moves `pid` from the node back here (to `agent`) as the native program.
-pub fn to_host(node: &Node, pid: u32, agent: &HostAgent) -> Result<Hop, Error> {
-    migrate::to_host(node, pid, agent.port(), None, JOB)
+pub fn to_host(node: &Node, pid: u32, agent: &HostAgent, options: &HopOptions<'_>) -> Result<Hop, Error> {
+    migrate::to_host(node, pid, agent.port(), options, JOB)
 }
