@@ -1,28 +1,40 @@
 //! `cargo xtask bench-node`: time of each phase of a migration between this host and the
-//! emulated arm64 node. The subject (`tests/migrate/resident.c`, static musl, one thread busy
-//! over MB mebibytes it made resident) starts natively here and makes HOPS round trips: to
-//! `hcontainer agent` in the node as its aarch64 translation (recoded here), and back by the
-//! node's hcontainer to an agent here as the native program (recoded here). Each hop's
-//! figures come from the migrate command's `--json` report (`MigrationReport.timings`).
+//! emulated arm64 node, without and with pre-copy, in one run.
+//!
+//! The subject (`tests/migrate/slow_heap.c`, static musl) keeps a heap of MB mebibytes of
+//! which it changes PAGES pages every 20 ms, and checks the whole heap every second. It
+//! starts natively here and makes ROUND_TRIPS round trips without pre-copy, then as many with
+//! `--pre-dump N`: to `hcontainer agent` in the node as its aarch64 translation (recoded
+//! here), and back by the node's hcontainer to an agent here as the native program (recoded
+//! here). Each hop's figures come from the migrate command's `--json` report
+//! ([`hcontainer_node::MigrationReport`]); after each hop the subject must count on with its
+//! heap intact, or the bench fails.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hcontainer_testbed::cc::{self, Libc};
-use hcontainer_testbed::migrate::{self, HostAgent, KillOnDrop};
-use hcontainer_testbed::{cross, NodeImage};
+use hcontainer_testbed::migrate::{self, slow_heap_progress, HopOptions, HostAgent, KillOnDrop};
+use hcontainer_testbed::{cross, Node, NodeImage};
 
 use crate::util::{self, step};
 
 /// Arguments of `cargo xtask bench-node`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Resident size of the subject, in MB.
-    #[arg(long, default_value_t = 16)]
+    /// Heap of the subject, in MB.
+    #[arg(long, default_value_t = 32)]
     mb: u64,
-    /// Round trips (host -> node -> host).
-    #[arg(long, default_value_t = 2)]
+    /// Pages the subject changes per 20 ms step.
+    #[arg(long, default_value_t = 1)]
+    dirty_pages: u64,
+    /// Round trips (host -> node -> host) of each kind.
+    #[arg(long, default_value_t = 1)]
     round_trips: usize,
+    /// Pre-copy rounds of the second set of round trips (0: only the first set).
+    #[arg(long, default_value_t = 2)]
+    pre_dump: usize,
 }
 
 /// Time limit of one command in the node.
@@ -38,12 +50,69 @@ const FIELDS: [&str; 6] = [
     "downtime_us",
 ];
 
-/// The value of `"field": N` in a JSON report.
-fn field(json: &str, name: &str) -> Option<u64> {
-    let rest = json.split(&format!("\"{name}\"")).nth(1)?;
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
+/// One hop's row.
+struct Row {
+    hop: &'static str,
+    pre_dump: usize,
+    /// `FIELDS`, in microseconds.
+    timings: Vec<u64>,
+    /// Making the final round incremental by content (no dirty tracking).
+    delta_us: u64,
+    /// Page bytes the final round sent.
+    final_bytes: u64,
+    /// Page bytes all rounds sent.
+    all_bytes: u64,
+    wall: Duration,
+}
+
+impl Row {
+    fn new(hop: &'static str, pre_dump: usize, json: &str, wall: Duration) -> Result<Row> {
+        let report: serde_json::Value =
+            serde_json::from_str(json).context("reading a migrate --json report")?;
+        let number = |v: &serde_json::Value, what: &str| {
+            v.as_u64()
+                .with_context(|| format!("no {what} in the report: {json}"))
+        };
+        let timings = FIELDS
+            .iter()
+            .map(|f| number(&report["timings"][f], f))
+            .collect::<Result<Vec<u64>>>()?;
+        let final_bytes = number(
+            &report["final_round"]["sent_page_bytes"],
+            "final_round.sent_page_bytes",
+        )?;
+        let delta_us = number(&report["final_round"]["delta_us"], "final_round.delta_us")?;
+        let mut all_bytes = final_bytes;
+        for round in report["pre_rounds"].as_array().into_iter().flatten() {
+            all_bytes += number(&round["sent_page_bytes"], "pre_rounds[].sent_page_bytes")?;
+        }
+        Ok(Row {
+            hop,
+            pre_dump,
+            timings,
+            delta_us,
+            final_bytes,
+            all_bytes,
+            wall,
+        })
+    }
+}
+
+/// Waits until the subject's progress, read by `read`, passes `after` with every heap check
+/// passed so far; returns the step it shows.
+fn counts_on(what: &str, after: u64, read: impl Fn() -> Result<String>) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = read()?;
+        match slow_heap_progress(&text) {
+            Some((_, false)) => bail!("{what}: the subject found its heap damaged: {text:?}"),
+            Some((step, true)) if step > after => return Ok(step),
+            _ if Instant::now() > deadline => {
+                bail!("{what}: the subject did not count past step {after} in 120 s: {text:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 /// Runs the hops and prints the table.
@@ -61,10 +130,10 @@ pub fn run(args: &Args) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let work = work.canonicalize().context("canonical work folder")?;
-    let exe = work.join("resident");
+    let exe = work.join("slow_heap");
     cc::compile(
         Libc::Musl,
-        &root.join("tests/migrate/resident.c"),
+        &root.join("tests/migrate/slow_heap.c"),
         &[],
         &exe,
     )?;
@@ -78,86 +147,128 @@ pub fn run(args: &Args) -> Result<()> {
         .context("booting the node for migrations")?;
     let agent = HostAgent::start(&hcontainer, &work.join("host-agent"), &store)?;
 
-    let mut child = migrate::start_native("resident", &exe, &["1", &args.mb.to_string()], &work)?;
+    // The progress file exists with its one size on both machines (CRIU checks open files).
+    let progress = work.join("progress.txt");
+    std::fs::write(&progress, [0u8; 42]).context("creating the progress file")?;
+    let progress_str = progress.to_str().context("UTF-8 work path")?.to_owned();
+    migrate::node_sh(&node, &format!("head -c 42 /dev/zero > {progress_str}"), JOB)?;
+    let read_here = || {
+        std::fs::read_to_string(&progress).with_context(|| format!("reading {}", progress.display()))
+    };
+    let read_node = || Ok(migrate::node_sh(&node, &format!("cat {progress_str}"), JOB)?);
+
+    let mut child = migrate::start_native(
+        "slow_heap",
+        &exe,
+        &[progress_str.as_str(), &args.mb.to_string(), &args.dirty_pages.to_string()],
+        &work,
+    )?;
     let mut pid = child.id();
     let mut guard = Some(KillOnDrop(pid));
-    // Resident: VmRSS at least the table's size.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
-        if rss_kb >= args.mb * 1000 {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the subject did not become resident ({rss_kb} kB)");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    // One heap check (every 50 steps) before the first hop.
+    let mut at = counts_on("native here", 60, read_here)?;
 
-    let mut rows: Vec<(String, Vec<u64>, Duration)> = Vec::new();
-    for trip in 0..args.round_trips {
-        let json = work.join(format!("hop-{trip}-to-node.json"));
-        let hop = migrate::to_node(&hcontainer, pid, &node, &store, Some(&json), JOB)?;
-        if trip == 0 {
-            let _ = child.wait();
+    let mut sets = vec![0];
+    if args.pre_dump > 0 {
+        sets.push(args.pre_dump);
+    }
+    let mut rows = Vec::new();
+    let mut first_hop = true;
+    for &pre_dump in &sets {
+        for trip in 0..args.round_trips {
+            step(&format!(
+                "bench-node: round trip {} of {} with --pre-dump {pre_dump}",
+                trip + 1,
+                args.round_trips
+            ));
+            let json = work.join(format!("to-node-{pre_dump}-{trip}.json"));
+            let options = HopOptions {
+                pre_dump,
+                json: Some(&json),
+            };
+            let hop = migrate::to_node(&hcontainer, pid, &node, &store, &options, JOB)?;
+            if first_hop {
+                let _ = child.wait();
+                first_hop = false;
+            }
+            drop(guard.take());
+            let report = std::fs::read_to_string(&json)
+                .with_context(|| format!("reading {}", json.display()))?;
+            rows.push(Row::new("host -> node", pre_dump, &report, hop.wall)?);
+            // Two heap checks in the node.
+            at = counts_on("translated in the node", at + 100, read_node)?;
+
+            let json = format!("/root/to-host-{pre_dump}-{trip}.json");
+            let options = HopOptions {
+                pre_dump,
+                json: Some(Path::new(&json)),
+            };
+            let back = migrate::to_host(&node, hop.dest_pid, agent.port(), &options, JOB)?;
+            pid = back.dest_pid;
+            guard = Some(KillOnDrop(pid));
+            let report = migrate::node_sh(&node, &format!("cat {json}"), JOB)?;
+            rows.push(Row::new("node -> host", pre_dump, &report, back.wall)?);
+            at = counts_on("native here again", at + 100, read_here)?;
         }
-        drop(guard.take());
-        let report = std::fs::read_to_string(&json)
-            .with_context(|| format!("reading {}", json.display()))?;
-        rows.push((
-            format!("{trip}: host -> node"),
-            FIELDS
-                .iter()
-                .map(|f| field(&report, f).unwrap_or(0))
-                .collect(),
-            hop.wall,
-        ));
-        let node_pid = hop.dest_pid;
-        std::thread::sleep(Duration::from_secs(1));
-        let json = format!("/root/hop-{trip}-to-host.json");
-        let back = migrate::to_host(&node, node_pid, agent.port(), Some(&json), JOB)?;
-        pid = back.dest_pid;
-        guard = Some(KillOnDrop(pid));
-        let report = migrate::node_sh(&node, &format!("cat {json}"), JOB)?;
-        rows.push((
-            format!("{trip}: node -> host"),
-            FIELDS
-                .iter()
-                .map(|f| field(&report, f).unwrap_or(0))
-                .collect(),
-            back.wall,
-        ));
-        std::thread::sleep(Duration::from_secs(1));
     }
     drop(guard);
+    print_table(args, &rows, &node);
+    Ok(())
+}
 
+fn print_table(args: &Args, rows: &[Row], node: &Node) {
     println!(
-        "bench-node: resident.c, 1 thread, {} MB resident; times in ms (wall = the whole migrate command)",
-        args.mb
+        "bench-node: slow_heap.c, {} MB heap, {} page(s) changed per 20 ms; node boot {:.1} s; times in ms (wall = the whole migrate command), MB of page data sent",
+        args.mb,
+        args.dirty_pages,
+        node.boot_time().as_secs_f64()
     );
     println!(
-        "{:<16} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>8}",
-        "hop", "notify", "dump", "recode", "transfer", "restore", "downtime", "wall"
+        "{:<13} {:>4} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8}",
+        "hop", "pre", "notify", "dump", "delta", "recode", "transfer", "restore", "downtime", "final MB", "all MB", "wall"
     );
-    for (name, v, wall) in &rows {
-        let ms = |us: u64| us as f64 / 1000.0;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mb = |b: u64| b as f64 / 1e6;
+    for r in rows {
+        let t = &r.timings;
         println!(
-            "{:<16} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>8.1} {:>9.1} {:>8.1}",
-            name,
-            ms(v[0]),
-            ms(v[1]),
-            ms(v[2]),
-            ms(v[3]),
-            ms(v[4]),
-            ms(v[5]),
-            wall.as_secs_f64() * 1000.0
+            "{:<13} {:>4} {:>8.1} {:>8.1} {:>7.1} {:>7.1} {:>9.1} {:>8.1} {:>9.1} {:>9.2} {:>7.2} {:>8.1}",
+            r.hop,
+            r.pre_dump,
+            ms(t[0]),
+            ms(t[1]),
+            ms(r.delta_us),
+            ms(t[2]),
+            ms(t[3]),
+            ms(t[4]),
+            ms(t[5]),
+            mb(r.final_bytes),
+            mb(r.all_bytes),
+            r.wall.as_secs_f64() * 1000.0
         );
     }
-    Ok(())
+    if args.pre_dump == 0 {
+        return;
+    }
+    // Median downtime of each direction without and with pre-copy.
+    for hop in ["host -> node", "node -> host"] {
+        let median = |pre: usize| {
+            let mut v: Vec<u64> = rows
+                .iter()
+                .filter(|r| r.hop == hop && r.pre_dump == pre)
+                .map(|r| r.timings[5])
+                .collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied()
+        };
+        if let (Some(without), Some(with)) = (median(0), median(args.pre_dump)) {
+            println!(
+                "{hop}: downtime {:.1} ms without pre-copy, {:.1} ms with {} rounds: {:.2}x shorter",
+                ms(without),
+                ms(with),
+                args.pre_dump,
+                without as f64 / with.max(1) as f64
+            );
+        }
+    }
 }
