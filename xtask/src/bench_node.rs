@@ -259,7 +259,11 @@ fn print_table(args: &Args, rows: &[Row], node: &Node) {
                 .map(|r| r.timings[5])
                 .collect();
             v.sort_unstable();
-            v.get(v.len() / 2).copied()
+            match v.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(v[n / 2]),
+                n => Some((v[n / 2 - 1] + v[n / 2]) / 2),
+            }
         };
         if let (Some(without), Some(with)) = (median(0), median(args.pre_dump)) {
             println!(
