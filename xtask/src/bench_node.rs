@@ -50,8 +50,8 @@ const FIELDS: [&str; 6] = [
     "downtime_us",
 ];
 
-/// One hop's row.
-struct Row {
+/// One hop's row of the table (also `cargo xtask demo`'s).
+pub(crate) struct Row {
     hop: &'static str,
     pre_dump: usize,
     /// `FIELDS`, in microseconds.
@@ -66,7 +66,8 @@ struct Row {
 }
 
 impl Row {
-    fn new(hop: &'static str, pre_dump: usize, json: &str, wall: Duration) -> Result<Row> {
+    /// The row of a hop from its `hcontainer migrate --json` report.
+    pub(crate) fn new(hop: &'static str, pre_dump: usize, json: &str, wall: Duration) -> Result<Row> {
         let report: serde_json::Value =
             serde_json::from_str(json).context("reading a migrate --json report")?;
         let number = |v: &serde_json::Value, what: &str| {
@@ -95,6 +96,34 @@ impl Row {
             all_bytes,
             wall,
         })
+    }
+}
+
+/// Prints the column heads and `rows`: times in ms, page data sent in MB.
+pub(crate) fn print_rows(rows: &[Row]) {
+    println!(
+        "{:<13} {:>4} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8}",
+        "hop", "pre", "notify", "dump", "delta", "recode", "transfer", "restore", "downtime", "final MB", "all MB", "wall"
+    );
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mb = |b: u64| b as f64 / 1e6;
+    for r in rows {
+        let t = &r.timings;
+        println!(
+            "{:<13} {:>4} {:>8.1} {:>8.1} {:>7.1} {:>7.1} {:>9.1} {:>8.1} {:>9.1} {:>9.2} {:>7.2} {:>8.1}",
+            r.hop,
+            r.pre_dump,
+            ms(t[0]),
+            ms(t[1]),
+            ms(r.delta_us),
+            ms(t[2]),
+            ms(t[3]),
+            ms(t[4]),
+            ms(t[5]),
+            mb(r.final_bytes),
+            mb(r.all_bytes),
+            r.wall.as_secs_f64() * 1000.0
+        );
     }
 }
 
@@ -223,30 +252,8 @@ fn print_table(args: &Args, rows: &[Row], node: &Node) {
         args.dirty_pages,
         node.boot_time().as_secs_f64()
     );
-    println!(
-        "{:<13} {:>4} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8}",
-        "hop", "pre", "notify", "dump", "delta", "recode", "transfer", "restore", "downtime", "final MB", "all MB", "wall"
-    );
+    print_rows(rows);
     let ms = |us: u64| us as f64 / 1000.0;
-    let mb = |b: u64| b as f64 / 1e6;
-    for r in rows {
-        let t = &r.timings;
-        println!(
-            "{:<13} {:>4} {:>8.1} {:>8.1} {:>7.1} {:>7.1} {:>9.1} {:>8.1} {:>9.1} {:>9.2} {:>7.2} {:>8.1}",
-            r.hop,
-            r.pre_dump,
-            ms(t[0]),
-            ms(t[1]),
-            ms(r.delta_us),
-            ms(t[2]),
-            ms(t[3]),
-            ms(t[4]),
-            ms(t[5]),
-            mb(r.final_bytes),
-            mb(r.all_bytes),
-            r.wall.as_secs_f64() * 1000.0
-        );
-    }
     if args.pre_dump == 0 {
         return;
     }

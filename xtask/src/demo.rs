@@ -2,7 +2,9 @@
 //! translation (arm64 and riscv64 under qemu-user) beside the native program and say whether
 //! stdout, stderr and the exit status match; then migrate a running computation back and
 //! forth between native and translated execution and compare its output with an
-//! uninterrupted run.
+//! uninterrupted run; then move a running computation between this x86-64 host and the
+//! emulated arm64 node (crates/testbed) with `hcontainer agent` and `hcontainer migrate`,
+//! and compare its output with an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,6 +26,9 @@ pub struct Args {
     /// Migration hops of the second part (0 skips it).
     #[arg(long, default_value_t = 6)]
     hops: usize,
+    /// Round trips host -> arm64 node -> host of the third part (0 skips it).
+    #[arg(long, default_value_t = 2)]
+    node_trips: usize,
 }
 
 /// Runs the demo; `Ok(false)` when some translation does not behave like the native program.
@@ -89,6 +94,9 @@ pub fn run(args: &Args) -> Result<bool> {
     step(if all { "demo: every translation matches the native run" } else { "demo: some translations differ" });
     if args.hops > 0 {
         all &= migration(&root, &hcontainer, &dir, args.hops)?;
+    }
+    if args.node_trips > 0 {
+        all &= between_machines(&root, &hcontainer, &dir, args.node_trips)?;
     }
     Ok(all)
 }
@@ -205,6 +213,112 @@ fn migration(root: &Path, hcontainer: &Path, dir: &Path, hops: usize) -> Result<
         String::from_utf8_lossy(&b).lines().count()
     );
     step(if same { "demo: the migrated run printed exactly what the uninterrupted run printed" } else { "demo: the migrated run differs" });
+    Ok(same)
+}
+
+/// Steps of `tests/migrate/digest.c` in the third part (one per 20 ms).
+const DIGEST_STEPS: u64 = 2500;
+
+/// The third part: `tests/migrate/digest.c` started natively here moves to `hcontainer
+/// agent` in the emulated arm64 node, runs there as its aarch64 translation, and comes back,
+/// `trips` times, with `hcontainer migrate` (the node's own aarch64 hcontainer on the way
+/// back); its final output must equal an uninterrupted native run's.
+fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) -> Result<bool> {
+    use hcontainer_testbed::cc::{self, Libc};
+    use hcontainer_testbed::migrate::{self as hop, HopOptions, HostAgent, KillOnDrop};
+
+    /// Time limit of one command in the node.
+    const JOB: Duration = Duration::from_secs(300);
+    let (image, arm_hcontainer) = crate::vm::build()?;
+    let work = dir.join("machines");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let work = work.canonicalize().context("canonical work folder")?;
+    let exe = work.join("digest");
+    cc::compile(Libc::Musl, &root.join("tests/migrate/digest.c"), &[], &exe)?;
+    let store = work.join("store");
+    let stored = hop::translate_for_node(hcontainer, &exe, &store)?;
+    let steps = DIGEST_STEPS.to_string();
+
+    println!();
+    println!("== between machines: tests/migrate/digest.c {steps} (musl-gcc -static), this x86-64 host <-> the arm64 node ==");
+    let reference = work.join("reference.txt");
+    let mut uninterrupted = Command::new(&exe)
+        .arg(&reference)
+        .arg(&steps)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting the uninterrupted run")?;
+    let node = hop::boot_with_agent(&image, &arm_hcontainer, &[&stored], &[], JOB)
+        .context("booting the arm64 node")?;
+    println!(
+        "arm64 node (qemu-system-aarch64 -M virt -cpu cortex-a72, Debian's arm64 kernel and CRIU) up in {:.1} s; hcontainer agent listening in it",
+        node.boot_time().as_secs_f64()
+    );
+    let agent = HostAgent::start(hcontainer, &work.join("host-agent"), &store)?;
+    let progress = work.join("digest.txt");
+    let progress_str = progress.to_str().context("UTF-8 work path")?.to_owned();
+    hop::node_sh(&node, &format!("head -c 42 /dev/zero > {progress_str}"), JOB)?;
+    let step_of = |text: &str| text.split_whitespace().next().and_then(|i| i.parse::<u64>().ok());
+    let read_here = || std::fs::read_to_string(&progress).unwrap_or_default();
+    let read_node = || hop::node_sh(&node, &format!("cat {progress_str}"), JOB).unwrap_or_default();
+    // Waits until the program, wherever it is, has gone `more` steps past `from`.
+    let wait_steps = |from: u64, more: u64, read: &dyn Fn() -> String| -> Result<u64> {
+        wait_until(Duration::from_secs(120), || step_of(&read()).filter(|&i| i >= from + more))
+            .with_context(|| format!("the program did not get past step {}", from + more))
+    };
+
+    let mut child = hop::start_native("digest", &exe, &[progress_str.as_str(), steps.as_str()], &work)?;
+    let mut pid = child.id();
+    let mut guard = Some(KillOnDrop(pid));
+    let mut at = wait_steps(0, 50, &read_here)?;
+    let mut rows = Vec::new();
+    for trip in 0..trips {
+        let json = work.join(format!("to-node-{trip}.json"));
+        let options = HopOptions { pre_dump: 0, json: Some(&json) };
+        let there = hop::to_node(hcontainer, pid, &node, &store, &options, JOB)?;
+        if trip == 0 {
+            let _ = child.wait();
+        }
+        drop(guard.take());
+        let report = std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+        rows.push(crate::bench_node::Row::new("host -> node", 0, &report, there.wall)?);
+        println!("{}", there.report.lines().next().unwrap_or_default());
+        at = wait_steps(at, 50, &read_node)?;
+
+        let json = format!("/root/to-host-{trip}.json");
+        let options = HopOptions { pre_dump: 0, json: Some(Path::new(&json)) };
+        let back = hop::to_host(&node, there.dest_pid, agent.port(), &options, JOB)?;
+        pid = back.dest_pid;
+        guard = Some(KillOnDrop(pid));
+        let report = hop::node_sh(&node, &format!("cat {json}"), JOB)?;
+        rows.push(crate::bench_node::Row::new("node -> host", 0, &report, back.wall)?);
+        println!("{}", back.report.lines().next().unwrap_or_default());
+        at = wait_steps(at, 50, &read_here)?;
+    }
+    crate::bench_node::print_rows(&rows);
+    // Back here for good: the program finishes (its parent is the agent's restore, which
+    // reaps it; the pid goes away).
+    wait_until(Duration::from_secs(120), || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z")).then_some(())
+    })
+    .context("the migrated program did not finish")?;
+    drop(guard);
+    let status = uninterrupted.wait().context("waiting for the uninterrupted run")?;
+    let (want, got) = (std::fs::read_to_string(&reference).unwrap_or_default(), read_here());
+    let same = status.success() && step_of(&want) == Some(DIGEST_STEPS - 1) && want == got;
+    println!(
+        "after {} hops the output is {} the uninterrupted run's: {}",
+        2 * trips,
+        if same { "IDENTICAL to" } else { "DIFFERENT from" },
+        got.trim()
+    );
+    step(if same {
+        "demo: the program that visited the arm64 node ended exactly as the uninterrupted run"
+    } else {
+        "demo: the run between machines differs"
+    });
     Ok(same)
 }
 

@@ -88,11 +88,11 @@ pub fn run(args: &Args) -> Result<bool> {
 }
 
 /// Builds the node image and the aarch64 hcontainer (`cargo xtask vm build`; what the node
-/// tests in crates/cli/tests/node.rs need before `cargo test`).
-pub fn build() -> Result<NodeImage> {
+/// tests in crates/cli/tests/node.rs need before `cargo test`); returns both.
+pub fn build() -> Result<(NodeImage, PathBuf)> {
     let image = build_image()?;
-    build_hcontainer()?;
-    Ok(image)
+    let hcontainer = build_hcontainer()?;
+    Ok((image, hcontainer))
 }
 
 /// Builds (or reuses) the node image under `.cache/vm`.

@@ -20,6 +20,7 @@ mount -t tmpfs tmpfs /run
 while read m; do
   insmod "/lib/modules/$m" || echo "node: insmod $m failed"
 done < /etc/modules
+hostname arm64-node
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
