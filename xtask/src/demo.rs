@@ -102,7 +102,7 @@ pub fn run(args: &Args) -> Result<bool> {
 }
 
 /// Rounds of `tests/migrate/compute.c` the migration part runs (a few seconds).
-const ROUNDS: &str = "200";
+const ROUNDS: &str = "600";
 
 /// The migration part: `tests/migrate/compute.c` started natively with `hcontainer run`, moved
 /// native → translated x86_64 → native … with `hcontainer checkpoint --to` and `hcontainer
@@ -167,14 +167,22 @@ fn migration(root: &Path, hcontainer: &Path, dir: &Path, hops: usize) -> Result<
     let ms = |us: Option<u64>| us.map_or("-".to_string(), |u| format!("{:.1} ms", u as f64 / 1000.0));
     for hop in 0..hops {
         std::thread::sleep(Duration::from_millis(400));
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if exited(pid) {
             println!("(the program finished after {hop} hops)");
             break;
         }
         let to = if hop % 2 == 0 { "x86_64" } else { "native" };
         let images = work.join(format!("hop{hop}"));
         let pid_s = pid.to_string();
-        hc(&["checkpoint".as_ref(), "--pid".as_ref(), pid_s.as_ref(), "-D".as_ref(), images.as_os_str(), "--to".as_ref(), to.as_ref(), "--shell-job".as_ref(), "-q".as_ref()])?;
+        let checkpoint = hc(&["checkpoint".as_ref(), "--pid".as_ref(), pid_s.as_ref(), "-D".as_ref(), images.as_os_str(), "--to".as_ref(), to.as_ref(), "--shell-job".as_ref(), "-q".as_ref()]);
+        if let Err(err) = checkpoint {
+            // It may have ended between the look above and the checkpoint.
+            if exited(pid) {
+                println!("(the program finished after {hop} hops)");
+                break;
+            }
+            return Err(err);
+        }
         if hop == 0 {
             let _ = launcher.wait();
         }
@@ -320,6 +328,11 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
         "demo: the run between machines differs"
     });
     Ok(same)
+}
+
+/// True when `pid` is gone or has exited and waits for its parent (a zombie).
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
 }
 
 /// Calls `f` every 10 ms until it returns `Some` or `limit` passes.
