@@ -179,7 +179,8 @@ fn shifts_and_rotates() {
         for (w, bytes, width) in forms {
             let name = format!("{name} {w}");
             let imm = if w.contains("imm") { bytes.last().map(|b| u64::from(*b)) } else { None };
-            let by_one = matches!(bytes.iter().rev().nth(1), Some(0xd0 | 0xd1));
+            // By the form's name, not its bytes: rcl's ModRM byte is 0xd0, the by-one opcode.
+            let by_one = w.ends_with(",1");
             let setup: Setup = if w.ends_with("m64,cl") {
                 |m, r, l| {
                     mem(m, r, l);

@@ -425,8 +425,10 @@ fn x87_transcendental_within_one_ulp() {
             }
         }
         eprintln!("{name}: {differ} of {N} results differ from native in the last bit or C1");
-        // A systematic error (a wrong flag, a wrong quadrant) shows in far more inputs.
-        if differ > N / 10 {
+        // A systematic error (a wrong flag, a wrong quadrant) shows in far more inputs. How
+        // many differ depends on the CPU: 0.6 % (fsin) to 6.9 % (fptan) on an AMD EPYC,
+        // 2.9 % (fpatan) to 15.3 % (fsincos) on an Intel Xeon.
+        if differ > N / 4 {
             errors.push(format!("{name}: {differ} of {N} results differ from native"));
         }
     }
@@ -435,7 +437,8 @@ fn x87_transcendental_within_one_ulp() {
 
 /// Operands whose results are exact, special or undefined-but-fixed: zeros, infinities,
 /// NaNs, unsupported encodings, empty registers, out-of-range arguments. Results and all
-/// flags match the hardware exactly.
+/// flags match the hardware exactly, but C1 after an inexact result (its rounding
+/// direction: vendors differ).
 #[test]
 fn x87_transcendental_special_operands() {
     let ext_of = |sign: bool, exp: u16, mant: u64| {
@@ -462,7 +465,7 @@ fn x87_transcendental_special_operands() {
         specials.push((ext_of(sign, 0x4100, 0xa000_0000_0000_0000), if sign { NONE } else { BOTH })); // huge
     }
     let lay = layout();
-    let cmp = Compare { x87: true, fsw_mask: FSW_MASK, ..Compare::default() };
+    let cmp = Compare { x87: true, fsw_mask: FSW_MASK, c1_exact_only: true, ..Compare::default() };
     let mut errors = Vec::new();
     let mut total = 0;
     for (op, name) in TRANSCENDENTAL {
