@@ -331,6 +331,25 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     );
     let there = check_migcounter(&text);
     assert!(there > last_here);
+    // The node's agent answers status, from this host: it runs the process it restored.
+    let port = node
+        .host_port(hcontainer_testbed::migrate::AGENT_PORT)
+        .expect("forwarded agent port");
+    let out = std::process::Command::new(common::hcontainer())
+        .args(["agent", "--status", &format!("127.0.0.1:{port}"), "--json"])
+        .output()
+        .expect("running hcontainer agent --status");
+    assert!(out.status.success(), "agent --status: {}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("agent --status --json prints JSON");
+    assert_eq!(status["isa"], "aarch64", "{status}");
+    let restored = status["processes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["pid"] == dest_pid))
+        .unwrap_or_else(|| panic!("pid {dest_pid} not in the node agent's status: {status}"));
+    assert_eq!(restored["running"], true, "{status}");
+    assert_eq!(restored["mode"], "translated", "{status}");
+    assert_eq!(restored["exe"], subject.stored_str(), "{status}");
     // And back: from the node to an agent on this host (10.0.2.2 from inside the node), which
     // recodes the translated images to the original program and restores it natively.
     let back = to_host(&node, dest_pid, &host_agent, &HopOptions::default())
@@ -341,6 +360,15 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
     let gone = node.run(&format!("kill -0 {dest_pid}"), JOB).expect("kill -0 in the node");
     assert!(!gone.success(), "the translated source still runs in the node");
     let there = check_migcounter(&sh(&node, &format!("cat {out_str}")));
+    // And this host's agent answers status from the node.
+    let status = sh(
+        &node,
+        &format!("hcontainer agent --status 10.0.2.2:{}", host_agent.port()),
+    );
+    assert!(
+        status.contains("x86_64") && status.contains(&format!("pid {home_pid} ")),
+        "this host's agent status, asked from the node: {status}"
+    );
     // It runs the original program (the store's copy of it, found by content).
     assert_eq!(
         std::fs::read(format!("/proc/{home_pid}/exe")).expect("exe of the process back home"),
