@@ -130,7 +130,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         s.chunks_exact(8)
             .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
     }
-    a.len() == b.len() && a.len() % 8 == 0 && words(a).eq(words(b))
+    a.len() == b.len() && a.len().is_multiple_of(8) && words(a).eq(words(b))
 }
 
 fn push_run(out: &mut Vec<PagemapEntry>, vaddr: u64, pages: u64, flags: u32) {
