@@ -335,6 +335,22 @@ pub fn to_node(
     hop(report, wall)
 }
 
+/// What the node shows after a failed migration of `pid` from it: its processes and the
+/// ends of the CRIU logs the migrate command left (a command killed at its time limit leaves
+/// its work folder behind).
+fn node_migrate_state(node: &Node, pid: u32) -> String {
+    let script = format!(
+        "echo '--- processes in the node:'; ps | grep -v ' \\[[a-z]'; echo '--- /proc/{pid}/status:'; \
+         grep -E 'State|SigPnd|ShdPnd|SigBlk' /proc/{pid}/status; \
+         for t in /proc/{pid}/task/*; do echo \"task $t: $(cat $t/stat 2>/dev/null | cut -d' ' -f3) $(cat $t/wchan 2>/dev/null)\"; done; \
+         for f in /tmp/hcontainer-migrate/*/*/*.log; do [ -e \"$f\" ] || continue; echo \"--- $f:\"; tail -n 8 \"$f\"; done"
+    );
+    match node.run(&script, Duration::from_secs(60)) {
+        Ok(out) => format!("{}{}", out.stdout, out.stderr),
+        Err(e) => format!("(the node's state could not be read: {e})"),
+    }
+}
+
 /// Moves the translated process `pid` of the node back to the agent on this host listening
 /// on `host_port`, as the native program (recoded here), with the node's `hcontainer
 /// migrate`.
@@ -359,7 +375,7 @@ pub fn to_host(
         return Err(Error::Migration {
             command: format!("{command} (in the node)"),
             status: format!("exit status {}", out.status),
-            output: format!("{}{}", out.stdout, out.stderr),
+            output: format!("{}{}\n{}", out.stdout, out.stderr, node_migrate_state(node, pid)),
         });
     }
     hop(out.stdout, wall)
