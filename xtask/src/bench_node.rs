@@ -232,7 +232,7 @@ pub fn run(args: &Args) -> Result<()> {
                 pre_dump,
                 json: Some(Path::new(&json)),
             };
-            let back = migrate::to_host(&node, hop.dest_pid, agent.port(), &options, JOB)?;
+            let back = migrate::to_host(&node, hop.dest_pid, &agent, &options, JOB)?;
             pid = back.dest_pid;
             guard = Some(KillOnDrop(pid));
             let report = migrate::node_sh(&node, &format!("cat {json}"), JOB)?;

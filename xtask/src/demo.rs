@@ -296,7 +296,7 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
 
         let json = format!("/root/to-host-{trip}.json");
         let options = HopOptions { pre_dump: 0, json: Some(Path::new(&json)) };
-        let back = hop::to_host(&node, there.dest_pid, agent.port(), &options, JOB)?;
+        let back = hop::to_host(&node, there.dest_pid, &agent, &options, JOB)?;
         pid = back.dest_pid;
         guard = Some(KillOnDrop(pid));
         let report = hop::node_sh(&node, &format!("cat {json}"), JOB)?;

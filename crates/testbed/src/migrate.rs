@@ -138,12 +138,17 @@ pub fn node_agent_log(node: &Node, job: Duration) -> String {
 pub struct HostAgent {
     child: Child,
     port: u16,
+    /// What the agent writes to standard error.
+    log: PathBuf,
 }
 
 impl HostAgent {
     /// Starts `hcontainer` as an agent with its work folder `work` and the translation store
-    /// `store`, on a free port, and waits until it reports its address.
+    /// `store`, on a free port, and waits until it reports its address. Its standard error
+    /// goes to `work` with `.log` added.
     pub fn start(hcontainer: &Path, work: &Path, store: &Path) -> Result<HostAgent, Error> {
+        let log = work.with_extension("log");
+        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let mut cmd = Command::new(hcontainer);
         cmd.args(["agent", "--listen", "127.0.0.1:0", "--work"])
             .arg(work)
@@ -151,7 +156,7 @@ impl HostAgent {
             .arg(store)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(log_file);
         let command = format!("{cmd:?}");
         let mut child = cmd.spawn().map_err(|e| Error::Command {
             command,
@@ -164,7 +169,7 @@ impl HostAgent {
             let _ = std::io::BufReader::new(stdout).read_line(&mut line);
         }
         match listening_port(&line) {
-            Some(port) => Ok(HostAgent { child, port }),
+            Some(port) => Ok(HostAgent { child, port, log }),
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -180,6 +185,13 @@ impl HostAgent {
     /// The port it listens on (127.0.0.1 here, 10.0.2.2 from the node).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The last lines the agent wrote to standard error.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
@@ -351,18 +363,19 @@ fn node_migrate_state(node: &Node, pid: u32) -> String {
     }
 }
 
-/// Moves the translated process `pid` of the node back to the agent on this host listening
-/// on `host_port`, as the native program (recoded here), with the node's `hcontainer
+/// Moves the translated process `pid` of the node back to `agent` on this host, as the
+/// native program (recoded here), with the node's `hcontainer
 /// migrate`.
 pub fn to_host(
     node: &Node,
     pid: u32,
-    host_port: u16,
+    agent: &HostAgent,
     options: &HopOptions<'_>,
     job: Duration,
 ) -> Result<Hop, Error> {
     let mut command = format!(
-        "hcontainer migrate --pid {pid} --to 10.0.2.2:{host_port} --run-as native --recode-at destination --pre-dump {} -q",
+        "hcontainer migrate --pid {pid} --to 10.0.2.2:{} --run-as native --recode-at destination --pre-dump {} -q",
+        agent.port(),
         options.pre_dump
     );
     if let Some(json) = options.json {
@@ -375,7 +388,13 @@ pub fn to_host(
         return Err(Error::Migration {
             command: format!("{command} (in the node)"),
             status: format!("exit status {}", out.status),
-            output: format!("{}{}\n{}", out.stdout, out.stderr, node_migrate_state(node, pid)),
+            output: format!(
+                "{}{}\n{}\n--- this host's agent:\n{}",
+                out.stdout,
+                out.stderr,
+                node_migrate_state(node, pid),
+                agent.log_tail(20)
+            ),
         });
     }
     hop(out.stdout, wall)

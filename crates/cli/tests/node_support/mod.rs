@@ -147,5 +147,5 @@ impl Subject {
 
 /// Moves `pid` from the node back here (to `agent`) as the native program.
 pub fn to_host(node: &Node, pid: u32, agent: &HostAgent, options: &HopOptions<'_>) -> Result<Hop, Error> {
-    migrate::to_host(node, pid, agent.port(), options, JOB)
+    migrate::to_host(node, pid, agent, options, JOB)
 }
