@@ -282,11 +282,22 @@ struct Job<'a> {
     committed: bool,
 }
 
+/// One line of the agent's log on standard error: what an operator watching a node wants to
+/// see of its jobs. A failed write is ignored (the agent serves on without a log).
+fn log(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "hcontainer agent: {line}");
+}
+
 impl Drop for Job<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            if let Some((pid, _)) = self.restored {
-                kill(pid);
+            match self.restored {
+                Some((pid, _)) => {
+                    kill(pid);
+                    log(format_args!("{}: not committed; restored pid {pid} killed, images removed", self.name));
+                }
+                None => log(format_args!("{}: not committed; images removed", self.name)),
             }
         }
         if !self.committed || !self.shared.config.keep_images {
@@ -297,9 +308,11 @@ impl Drop for Job<'_> {
 
 fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), ProtoError> {
     let _ = stream.set_read_timeout(Some(shared.config.limits.idle_timeout));
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let mut conn = Conn::handshake(stream)?;
     let result = converse(&mut conn, shared);
     if let Err(e) = &result {
+        log(format_args!("connection from {peer}: {e}"));
         // The peer may be gone; the reply is best effort.
         let _ = conn.send(&Reply::Error { message: e.to_string() });
     }
@@ -361,6 +374,7 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                     committed: false,
                 };
                 std::fs::create_dir(&j.dir).map_err(io(&j.dir))?;
+                log(format_args!("{name}: begun ({})", j.label));
                 job = Some(j);
                 conn.send(&Reply::Begun { job: name })?;
             }
@@ -407,6 +421,7 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                     return Err(JobError::Refused(format!("restored pid {pid} no longer runs")));
                 }
                 j.committed = true;
+                log(format_args!("{}: committed; pid {pid} runs here ({mode})", j.name));
                 let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
@@ -527,6 +542,12 @@ fn restore(
         return Err(JobError::Refused(format!("restored pid {pid} exited at once")));
     }
     times.total_us = micros(arrived.elapsed());
+    log(format_args!(
+        "{}: restored {dir} as pid {pid} ({mode}{}) in {:.1} ms",
+        j.name,
+        target.map(|t| format!(", recoded to {t} in {:.1} ms", times.recode_us as f64 / 1000.0)).unwrap_or_default(),
+        times.total_us as f64 / 1000.0
+    ));
     Ok(Reply::Restored {
         pid,
         isa: host.into(),
