@@ -11,11 +11,11 @@
 //! heap intact, or the bench fails.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hcontainer_testbed::cc::{self, Libc};
-use hcontainer_testbed::migrate::{self, slow_heap_progress, HopOptions, HostAgent, KillOnDrop};
+use hcontainer_testbed::migrate::{self, HopOptions, HostAgent, KillOnDrop};
 use hcontainer_testbed::{cross, Node, NodeImage};
 
 use crate::util::{self, step};
@@ -127,21 +127,9 @@ pub(crate) fn print_rows(rows: &[Row]) {
     }
 }
 
-/// Waits until the subject's progress, read by `read`, passes `after` with every heap check
-/// passed so far; returns the step it shows.
+/// [`migrate::slow_heap_counts_on`], as an `anyhow` result.
 fn counts_on(what: &str, after: u64, read: impl Fn() -> Result<String>) -> Result<u64> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = read()?;
-        match slow_heap_progress(&text) {
-            Some((_, false)) => bail!("{what}: the subject found its heap damaged: {text:?}"),
-            Some((step, true)) if step > after => return Ok(step),
-            _ if Instant::now() > deadline => {
-                bail!("{what}: the subject did not count past step {after} in 120 s: {text:?}")
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    migrate::slow_heap_counts_on(what, after, read).map_err(anyhow::Error::msg)
 }
 
 /// Runs the hops and prints the table.

@@ -307,10 +307,7 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
     crate::bench_node::print_rows(&rows);
     // Back here for good: the program finishes (its parent is the agent's restore, which
     // reaps it; the pid goes away).
-    wait_until(Duration::from_secs(120), || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        (stat.is_empty() || stat.contains(") Z")).then_some(())
-    })
+    wait_until(Duration::from_secs(120), || exited(pid).then_some(()))
     .context("the migrated program did not finish")?;
     drop(guard);
     let status = uninterrupted.wait().context("waiting for the uninterrupted run")?;

@@ -20,7 +20,7 @@
 mod common;
 mod node_support;
 
-use hcontainer_testbed::migrate::slow_heap_progress;
+use hcontainer_testbed::migrate::{slow_heap_counts_on, slow_heap_progress};
 use node_support::{lock, sh, to_host, HopOptions, KillOnDrop, Subject, JOB};
 
 use std::path::Path;
@@ -181,23 +181,10 @@ const HEAP_DIRTY_PAGES: u64 = 1;
 /// Pre-copy rounds of each hop of the pre-copy test.
 const PRE_DUMPS: usize = 2;
 
-/// Waits until the pre-copy subject's progress, read by `read`, shows a step past `after`
-/// with every heap check passed; fails at once on a damaged heap. Returns the step.
+/// [`hcontainer_testbed::migrate::slow_heap_counts_on`], failing the test on its error.
 fn heap_counts_on(what: &str, after: u64, read: impl Fn() -> String) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = read();
-        match slow_heap_progress(&text) {
-            Some((_, false)) => panic!("{what}: the subject found its heap damaged: {text:?}"),
-            Some((step, true)) if step > after => return step,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no step past {after} in 120 s; last: {text:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    slow_heap_counts_on(what, after, || Ok::<_, std::convert::Infallible>(read()))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The first progress the subject writes at its destination (the file there holds zeros, or

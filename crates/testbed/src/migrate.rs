@@ -259,6 +259,28 @@ pub fn slow_heap_progress(text: &str) -> Option<(u64, bool)> {
     Some((step, words.next()? == "ok"))
 }
 
+/// Waits (120 s at most) until the progress of `tests/migrate/slow_heap.c`, read by `read`,
+/// shows a step past `after` with every heap check passed so far; returns that step. A
+/// damaged heap, or a failed read, ends the wait at once.
+pub fn slow_heap_counts_on<E: std::fmt::Display>(
+    what: &str,
+    after: u64,
+    read: impl Fn() -> Result<String, E>,
+) -> Result<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = read().map_err(|e| format!("{what}: {e}"))?;
+        match slow_heap_progress(&text) {
+            Some((_, false)) => return Err(format!("{what}: the subject found its heap damaged: {text:?}")),
+            Some((step, true)) if step > after => return Ok(step),
+            _ if Instant::now() > deadline => {
+                return Err(format!("{what}: the subject did not count past step {after} in 120 s: {text:?}"))
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// One hop of a process.
 #[derive(Clone, Debug)]
 pub struct Hop {
