@@ -216,6 +216,7 @@ fn write_inst(f: &mut Formatter<'_>, block: &Block, i: usize, op: &Op) -> fmt::R
     write!(f, "{val} = ")?;
     match op {
         Op::Const { ty, bits } => write!(f, "const.{ty} {bits:#x}"),
+        Op::Pc(a) => write!(f, "pc {a:#x}"),
         Op::Get(loc) => write!(f, "get.{} {loc}", loc.ty),
         Op::Load { ty, addr } => write!(f, "load.{ty} [{addr}]"),
         Op::Bin(b, x, y) => write!(f, "{}.{ty} {x}, {y}", bin_name(*b)),

@@ -402,6 +402,8 @@ fn exec(
     let fault = |cx: &Ctx<'_>, f: Fault| InterpError::Fault { block: cx.block.addr, inst: cx.inst, fault: f };
     Ok(Some(match op {
         Op::Const { ty, bits } => v(*ty, *bits),
+        // The interpreter runs every program at its link-time addresses.
+        Op::Pc(a) => v(Type::I64, u128::from(*a)),
         Op::Get(loc) => {
             let bytes = state_bytes(state);
             let (o, n) = (loc.offset as usize, loc.ty.bytes() as usize);

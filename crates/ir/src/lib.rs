@@ -209,6 +209,13 @@ pub enum Op {
         /// Its bits, zero-extended.
         bits: u128,
     },
+    /// A guest code or data address of the translated ELF file (an `I64`): `addr` is its
+    /// link-time address; the value is `addr` plus the file's load bias, which a unit (a
+    /// position-independent library or executable, see `hcontainer_abi::unit`) learns only
+    /// when the guest maps it. Static executables are translated at their final addresses,
+    /// where the bias is 0. Terminator addresses and block addresses are link-time addresses
+    /// in the same way.
+    Pc(u64),
     /// Read a guest state location.
     Get(Loc),
     /// Write a guest state location. Produces no value.
@@ -403,6 +410,7 @@ impl Block {
         let inst = self.insts.get(v.0 as usize)?;
         Some(match &inst.op {
             Op::Const { ty, .. } => *ty,
+            Op::Pc(_) => Type::I64,
             Op::Get(loc) => loc.ty,
             Op::Set(..) | Op::Store { .. } | Op::Fence => return None,
             Op::Load { ty, .. } => *ty,

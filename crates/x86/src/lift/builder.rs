@@ -150,6 +150,12 @@ impl Lifter {
         self.push(Op::Const { ty, bits: bits & mask_of(ty) })
     }
 
+    /// A guest address of this file (rip-relative operands, return addresses): link-time
+    /// `addr` plus the load bias the file gets when it is mapped (`Op::Pc`).
+    pub fn pc(&mut self, addr: u64) -> Value {
+        self.push(Op::Pc(addr))
+    }
+
     pub fn c64(&mut self, v: u64) -> Value {
         self.cst(Type::I64, u128::from(v))
     }
@@ -383,7 +389,7 @@ impl Lifter {
         let disp = ins.memory_displacement64();
         let mut acc: Option<Value> = None;
         if base == Register::RIP || base == Register::EIP {
-            acc = Some(self.c64(disp));
+            acc = Some(self.pc(disp));
         } else {
             if base != Register::None {
                 let b = self.read_reg(base);

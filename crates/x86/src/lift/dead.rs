@@ -101,12 +101,12 @@ pub(crate) fn remove_dead_flag_sets(f: &mut Function) -> usize {
 
 /// Whether `op` has no effect besides its value.
 fn is_pure(op: &Op) -> bool {
-    matches!(op, Op::Const { .. } | Op::Bin(..) | Op::Un(..) | Op::Icmp(..) | Op::Fcmp(..) | Op::Select(..) | Op::Conv(..))
+    matches!(op, Op::Const { .. } | Op::Pc(_) | Op::Bin(..) | Op::Un(..) | Op::Icmp(..) | Op::Fcmp(..) | Op::Select(..) | Op::Conv(..))
 }
 
 fn operands(op: &Op) -> Vec<Value> {
     match op {
-        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => Vec::new(),
+        Op::Const { .. } | Op::Pc(_) | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => Vec::new(),
         Op::Set(_, v) | Op::Un(_, v) | Op::Conv(_, _, v) => vec![*v],
         Op::Load { addr, .. } => vec![*addr],
         Op::Store { addr, val } | Op::AtomicRmw { addr, val, .. } => vec![*addr, *val],
@@ -119,7 +119,7 @@ fn operands(op: &Op) -> Vec<Value> {
 
 fn map_op(op: &mut Op, m: &dyn Fn(Value) -> Value) {
     match op {
-        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => {}
+        Op::Const { .. } | Op::Pc(_) | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => {}
         Op::Set(_, v) | Op::Un(_, v) | Op::Conv(_, _, v) => *v = m(*v),
         Op::Load { addr, .. } => *addr = m(*addr),
         Op::Store { addr, val } | Op::AtomicRmw { addr, val, .. } => {

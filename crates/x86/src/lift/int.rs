@@ -470,7 +470,7 @@ pub(crate) fn lift_int(l: &mut Lifter, ins: &Instruction) -> R {
             } else {
                 return unsup("far or 16/32-bit call");
             };
-            let r = l.c64(next);
+            let r = l.pc(next);
             push64(l, r);
             l.b.term = Terminator::Call { target, ret: next };
             return Ok(Step::End);
@@ -548,7 +548,7 @@ fn lea_addr(l: &mut Lifter, ins: &Instruction) -> Value {
     let index = ins.memory_index();
     let disp = ins.memory_displacement64();
     if base == Register::RIP || base == Register::EIP {
-        return l.c64(disp);
+        return l.pc(disp);
     }
     let mut acc: Option<Value> = None;
     if base != Register::None {

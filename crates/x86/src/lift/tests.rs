@@ -111,7 +111,7 @@ fn call_pushes_return_address() {
     let stored: Vec<&Op> = ops(&b).into_iter().filter(|o| matches!(o, Op::Store { .. })).collect();
     assert_eq!(stored.len(), 1);
     if let Op::Store { val, .. } = stored[0] {
-        assert_eq!(b.insts[val.0 as usize].op, Op::Const { ty: Type::I64, bits: 0x1005 });
+        assert_eq!(b.insts[val.0 as usize].op, Op::Pc(0x1005));
     }
     assert_eq!(sets(&b, offsets::gpr(4)).len(), 1);
 }
