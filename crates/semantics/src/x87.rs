@@ -113,10 +113,13 @@ pub enum Opc {
     Rstor = 69,
     Bld = 70,
     Bstp = 71,
+    // fxsave/fxrstor m512 (x87, MXCSR and the sixteen xmm registers; 64-bit layout).
+    Fxsave = 72,
+    Fxrstor = 73,
 }
 
 impl Opc {
-    const ALL: [Opc; 72] = [
+    const ALL: [Opc; 74] = [
         Opc::Add,
         Opc::Mul,
         Opc::Sub,
@@ -189,6 +192,8 @@ impl Opc {
         Opc::Rstor,
         Opc::Bld,
         Opc::Bstp,
+        Opc::Fxsave,
+        Opc::Fxrstor,
     ];
 }
 
@@ -1027,6 +1032,10 @@ fn full_tag_word(s: &GuestState) -> u16 {
     tw
 }
 
+/// MXCSR bits fxsave reports as writable (and fxrstor keeps): all but the reserved ones,
+/// DAZ included, as on every x86-64 CPU since the Pentium 4.
+const MXCSR_MASK: u32 = 0xffff;
+
 /// fnstenv's 28-byte environment (the 32-bit format): fcw, fsw, full tag word, then the
 /// instruction and operand pointers (not tracked: stored as zero), each in a 4-byte slot.
 fn store_env(f: &mut Fpu<'_>, addr: u64, host: &mut dyn Host) {
@@ -1146,7 +1155,18 @@ pub fn execute(state: &mut GuestState, op: X87Op, addr: u64, host: &mut dyn Host
     let cc_written = f.flags & sw::CC;
     let touches_cc = !matches!(
         op.opc,
-        Opc::Stsw | Opc::Stcw | Opc::Ldcw | Opc::Nop | Opc::Init | Opc::Clex | Opc::Stenv | Opc::Ldenv | Opc::Save | Opc::Rstor
+        Opc::Stsw
+            | Opc::Stcw
+            | Opc::Ldcw
+            | Opc::Nop
+            | Opc::Init
+            | Opc::Clex
+            | Opc::Stenv
+            | Opc::Ldenv
+            | Opc::Save
+            | Opc::Rstor
+            | Opc::Fxsave
+            | Opc::Fxrstor
     );
     let mut swv = f.s.fpu_sw & !sw::TOP;
     if touches_cc {
@@ -1562,6 +1582,44 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             f.s.fpu_sw = 0;
             f.s.fpu_top = 0;
             f.s.fpu_tag = 0;
+        }
+        Opc::Fxsave => {
+            // The 512-byte area of the 64-bit form: fcw, fsw, abridged tag (a bit per
+            // non-empty physical register), fop, fip and fdp (not tracked: zero), mxcsr and
+            // its mask, st(0)..st(7) in 16-byte slots, xmm0..xmm15. Nothing is reset.
+            let mut a = [0u8; 512];
+            a[0..2].copy_from_slice(&f.s.fpu_cw.to_le_bytes());
+            let swv = (f.s.fpu_sw & !sw::TOP) | ((f.top() as u16) << 11);
+            a[2..4].copy_from_slice(&swv.to_le_bytes());
+            a[4] = (f.s.fpu_tag & 0xff) as u8;
+            a[24..28].copy_from_slice(&f.s.mxcsr.to_le_bytes());
+            a[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
+            for i in 0..8u8 {
+                let at = 32 + 16 * usize::from(i);
+                a[at..at + 10].copy_from_slice(&f.raw(i).to_bytes());
+            }
+            for (i, x) in f.s.xmm.iter().enumerate() {
+                a[160 + 16 * i..176 + 16 * i].copy_from_slice(x);
+            }
+            host.write(addr, &a);
+        }
+        Opc::Fxrstor => {
+            let a: [u8; 512] = read_mem(host, addr);
+            f.s.fpu_cw = (u16::from_le_bytes([a[0], a[1]]) & 0x1f3f) | 0x0040;
+            let swv = u16::from_le_bytes([a[2], a[3]]);
+            f.s.fpu_top = u32::from((swv >> 11) & 7);
+            f.s.fpu_sw = swv & !sw::TOP;
+            f.s.fpu_tag = u32::from(a[4]);
+            for i in 0..8u8 {
+                let at = 32 + 16 * usize::from(i);
+                let p = f.phys(i);
+                f.s.fpu_regs[p] = X87Reg::default();
+                f.s.fpu_regs[p].bytes[..10].copy_from_slice(&a[at..at + 10]);
+            }
+            f.s.mxcsr = u32::from_le_bytes([a[24], a[25], a[26], a[27]]) & MXCSR_MASK;
+            for (i, x) in f.s.xmm.iter_mut().enumerate() {
+                x.copy_from_slice(&a[160 + 16 * i..176 + 16 * i]);
+            }
         }
         Opc::Rstor => {
             load_env(f, addr, host);

@@ -291,9 +291,14 @@ fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported
             l.c64(0)
         };
         let id = l.c64(u64::from(op));
-        // x87 helpers may write ax (fnstsw) and the flags (fcomi).
+        // x87 helpers may write ax (fnstsw) and the flags (fcomi); fxrstor the xmm registers
+        // and mxcsr.
         let mut writes = Lifter::gpr_locs(&[0]);
         writes.extend(Lifter::FLAG_LOCS);
+        if matches!(ins.code(), iced_x86::Code::Fxrstor_m512byte | iced_x86::Code::Fxrstor64_m512byte) {
+            writes.extend((0..16).map(builder::xmm_loc));
+            writes.push(builder::MXCSR);
+        }
         l.call_helper(Helper::X87 as u32, vec![id, a], &writes);
         // fcomi and friends set the arithmetic flags through the state.
         l.flags = None;

@@ -152,6 +152,8 @@ pub fn x87_op(code: Code, instr: &Instruction) -> Option<u32> {
         C::Fldenv_m28byte => (Opc::Ldenv, None, 0),
         C::Fnsave_m108byte | C::Fsave_m108byte => (Opc::Save, None, 0),
         C::Frstor_m108byte => (Opc::Rstor, None, 0),
+        C::Fxsave_m512byte | C::Fxsave64_m512byte => (Opc::Fxsave, None, 0),
+        C::Fxrstor_m512byte | C::Fxrstor64_m512byte => (Opc::Fxrstor, None, 0),
         C::Fbld_m80bcd => (Opc::Bld, None, 0),
         C::Fbstp_m80bcd => (Opc::Bstp, None, 0),
         C::Fcmovb_st0_sti => (Opc::CmovB, St, sti(instr, 1)),
