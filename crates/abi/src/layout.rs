@@ -9,6 +9,19 @@
 pub const RUNTIME_BASE: u64 = 0x2000_0000_0000;
 /// Size reserved for runtime, translated code, tables and runtime data.
 pub const RUNTIME_SIZE: u64 = 0x0100_0000_0000;
+/// Where the runtime maps translation units (`crate::unit`): the second eighth of
+/// hcontainer's range, above the executable's own image.
+pub const UNITS_BASE: u64 = RUNTIME_BASE + RUNTIME_SIZE / 8;
+/// Size of the units' range.
+pub const UNITS_SIZE: u64 = RUNTIME_SIZE / 8;
+/// Where the runtime keeps the lookup records of units' resume points (guest address → host
+/// function), right after the units' range.
+pub const LOOKUP_BASE: u64 = UNITS_BASE + UNITS_SIZE;
+/// Size of the lookup records' range.
+pub const LOOKUP_SIZE: u64 = 1 << 32;
+
+const _: () = assert!(LOOKUP_BASE + LOOKUP_SIZE <= THREAD_SLOTS_BASE);
+
 /// Where a position-independent guest (static-pie) is placed: the address x86-64 Linux
 /// loads a PIE at with address randomization off, so a native run under `setarch -R`
 /// (or `hcontainer run`) has exactly the translated layout.

@@ -7,6 +7,7 @@
 //! * [`layout`]: where the runtime and translated code live in the address space.
 //! * [`calls`]: the calling convention and symbols between translated code and the runtime.
 //! * [`meta`]: the metadata section that every translated executable carries.
+//! * [`unit`]: translation units of dynamically linked programs and their launcher.
 //!
 //! This crate is `no_std` so the runtime can use it; it has no dependencies.
 #![no_std]
@@ -17,5 +18,6 @@ pub mod flags;
 pub mod layout;
 pub mod meta;
 mod state;
+pub mod unit;
 
 pub use state::*;

@@ -7,7 +7,7 @@
 //! 8   meta_version     u32
 //! 12  state_version    u32      GuestState layout (crate::GUEST_STATE_VERSION)
 //! 16  host_isa         u32      HostIsa
-//! 20  flags            u32      bit 0: guest is PIE
+//! 20  flags            u32      bit 0: guest is PIE; bit 1: a translation unit
 //! 24  guest_entry      u64
 //! 32  load_bias        u64
 //! 40  guest_sha256     [u8; 32] of the original executable file
@@ -28,6 +28,11 @@ pub const META_MAGIC: [u8; 8] = *b"HCMETA\0\x01";
 pub const META_VERSION: u32 = 1;
 /// Size of the fixed header before the points array.
 pub const HEADER_SIZE: usize = 96;
+/// [`Header::flags`]: the guest is position independent.
+pub const FLAG_PIE: u32 = 1;
+/// [`Header::flags`]: a translation unit (`crate::unit`): points are link-time addresses of
+/// the guest file, which runs at them plus its load bias.
+pub const FLAG_UNIT: u32 = 2;
 
 /// Host instruction set a translated executable is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +75,7 @@ pub struct Header {
     pub state_version: u32,
     /// Host ISA of the executable.
     pub host_isa: HostIsa,
-    /// Bit 0: guest is PIE.
+    /// [`FLAG_PIE`], [`FLAG_UNIT`].
     pub flags: u32,
     /// Guest entry point.
     pub guest_entry: u64,

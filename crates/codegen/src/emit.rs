@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cranelift_module::{DataDescription, FuncId, Linkage, Module};
+use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
 use cranelift_object::ObjectModule;
 use hcontainer_abi::calls::{self, DispatchEntry, GuestInfo};
 use hcontainer_abi::meta::{self, Header, HostIsa};
@@ -30,16 +30,13 @@ fn guest_info_bytes(info: &GuestInfo) -> Vec<u8> {
     fields.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Define `hc_dispatch_table` (sorted by guest address, with a relocation to the function of
-/// each entry), `hc_dispatch_len` and `hc_guest_info`.
-pub(crate) fn tables(
+/// Define `table` as the dispatch table: one entry per point, sorted by guest address, with a
+/// relocation to the function of each entry.
+fn dispatch_table(
     module: &mut ObjectModule,
+    table: DataId,
     points: &BTreeMap<u64, (FuncId, u64)>,
-    guest: &GuestDescription,
 ) -> Result<(), CodegenError> {
-    let table = module
-        .declare_data(calls::DISPATCH_TABLE, Linkage::Export, false, false)
-        .map_err(module_err)?;
     let mut bytes = vec![0u8; points.len() * ENTRY_SIZE];
     let mut d = DataDescription::new();
     d.set_align(8);
@@ -60,7 +57,20 @@ pub(crate) fn tables(
             .map_err(|_| CodegenError::Object(format!("dispatch table offset {off} too large")))?;
         d.write_function_addr(off, fref);
     }
-    module.define_data(table, &d).map_err(module_err)?;
+    module.define_data(table, &d).map_err(module_err)
+}
+
+/// Define `hc_dispatch_table` (see [`dispatch_table`]), `hc_dispatch_len` and
+/// `hc_guest_info` of an executable.
+pub(crate) fn tables(
+    module: &mut ObjectModule,
+    points: &BTreeMap<u64, (FuncId, u64)>,
+    guest: &GuestDescription,
+) -> Result<(), CodegenError> {
+    let table = module
+        .declare_data(calls::DISPATCH_TABLE, Linkage::Export, false, false)
+        .map_err(module_err)?;
+    dispatch_table(module, table, points)?;
 
     let len = module
         .declare_data(calls::DISPATCH_LEN, Linkage::Export, false, false)
@@ -80,6 +90,52 @@ pub(crate) fn tables(
     Ok(())
 }
 
+/// Define a unit's header (`hcontainer_abi::unit::UnitHeader`, writable: the runtime fills
+/// in the bias and the imports) and its dispatch table, keyed by link-time guest addresses.
+pub(crate) fn unit_tables(
+    module: &mut ObjectModule,
+    header: DataId,
+    points: &BTreeMap<u64, (FuncId, u64)>,
+    guest: &GuestDescription,
+) -> Result<(), CodegenError> {
+    use hcontainer_abi::unit::{self, UnitHeader};
+    let table = module.declare_anonymous_data(false, false).map_err(module_err)?;
+    dispatch_table(module, table, points)?;
+
+    let h = UnitHeader {
+        magic: unit::UNIT_MAGIC,
+        version: unit::UNIT_VERSION,
+        state_version: u32::from(hcontainer_abi::GUEST_STATE_VERSION),
+        bias: 0,
+        imports: [0; unit::N_IMPORTS],
+        dispatch_table: 0,
+        dispatch_len: points.len() as u64,
+        guest_sha256: guest.sha256,
+        guest_size: guest.file_size,
+        n_traps: guest.n_traps,
+    };
+    let mut bytes = Vec::with_capacity(unit::HEADER_SIZE);
+    bytes.extend_from_slice(&h.magic);
+    bytes.extend_from_slice(&h.version.to_le_bytes());
+    bytes.extend_from_slice(&h.state_version.to_le_bytes());
+    bytes.extend_from_slice(&h.bias.to_le_bytes());
+    for i in h.imports {
+        bytes.extend_from_slice(&i.to_le_bytes());
+    }
+    bytes.extend_from_slice(&h.dispatch_table.to_le_bytes());
+    bytes.extend_from_slice(&h.dispatch_len.to_le_bytes());
+    bytes.extend_from_slice(&h.guest_sha256);
+    bytes.extend_from_slice(&h.guest_size.to_le_bytes());
+    bytes.extend_from_slice(&h.n_traps.to_le_bytes());
+    debug_assert_eq!(bytes.len(), unit::HEADER_SIZE);
+    let mut d = DataDescription::new();
+    d.set_align(16);
+    d.define(bytes.into_boxed_slice());
+    let tref = module.declare_data_in_data(table, &mut d);
+    d.write_data_addr(unit::DISPATCH_TABLE_OFFSET, tref, 0);
+    module.define_data(header, &d).map_err(module_err)
+}
+
 /// The bytes of the `.hcontainer.meta` section (layout in `hcontainer_abi::meta`).
 pub(crate) fn meta_bytes(
     points: &BTreeMap<u64, (FuncId, u64)>,
@@ -90,7 +146,8 @@ pub(crate) fn meta_bytes(
         meta_version: meta::META_VERSION,
         state_version: hcontainer_abi::GUEST_STATE_VERSION,
         host_isa: isa,
-        flags: u32::from(guest.is_pie),
+        flags: u32::from(guest.is_pie) * meta::FLAG_PIE
+            | u32::from(guest.output == crate::Output::Unit) * meta::FLAG_UNIT,
         guest_entry: guest.info.entry,
         load_bias: guest.info.load_bias,
         guest_sha256: guest.sha256,

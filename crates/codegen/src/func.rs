@@ -25,6 +25,8 @@ use hcontainer_ir::{
     BinOp, Block, CallTarget, ConvOp, FloatCC, Function, IntCC, Op, RmwOp, Terminator, Type, UnOp, Value,
 };
 
+use hcontainer_abi::unit::{Import, BIAS_OFFSET, IMPORTS_OFFSET};
+
 use crate::{runtime_sig, translated_sig, CodegenError, Shared};
 
 /// Cranelift type of an IR type.
@@ -411,7 +413,7 @@ fn liveness(f: &Function, dirty_in: &[Vec<u32>]) -> Liveness {
 /// IR values an op reads.
 fn operands(op: &Op) -> Vec<Value> {
     match op {
-        Op::Const { .. } | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => Vec::new(),
+        Op::Const { .. } | Op::Pc(_) | Op::Get(_) | Op::EvalCond(_) | Op::Rflags | Op::Fence => Vec::new(),
         Op::Set(_, v) | Op::Load { addr: v, .. } | Op::Un(_, v) | Op::Conv(_, _, v) => vec![*v],
         Op::Store { addr, val } | Op::AtomicRmw { addr, val, .. } => vec![*addr, *val],
         Op::AtomicCas { addr, expected, new } => vec![*addr, *expected, *new],
@@ -519,16 +521,30 @@ pub(crate) fn describe_analysis(f: &Function) -> String {
     out
 }
 
+/// How the function being built reaches the runtime's entry points, in
+/// `hcontainer_abi::unit::Import` order.
+enum RtRefs {
+    /// Direct calls, resolved when the executable is linked.
+    Direct([FuncRef; 6]),
+    /// Indirect calls through the unit header's import table (signatures).
+    Imported([ir::SigRef; 6]),
+}
+
 /// Imported callees of the function being built.
 struct Refs {
-    syscall: FuncRef,
-    helper: FuncRef,
-    eval_cond: FuncRef,
-    rflags: FuncRef,
-    lookup: FuncRef,
-    unsupported: FuncRef,
+    rt: RtRefs,
     translated_sig: ir::SigRef,
 }
+
+/// Runtime entry points in `Import` order, with their symbols.
+const RT_NAMES: [(Import, &str); 6] = [
+    (Import::Syscall, hcontainer_abi::calls::SYSCALL),
+    (Import::Helper, hcontainer_abi::calls::HELPER),
+    (Import::EvalCond, hcontainer_abi::calls::EVAL_COND),
+    (Import::Rflags, hcontainer_abi::calls::RFLAGS),
+    (Import::Lookup, hcontainer_abi::calls::LOOKUP),
+    (Import::Unsupported, hcontainer_abi::calls::UNSUPPORTED),
+];
 
 fn import(func: &mut ir::Function, id: FuncId, sig: ir::Signature) -> FuncRef {
     let sig = func.import_signature(sig);
@@ -572,6 +588,9 @@ struct Tr<'a, 'b> {
     float_load: Vec<bool>,
     refs: Refs,
     state: CValue,
+    /// The guest file's load bias (a unit's header field, read at function entry); `None`
+    /// in an executable, whose guest addresses are final.
+    bias: Option<CValue>,
     /// Guest block address → (index in `f.blocks`, Cranelift block).
     blocks: HashMap<u64, (usize, ir::Block)>,
     /// Callees already imported into this function (translated functions).
@@ -591,8 +610,6 @@ struct Tr<'a, 'b> {
 /// immediate (`cmp x, #0xfff, lsl #12`) instead of materializing it first.
 const NEST_LIMIT: i64 = (16 << 20) - (1 << 12);
 
-/// Size of a `DispatchEntry`.
-const DISPATCH_ENTRY_SIZE: i64 = std::mem::size_of::<hcontainer_abi::calls::DispatchEntry>() as i64;
 
 /// Translate IR function `f` (index `fi` in the program, declared as `id`).
 pub(crate) fn translate(
@@ -613,21 +630,15 @@ pub(crate) fn translate(
         UserFuncName::user(0, id.as_u32()),
         translated_sig(sh.call_conv),
     );
-    let rt = sh.rt;
     let cc = sh.call_conv;
-    let refs = Refs {
-        syscall: import(&mut func, rt.syscall, runtime_sig(cc, hcontainer_abi::calls::SYSCALL)),
-        helper: import(&mut func, rt.helper, runtime_sig(cc, hcontainer_abi::calls::HELPER)),
-        eval_cond: import(&mut func, rt.eval_cond, runtime_sig(cc, hcontainer_abi::calls::EVAL_COND)),
-        rflags: import(&mut func, rt.rflags, runtime_sig(cc, hcontainer_abi::calls::RFLAGS)),
-        lookup: import(&mut func, rt.lookup, runtime_sig(cc, hcontainer_abi::calls::LOOKUP)),
-        unsupported: import(
-            &mut func,
-            rt.unsupported,
-            runtime_sig(cc, hcontainer_abi::calls::UNSUPPORTED),
-        ),
-        translated_sig: func.import_signature(translated_sig(cc)),
+    let rt = match sh.rt {
+        Some(rt) => {
+            let ids = [rt.syscall, rt.helper, rt.eval_cond, rt.rflags, rt.lookup, rt.unsupported];
+            RtRefs::Direct(core::array::from_fn(|i| import(&mut func, ids[i], runtime_sig(cc, RT_NAMES[i].1))))
+        }
+        None => RtRefs::Imported(core::array::from_fn(|i| func.import_signature(runtime_sig(cc, RT_NAMES[i].1)))),
     };
+    let refs = Refs { rt, translated_sig: func.import_signature(translated_sig(cc)) };
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(&mut func, &mut fctx);
     for slot in locs.all.values() {
@@ -669,6 +680,7 @@ pub(crate) fn translate(
         locs,
         refs,
         state,
+        bias: None,
         blocks,
         callees: HashMap::new(),
         fi,
@@ -690,6 +702,12 @@ pub(crate) fn translate(
     // Entry 0 (a call) loads only the locations live at the function's entry and polls;
     // resume entry i > 0 enters block i (whole-function mode: after loading the locations
     // live there, which include those a write-back may store before the block assigns them).
+    if let Some(header) = sh.unit {
+        // Written by the runtime before any of the unit's code runs.
+        let hdr = t.data_addr(header);
+        let flags = state_flags().with_readonly();
+        t.bias = Some(t.b.ins().load(types::I64, flags, hdr, BIAS_OFFSET as i32));
+    }
     let poll_entry = t.b.create_block();
     let bad_entry = t.b.create_block();
     let (fast, resume) = (t.b.create_block(), t.b.create_block());
@@ -833,6 +851,33 @@ impl<'a> Tr<'a, '_> {
         self.b.ins().iconst(types::I64, v as i64)
     }
 
+    /// The run-time value of link-time guest address `addr` (see `Op::Pc`).
+    fn gaddr(&mut self, addr: u64) -> CValue {
+        match self.bias {
+            Some(bias) => self.b.ins().iadd_imm_s(bias, addr as i64),
+            None => self.iconst(addr),
+        }
+    }
+
+    /// Call runtime entry point `which` with `args`.
+    fn call_rt(&mut self, which: Import, args: &[CValue]) -> ir::Inst {
+        match &self.refs.rt {
+            RtRefs::Direct(f) => {
+                let f = f[which as usize];
+                self.b.ins().call(f, args)
+            }
+            RtRefs::Imported(sigs) => {
+                let sig = sigs[which as usize];
+                let header = self.sh.unit.expect("imported runtime calls are made by units only");
+                let hdr = self.data_addr(header);
+                let flags = state_flags().with_readonly();
+                let at = IMPORTS_OFFSET as i32 + 8 * which as i32;
+                let f = self.b.ins().load(types::I64, flags, hdr, at);
+                self.b.ins().call_indirect(sig, f, args)
+            }
+        }
+    }
+
     /// Load every location into its variable (local mode: those the block reads).
     fn reload_all(&mut self) {
         let offs: Vec<u32> = if self.local { self.reads.clone() } else { self.locs.all.keys().copied().collect() };
@@ -898,7 +943,7 @@ impl<'a> Tr<'a, '_> {
     }
 
     fn exit_const(&mut self, addr: u64) {
-        let a = self.iconst(addr);
+        let a = self.gaddr(addr);
         self.exit(a);
     }
 
@@ -969,11 +1014,11 @@ impl<'a> Tr<'a, '_> {
         self.b.ins().icmp_imm_u(CIntCC::UnsignedLessThan, used, NEST_LIMIT)
     }
 
-    /// Find the dispatch entry of guest address `a` (an indirect transfer of block `bi`):
-    /// first in the block's cache word (an index in the dispatch table, checked against the
-    /// table's length and the entry's address, so any content is safe), else with the
-    /// runtime's lookup, which refills the cache. Without a translation the function exits
-    /// with `a`. Returns the entry's (host function, entry index), in the current block.
+    /// Find the dispatch entry of guest address `a` (an indirect transfer of block `blk`):
+    /// first in the block's cache word (a pointer to the entry the runtime's lookup returned
+    /// last, whose run-time guest address is checked, so a stale entry only misses), else with
+    /// the lookup, which the cache then keeps. Without a translation the function exits with
+    /// `a`. Returns the entry's (host function, entry index), in the current block.
     fn resolve(&mut self, blk: &Block, a: CValue) -> Result<(CValue, CValue), CodegenError> {
         let slot = *self
             .sh
@@ -981,10 +1026,7 @@ impl<'a> Tr<'a, '_> {
             .get(&(self.fi, self.blocks[&blk.addr].0))
             .ok_or_else(|| self.bad(blk, "indirect transfer without a dispatch cache"))?;
         let cache = self.data_addr(slot);
-        let table = self.data_addr(self.sh.dispatch_table);
-        let idx = self.b.ins().load(types::I64, state_flags(), cache, 0);
-        // `hc_dispatch_len` is read-only and holds the number of points (`emit::tables`).
-        let len = self.iconst(self.sh.points.len() as u64);
+        let cached = self.b.ins().load(types::I64, state_flags(), cache, 0);
         let (check, miss, refill, missing, found) = (
             self.b.create_block(),
             self.b.create_block(),
@@ -993,20 +1035,10 @@ impl<'a> Tr<'a, '_> {
             self.b.create_block(),
         );
         let e = self.b.append_block_param(found, types::I64);
-        let in_table = self.b.ins().icmp(CIntCC::UnsignedLessThan, idx, len);
-        self.b.ins().brif(in_table, check, &[], miss, &[]);
+        self.b.ins().brif(cached, check, &[], miss, &[]);
 
         self.b.switch_to_block(check);
         self.b.seal_block(check);
-        let off = if DISPATCH_ENTRY_SIZE == 24 {
-            // 24 * idx as (idx + 2 * idx) * 8: two shifted adds instead of a multiply.
-            let twice = self.b.ins().ishl_imm_u(idx, 1);
-            let thrice = self.b.ins().iadd(idx, twice);
-            self.b.ins().ishl_imm_u(thrice, 3)
-        } else {
-            self.b.ins().imul_imm_u(idx, DISPATCH_ENTRY_SIZE)
-        };
-        let cached = self.b.ins().iadd(table, off);
         let guest = self.b.ins().load(types::I64, state_flags(), cached, 0);
         let hit = self.b.ins().icmp(CIntCC::Equal, guest, a);
         let cached_arg = ir::BlockArg::Value(cached);
@@ -1015,7 +1047,7 @@ impl<'a> Tr<'a, '_> {
         self.b.switch_to_block(miss);
         self.b.seal_block(miss);
         self.b.set_cold_block(miss);
-        let call = self.b.ins().call(self.refs.lookup, &[a]);
+        let call = self.call_rt(Import::Lookup, &[a]);
         let looked = self.b.inst_results(call)[0];
         self.b.ins().brif(looked, refill, &[], missing, &[]);
 
@@ -1027,10 +1059,7 @@ impl<'a> Tr<'a, '_> {
         self.b.switch_to_block(refill);
         self.b.seal_block(refill);
         self.b.set_cold_block(refill);
-        let off = self.b.ins().isub(looked, table);
-        let size = self.iconst(DISPATCH_ENTRY_SIZE as u64);
-        let idx = self.b.ins().udiv(off, size);
-        self.b.ins().store(state_flags(), idx, cache, 0);
+        self.b.ins().store(state_flags(), looked, cache, 0);
         let looked_arg = ir::BlockArg::Value(looked);
         self.b.ins().jump(found, &[looked_arg]);
 
@@ -1165,7 +1194,7 @@ impl<'a> Tr<'a, '_> {
                             self.after_call(r, *ret);
                         }
                         None => {
-                            let a = self.iconst(*t);
+                            let a = self.gaddr(*t);
                             self.b.ins().store(state_flags(), a, self.state, offsets::RIP as i32);
                             self.b.ins().return_(&[a]);
                         }
@@ -1186,9 +1215,9 @@ impl<'a> Tr<'a, '_> {
             }
             Terminator::Syscall { next } => {
                 self.write_back();
-                let n = self.iconst(*next);
+                let n = self.gaddr(*next);
                 self.b.ins().store(state_flags(), n, self.state, offsets::RIP as i32);
-                self.b.ins().call(self.refs.syscall, &[self.state]);
+                self.call_rt(Import::Syscall, &[self.state]);
                 if !self.local {
                     let live = self.live.as_ref().map(|l| l.at(&self.blocks, *next).unwrap_or_default());
                     self.reload(live);
@@ -1204,9 +1233,9 @@ impl<'a> Tr<'a, '_> {
                     .ok_or_else(|| self.bad(blk, "trap without message"))?;
                 let msg = self.data_addr(data);
                 self.write_back();
-                let a = self.iconst(*addr);
+                let a = self.gaddr(*addr);
                 self.b.ins().store(state_flags(), a, self.state, offsets::RIP as i32);
-                self.b.ins().call(self.refs.unsupported, &[self.state, a, msg]);
+                self.call_rt(Import::Unsupported, &[self.state, a, msg]);
                 self.b.ins().return_(&[a]);
             }
         }
@@ -1218,7 +1247,13 @@ impl<'a> Tr<'a, '_> {
     fn after_call(&mut self, r: CValue, ret: u64) {
         match self.block_of(ret) {
             Some((_, cb)) => {
-                let is_ret = self.b.ins().icmp_imm_u(CIntCC::Equal, r, ret as i64);
+                let is_ret = match self.bias {
+                    None => self.b.ins().icmp_imm_u(CIntCC::Equal, r, ret as i64),
+                    Some(_) => {
+                        let expected = self.gaddr(ret);
+                        self.b.ins().icmp(CIntCC::Equal, r, expected)
+                    }
+                };
                 let (cont, out) = (self.b.create_block(), self.b.create_block());
                 self.b.ins().brif(is_ret, cont, &[], out, &[]);
                 self.b.switch_to_block(out);
@@ -1496,6 +1531,7 @@ impl<'a> Tr<'a, '_> {
         let ins_ty = |this: &Self, v: CValue| this.b.func.dfg.value_type(v);
         Ok(Some(match op {
             Op::Const { ty, bits } => self.constant(*ty, *bits),
+            Op::Pc(a) => self.gaddr(*a),
             Op::Get(loc) if loc.offset == offsets::POLL => {
                 self.b.ins().load(cl_type(loc.ty), state_flags(), self.state, loc.offset as i32)
             }
@@ -1629,7 +1665,7 @@ impl<'a> Tr<'a, '_> {
                     let var = self.locs.all[&off].var;
                     args.push(self.b.use_var(var));
                 }
-                let call = self.b.ins().call(self.refs.rflags, &args);
+                let call = self.call_rt(Import::Rflags, &args);
                 self.b.inst_results(call)[0]
             }
             Op::Helper(id, args) => {
@@ -1649,7 +1685,7 @@ impl<'a> Tr<'a, '_> {
                 // what the helper wrote); what the code reads later is loaded again.
                 self.write_back();
                 self.dirty.clear();
-                let call = self.b.ins().call(self.refs.helper, &a);
+                let call = self.call_rt(Import::Helper, &a);
                 let r = self.b.inst_results(call)[0];
                 let key = (self.blocks[&blk.addr].0, self.inst_index);
                 let live = self.live.as_ref().and_then(|l| l.after_helper.get(&key).cloned());
@@ -1955,7 +1991,7 @@ impl<'a> Tr<'a, '_> {
             let var = self.locs.all[&off].var;
             args.push(self.b.use_var(var));
         }
-        let call = self.b.ins().call(self.refs.eval_cond, &args);
+        let call = self.call_rt(Import::EvalCond, &args);
         let r = self.b.inst_results(call)[0];
         self.b.ins().icmp_imm_u(CIntCC::NotEqual, r, 0)
     }

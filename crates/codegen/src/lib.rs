@@ -41,10 +41,25 @@ fn dump_request() -> Vec<u64> {
         .collect()
 }
 
+/// What the object becomes once linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A static executable: the runtime, this code and the guest's segments linked at their
+    /// final addresses (`hcontainer-link::link`). Runtime calls are direct; guest addresses
+    /// are constants.
+    Executable,
+    /// A translation unit (`hcontainer_abi::unit`): a host shared object the runtime loads at
+    /// any address for a guest file mapped at any address. Runtime calls go through the
+    /// unit header's import table; guest addresses add the bias from the header.
+    Unit,
+}
+
 /// Facts about the guest executable that go into the object besides the code.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestDescription {
-    /// Written as `hc_guest_info` for the runtime.
+    /// What the object is for.
+    pub output: Output,
+    /// Written as `hc_guest_info` for the runtime (executables only).
     pub info: GuestInfo,
     /// SHA-256 of the original executable file.
     pub sha256: [u8; 32],
@@ -134,18 +149,20 @@ pub(crate) struct Shared<'a> {
     pub cas_128: bool,
     /// Follow each atomic operation with a fence (hosts whose atomics are not full barriers).
     pub atomic_fence: bool,
-    pub rt: RuntimeFns,
+    /// Runtime entry points (executables only).
+    pub rt: Option<RuntimeFns>,
     /// Guest function entry → its host function.
     pub funcs: &'a HashMap<u64, FuncId>,
     /// Trap string of each `(function index, block index)` that ends in a trap.
     pub trap_strings: &'a HashMap<(usize, usize), DataId>,
     /// Dispatch-cache word of each `(function index, block index)` that ends in an indirect
-    /// call or jump: the index in `hc_dispatch_table` of the last entry found there.
+    /// call or jump: a pointer to the last `DispatchEntry` (with its run-time guest address)
+    /// the runtime's lookup returned there, or 0.
     pub dispatch_caches: &'a HashMap<(usize, usize), DataId>,
-    /// `hc_dispatch_table`.
-    pub dispatch_table: DataId,
     /// Every resume point: guest block address → (host function, entry index).
     pub points: &'a BTreeMap<u64, (FuncId, u64)>,
+    /// The unit header (`hcontainer_abi::unit::UnitHeader`) when compiling a unit.
+    pub unit: Option<DataId>,
 }
 
 fn sig(call_conv: CallConv, params: usize, ret: bool) -> Signature {
@@ -200,28 +217,38 @@ pub fn compile(
     .map_err(module_err)?;
     let mut module = ObjectModule::new(builder);
 
-    // Runtime imports.
+    // Runtime imports (executables; a unit calls through its header's import table).
     use hcontainer_abi::calls as c;
-    let mut import = |name: &str| {
-        module
-            .declare_function(name, Linkage::Import, &runtime_sig(call_conv, name))
-            .map_err(module_err)
-    };
-    let rt = RuntimeFns {
-        syscall: import(c::SYSCALL)?,
-        helper: import(c::HELPER)?,
-        eval_cond: import(c::EVAL_COND)?,
-        rflags: import(c::RFLAGS)?,
-        lookup: import(c::LOOKUP)?,
-        unsupported: import(c::UNSUPPORTED)?,
+    let rt = match guest.output {
+        Output::Unit => None,
+        Output::Executable => {
+            let mut import = |name: &str| {
+                module
+                    .declare_function(name, Linkage::Import, &runtime_sig(call_conv, name))
+                    .map_err(module_err)
+            };
+            Some(RuntimeFns {
+                syscall: import(c::SYSCALL)?,
+                helper: import(c::HELPER)?,
+                eval_cond: import(c::EVAL_COND)?,
+                rflags: import(c::RFLAGS)?,
+                lookup: import(c::LOOKUP)?,
+                unsupported: import(c::UNSUPPORTED)?,
+            })
+        }
     };
 
-    // Translated functions.
+    // Translated functions. In a unit they stay local: an exported symbol of a shared object
+    // could be preempted, and calls to it would go through a PLT.
+    let func_linkage = match guest.output {
+        Output::Executable => Linkage::Export,
+        Output::Unit => Linkage::Local,
+    };
     let mut funcs = HashMap::new();
     let mut ids = Vec::with_capacity(program.functions.len());
     for f in &program.functions {
         let id = module
-            .declare_function(&function_symbol(f.entry), Linkage::Export, &translated_sig(call_conv))
+            .declare_function(&function_symbol(f.entry), func_linkage, &translated_sig(call_conv))
             .map_err(module_err)?;
         if funcs.insert(f.entry, id).is_some() {
             return Err(CodegenError::DuplicateFunction(f.entry));
@@ -263,9 +290,14 @@ pub fn compile(
             }
         }
     }
-    let dispatch_table = module
-        .declare_data(c::DISPATCH_TABLE, Linkage::Export, false, false)
-        .map_err(module_err)?;
+    let unit = match guest.output {
+        Output::Executable => None,
+        Output::Unit => Some(
+            module
+                .declare_data(hcontainer_abi::unit::HEADER_SYMBOL, Linkage::Hidden, true, false)
+                .map_err(module_err)?,
+        ),
+    };
 
     // One dispatch entry per distinct block address (the first function holding it wins).
     let mut points: BTreeMap<u64, (FuncId, u64)> = BTreeMap::new();
@@ -285,8 +317,8 @@ pub fn compile(
         funcs: &funcs,
         trap_strings: &trap_strings,
         dispatch_caches: &dispatch_caches,
-        dispatch_table,
         points: &points,
+        unit,
     };
     let dump = dump_request();
     let compiled: Vec<Compiled> = program
@@ -330,7 +362,10 @@ pub fn compile(
             .map_err(module_err)?;
     }
 
-    emit::tables(&mut module, &points, guest)?;
+    match unit {
+        None => emit::tables(&mut module, &points, guest)?,
+        Some(header) => emit::unit_tables(&mut module, header, &points, guest)?,
+    }
     let mut product = module.finish();
     emit::meta_section(&mut product.object, &points, guest, isa);
     product.emit().map_err(|e| CodegenError::Object(e.to_string()))

@@ -331,6 +331,67 @@ pub fn link_with(
     out: &Path,
     mapping: GuestMapping,
 ) -> Result<(), LinkError> {
+    link_objects(isa, translated, guest, out, mapping, None)
+}
+
+/// Link the launcher of a dynamically linked program: the runtime for `isa`, `translated`
+/// (an object from `hcontainer-codegen` for an empty program: the runtime's tables and guest
+/// facts) and the `hc_loader_config` naming `guest` (absolute; empty for a launcher that
+/// learns its program at run time) and the translation store `store_root` where the units
+/// are. The runtime maps the program and its interpreter as Linux would and loads the units.
+pub fn link_launcher(
+    isa: HostIsa,
+    translated: &[u8],
+    guest: &[u8],
+    store_root: &[u8],
+    out: &Path,
+) -> Result<(), LinkError> {
+    let config = launcher_config_object(isa, guest, store_root)?;
+    link_objects(isa, translated, &[], out, GuestMapping::RuntimeMapped, Some(&config))
+}
+
+/// An object defining `hc_loader_config` (`hcontainer_abi::unit::LoaderConfig`).
+fn launcher_config_object(isa: HostIsa, guest: &[u8], store_root: &[u8]) -> Result<Vec<u8>, LinkError> {
+    use hcontainer_abi::unit::{LOADER_CONFIG, LOADER_MAGIC, PATH_MAX};
+    use object::elf;
+    use object::write::{Symbol, SymbolSection};
+    let too_long = |what: &str, p: &[u8]| LinkError::Object(format!("{what} {} is longer than {} bytes", String::from_utf8_lossy(p), PATH_MAX - 1));
+    if guest.len() >= PATH_MAX || guest.contains(&0) {
+        return Err(too_long("program path", guest));
+    }
+    if store_root.len() >= PATH_MAX || store_root.contains(&0) {
+        return Err(too_long("store path", store_root));
+    }
+    let mut bytes = vec![0u8; 8 + 2 * PATH_MAX];
+    bytes[..8].copy_from_slice(&LOADER_MAGIC);
+    bytes[8..8 + guest.len()].copy_from_slice(guest);
+    bytes[8 + PATH_MAX..8 + PATH_MAX + store_root.len()].copy_from_slice(store_root);
+    let t = target::link_target(isa);
+    let mut obj = Object::new(BinaryFormat::Elf, t.arch, Endianness::Little);
+    obj.flags = object::FileFlags::Elf { os_abi: elf::ELFOSABI_NONE, abi_version: 0, e_flags: t.e_flags };
+    let sec = obj.add_section(Vec::new(), b".rodata.hc_loader_config".to_vec(), SectionKind::ReadOnlyData);
+    let off = obj.append_section_data(sec, &bytes, 8);
+    obj.add_symbol(Symbol {
+        name: LOADER_CONFIG.as_bytes().to_vec(),
+        value: off,
+        size: bytes.len() as u64,
+        kind: object::SymbolKind::Data,
+        scope: object::SymbolScope::Linkage,
+        weak: false,
+        section: SymbolSection::Section(sec),
+        flags: object::SymbolFlags::None,
+    });
+    obj.write().map_err(|e| LinkError::Object(e.to_string()))
+}
+
+fn link_objects(
+    isa: HostIsa,
+    translated: &[u8],
+    guest: &[GuestSegment<'_>],
+    out: &Path,
+    mapping: GuestMapping,
+    extra: Option<&[u8]>,
+) -> Result<(), LinkError> {
     let runtime = runtime::archive(isa).ok_or(LinkError::RuntimeMissing(isa.name()))?;
     let lld = find_lld()?;
     let segs = check_segments(guest)?;
@@ -349,6 +410,7 @@ pub fn link_with(
         GuestMapping::ProgramHeaders => write(script::GUEST_OBJECT, &guest_object(isa, &segs)?)?,
     };
     let runtime_a = write("libhcontainer_runtime.a", runtime)?;
+    let extra_o = extra.map(|b| write("hc_extra.o", b)).transpose()?;
     let script_path = write("link.ld", script::linker_script(&segs, mapping).as_bytes())?;
     let t = target::link_target(isa);
     let mut cmd = Command::new(&lld.program);
@@ -360,6 +422,7 @@ pub fn link_with(
         .arg(out)
         .arg(&translated_o)
         .arg(&guest_o)
+        .args(extra_o.iter())
         .arg(&runtime_a);
     let o = cmd.output().map_err(io("running", &lld.program))?;
     if !o.status.success() {
@@ -372,6 +435,73 @@ pub fn link_with(
     }
     if mapping == GuestMapping::RuntimeMapped {
         patch_segment_table(out, &segs)?;
+    }
+    Ok(())
+}
+
+/// Link `translated` (a unit object from `hcontainer-codegen` for `isa`) into the host shared
+/// object `out` (a translation unit, see `hcontainer_abi::unit`): position independent, with
+/// no undefined symbols and only relative dynamic relocations, its `e_entry` the unit header.
+pub fn link_unit(isa: HostIsa, translated: &[u8], out: &Path) -> Result<(), LinkError> {
+    let lld = find_lld()?;
+    let dir = tempfile::Builder::new()
+        .prefix("hcontainer-link")
+        .tempdir()
+        .map_err(io("creating a temporary directory in", &std::env::temp_dir()))?;
+    let obj = dir.path().join(script::TRANSLATED_OBJECT);
+    std::fs::write(&obj, translated).map_err(io("writing", &obj))?;
+    let t = target::link_target(isa);
+    let mut cmd = Command::new(&lld.program);
+    cmd.args(&lld.prefix)
+        .args(["-m", t.emulation, "-shared", "-z", "noexecstack", "-z", "separate-code", "-z", "relro", "-z", "now"])
+        .args(["--build-id=sha1", "--no-undefined", "--hash-style=gnu", "-e", hcontainer_abi::unit::HEADER_SYMBOL])
+        .arg("-o")
+        .arg(out)
+        .arg(&obj);
+    let o = cmd.output().map_err(io("running", &lld.program))?;
+    if !o.status.success() {
+        return Err(LinkError::Lld {
+            lld: lld.program.display().to_string(),
+            status: o.status.to_string(),
+            out: out.display().to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        });
+    }
+    check_unit(out)
+}
+
+/// Check what the runtime's loader relies on: a shared object for the ISA whose dynamic
+/// relocations are all relative ones.
+fn check_unit(out: &Path) -> Result<(), LinkError> {
+    use object::read::elf::{ElfFile64, FileHeader as _, SectionHeader as _};
+    use object::elf;
+    let bytes = std::fs::read(out).map_err(io("reading", out))?;
+    let bad = |what: String| LinkError::Output { path: out.display().to_string(), what };
+    let file = ElfFile64::<Endianness>::parse(&*bytes).map_err(|e| bad(format!("cannot parse: {e}")))?;
+    let e = file.endian();
+    let hdr = file.elf_header();
+    if hdr.e_type(e) != elf::ET_DYN {
+        return Err(bad("not a shared object".into()));
+    }
+    let relative = match hdr.e_machine(e) {
+        elf::EM_X86_64 => elf::R_X86_64_RELATIVE,
+        elf::EM_AARCH64 => elf::R_AARCH64_RELATIVE,
+        elf::EM_RISCV => elf::R_RISCV_RELATIVE,
+        m => return Err(bad(format!("unexpected machine {m}"))),
+    };
+    let sections = hdr.sections(e, &*bytes).map_err(|err| bad(format!("section headers: {err}")))?;
+    for sh in sections.iter() {
+        if sh.sh_type(e) != elf::SHT_RELA {
+            continue;
+        }
+        let data = sh.data(e, &*bytes).map_err(|err| bad(format!("relocations: {err}")))?;
+        for chunk in data.chunks_exact(24) {
+            let Ok((r, _)) = object::pod::from_bytes::<elf::Rela64<Endianness>>(chunk) else { continue };
+            let ty = r.r_type(e, false);
+            if ty != relative {
+                return Err(bad(format!("dynamic relocation of type {ty} (only relative ones are loadable)")));
+            }
+        }
     }
     Ok(())
 }
