@@ -28,8 +28,8 @@ pub enum GuestError {
     /// ELF for another machine or class.
     #[error("wrong architecture: {0} (only x86-64 executables can be translated)")]
     WrongMachine(String),
-    /// Has an interpreter or needs shared libraries.
-    #[error("dynamically linked executable (needs {0}); only static executables are supported")]
+    /// Has an interpreter or needs shared libraries, where a static executable is required.
+    #[error("dynamically linked (needs {0}); translate it as a dynamically linked program")]
     Dynamic(String),
     /// Structurally invalid.
     #[error("malformed ELF: {0}")]
@@ -78,7 +78,46 @@ pub struct TlsTemplate {
     pub align: u64,
 }
 
-/// A parsed, validated static x86-64 executable.
+/// What kind of ELF file a guest is, which decides how it is translated and loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElfKind {
+    /// A static executable (`ET_EXEC` without interpreter).
+    Static,
+    /// A static-pie (`ET_DYN` with `DF_1_PIE`, no interpreter, no needed libraries): translated
+    /// at [`hcontainer_abi::layout::PIE_GUEST_BASE`] like a static executable.
+    StaticPie,
+    /// A dynamically linked executable (`PT_INTERP`; `ET_EXEC`, or a PIE): translated as a unit
+    /// (`hcontainer_abi::unit`) that the launcher maps with its interpreter.
+    Executable,
+    /// A shared object (`ET_DYN` that is no executable): a library, a plugin, or `ld.so`
+    /// itself; translated as a unit at link-time addresses.
+    SharedObject,
+}
+
+impl ElfKind {
+    /// Translated as a unit (loaded by the runtime where the guest maps it).
+    pub fn is_unit(self) -> bool {
+        matches!(self, ElfKind::Executable | ElfKind::SharedObject)
+    }
+}
+
+/// What the dynamic section of a dynamically linked file says about loading it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dynamic {
+    /// `PT_INTERP`, if any.
+    pub interp: Option<String>,
+    /// `DT_NEEDED` names, in order.
+    pub needed: Vec<String>,
+    /// `DT_SONAME`.
+    pub soname: Option<String>,
+    /// `DT_RPATH` (colon-separated, unexpanded).
+    pub rpath: Option<String>,
+    /// `DT_RUNPATH` (colon-separated, unexpanded).
+    pub runpath: Option<String>,
+}
+
+/// A parsed, validated x86-64 ELF file: a static executable, or (through
+/// [`GuestBinary::parse_any`]) any dynamically linked executable or shared object.
 #[derive(Clone, Debug)]
 pub struct GuestBinary {
     /// Name used in messages (usually the path).
@@ -87,9 +126,14 @@ pub struct GuestBinary {
     pub bytes: Vec<u8>,
     /// Entry point (biased).
     pub entry: u64,
-    /// Position independent (`ET_DYN`, static-pie).
+    /// Position independent (`ET_DYN`).
     pub is_pie: bool,
-    /// Added to every file address: `hcontainer_abi::layout::PIE_GUEST_BASE` for a PIE, else 0.
+    /// What kind of file it is.
+    pub kind: ElfKind,
+    /// Loading facts of a dynamically linked file (default for static ones).
+    pub dynamic: Dynamic,
+    /// Added to every file address: `hcontainer_abi::layout::PIE_GUEST_BASE` for a static-pie,
+    /// else 0 (units are translated at their link-time addresses).
     pub load_bias: u64,
     /// Loadable segments, sorted by address.
     pub segments: Vec<Segment>,
@@ -120,6 +164,9 @@ pub struct GuestBinary {
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 const SHDR_SIZE: usize = 64;
+const R_X86_64_64: u32 = 1;
+const R_X86_64_GLOB_DAT: u32 = 6;
+const R_X86_64_JUMP_SLOT: u32 = 7;
 const R_X86_64_RELATIVE: u32 = 8;
 const R_X86_64_IRELATIVE: u32 = 37;
 
@@ -182,11 +229,31 @@ struct DynInfo {
     relrsz: u64,
     arrays: Vec<(u64, u64)>,
     init_fini: Vec<u64>,
+    soname: Option<u64>,
+    rpath: Option<u64>,
+    runpath: Option<u64>,
+    flags_1: u64,
+    symtab: Option<u64>,
 }
 
 impl GuestBinary {
-    /// Parse and validate `bytes` (the contents of file `name`).
+    /// Parse and validate a static executable (or static-pie): `bytes` is the content of file
+    /// `name`. A dynamically linked file is refused with [`GuestError::Dynamic`].
     pub fn parse(name: &str, bytes: Vec<u8>) -> Result<GuestBinary, GuestError> {
+        let bin = Self::parse_any(name, bytes)?;
+        if bin.kind.is_unit() {
+            let what = match (&bin.dynamic.interp, bin.dynamic.needed.is_empty()) {
+                (Some(i), _) => format!("interpreter {i}"),
+                (None, false) => bin.dynamic.needed.join(", "),
+                (None, true) => "a shared object".to_string(),
+            };
+            return Err(GuestError::Dynamic(what));
+        }
+        Ok(bin)
+    }
+
+    /// Parse and validate any x86-64 ELF executable or shared object.
+    pub fn parse_any(name: &str, bytes: Vec<u8>) -> Result<GuestBinary, GuestError> {
         if bytes.len() < 4 || bytes[..4] != elf::ELFMAG {
             return Err(GuestError::NotElf);
         }
@@ -230,7 +297,7 @@ impl GuestBinary {
             elf::ET_CORE => return Err(GuestError::Malformed("a core dump, not an executable".into())),
             t => return Err(GuestError::Malformed(format!("unknown ELF type {t}"))),
         };
-        let load_bias = if is_pie { hcontainer_abi::layout::PIE_GUEST_BASE } else { 0 };
+        let e_type_dyn = is_pie;
 
         // Program headers.
         let phoff = hdr.e_phoff(e);
@@ -248,6 +315,39 @@ impl GuestBinary {
         let phdrs = hdr
             .program_headers(e, &*bytes)
             .map_err(|err| GuestError::Malformed(format!("program headers: {err}")))?;
+
+        // The kind decides the bias: the interpreter and the dynamic section first.
+        let mut interp = None;
+        let mut dyn_raw: Option<std::ops::Range<usize>> = None;
+        for ph in phdrs {
+            let (off, filesz) = (ph.p_offset(e), ph.p_filesz(e));
+            match ph.p_type(e) {
+                elf::PT_INTERP => {
+                    let raw = file_slice(&bytes, off, filesz, "PT_INTERP")?;
+                    let path = raw.split(|&b| b == 0).next().unwrap_or_default();
+                    interp = Some(String::from_utf8_lossy(path).into_owned());
+                }
+                elf::PT_DYNAMIC => {
+                    let raw = file_slice(&bytes, off, filesz, "PT_DYNAMIC")?;
+                    // Checked by file_slice.
+                    dyn_raw = Some(off as usize..off as usize + raw.len());
+                }
+                _ => {}
+            }
+        }
+        let dyninfo = dyn_raw.clone().map(|r| parse_dynamic(&bytes[r])).unwrap_or_default();
+        const DF_1_PIE: u64 = 0x0800_0000;
+        let kind = match (e_type_dyn, interp.is_some()) {
+            (false, false) => ElfKind::Static,
+            (false, true) => ElfKind::Executable,
+            (true, true) if dyninfo.flags_1 & DF_1_PIE != 0 => ElfKind::Executable,
+            (true, false) if dyninfo.needed.is_empty() && dyninfo.flags_1 & DF_1_PIE != 0 => ElfKind::StaticPie,
+            (true, _) => ElfKind::SharedObject,
+        };
+        if kind == ElfKind::Static && !dyninfo.needed.is_empty() {
+            return Err(GuestError::Malformed("an executable that needs libraries but has no interpreter".into()));
+        }
+        let load_bias = if kind == ElfKind::StaticPie { hcontainer_abi::layout::PIE_GUEST_BASE } else { 0 };
 
         // Section headers are optional, but if declared they must be inside the file.
         let shoff = hdr.e_shoff(e);
@@ -273,8 +373,6 @@ impl GuestBinary {
         }
 
         let mut segments = Vec::new();
-        let mut interp = None;
-        let mut dynamic = None;
         let mut phdr_seg = None;
         let mut eh_frame_hdr = None;
         let mut tls = None;
@@ -312,16 +410,6 @@ impl GuestBinary {
                         exec: flags & elf::PF_X != 0,
                     });
                 }
-                elf::PT_INTERP => {
-                    let raw = file_slice(&bytes, off, filesz, "PT_INTERP")?;
-                    let path = raw.split(|&b| b == 0).next().unwrap_or_default();
-                    interp = Some(String::from_utf8_lossy(path).into_owned());
-                }
-                elf::PT_DYNAMIC => {
-                    let raw = file_slice(&bytes, off, filesz, "PT_DYNAMIC")?;
-                    // Checked by file_slice.
-                    dynamic = Some(off as usize..off as usize + raw.len());
-                }
                 elf::PT_PHDR => phdr_seg = Some(vaddr),
                 elf::PT_GNU_EH_FRAME => eh_frame_hdr = Some((vaddr, memsz)),
                 elf::PT_TLS => {
@@ -334,9 +422,6 @@ impl GuestBinary {
                 }
                 _ => {}
             }
-        }
-        if let Some(path) = interp {
-            return Err(GuestError::Dynamic(format!("interpreter {path}")));
         }
         if segments.is_empty() {
             return Err(GuestError::Malformed("no loadable segments".into()));
@@ -356,6 +441,8 @@ impl GuestBinary {
             bytes: Vec::new(),
             entry: hdr.e_entry(e).wrapping_add(load_bias),
             is_pie,
+            kind,
+            dynamic: Dynamic { interp, ..Dynamic::default() },
             load_bias,
             segments,
             phdr_addr: 0,
@@ -387,22 +474,21 @@ impl GuestBinary {
             }
         };
 
-        // Dynamic section: reject needed libraries, collect relocation tables of a static-pie.
+        // Dynamic section: names, and the relocation tables discovery reads.
         bin.bytes = bytes;
-        let mut dyninfo = DynInfo::default();
-        if let Some(dynamic) = dynamic {
-            dyninfo = parse_dynamic(bin.bytes.get(dynamic).unwrap_or_default());
-            if !dyninfo.needed.is_empty() {
-                let names: Vec<String> = dyninfo
-                    .needed
-                    .iter()
-                    .map(|&off| bin.dyn_string(&dyninfo, off).unwrap_or_else(|| format!("library #{off}")))
-                    .collect();
-                return Err(GuestError::Dynamic(names.join(", ")));
-            }
-        }
+        let name_of = |bin: &GuestBinary, off: u64| bin.dyn_string(&dyninfo, off);
+        bin.dynamic.needed = dyninfo
+            .needed
+            .iter()
+            .map(|&off| name_of(&bin, off).unwrap_or_else(|| format!("library #{off}")))
+            .collect();
+        bin.dynamic.soname = dyninfo.soname.and_then(|o| name_of(&bin, o));
+        bin.dynamic.rpath = dyninfo.rpath.and_then(|o| name_of(&bin, o));
+        bin.dynamic.runpath = dyninfo.runpath.and_then(|o| name_of(&bin, o));
 
-        if bin.exec_range_of(bin.entry).is_none() {
+        // A shared library's `e_entry` is often 0 (none): only executables need one.
+        let needs_entry = kind != ElfKind::SharedObject || bin.entry != 0;
+        if needs_entry && bin.exec_range_of(bin.entry).is_none() {
             return Err(GuestError::Malformed(format!(
                 "entry point {:#x} is not in an executable segment",
                 bin.entry
@@ -603,9 +689,24 @@ impl GuestBinary {
     fn collect_symbols(&mut self) {
         let Ok(hdr) = elf::FileHeader64::<LE>::parse(&*self.bytes) else { return };
         let Ok(table) = hdr.sections(LE, &*self.bytes) else { return };
-        let Ok(symtab) = table.symbols(LE, &*self.bytes, elf::SHT_SYMTAB) else { return };
-        let strings = symtab.strings();
         let mut out = Vec::new();
+        // The static symbol table when the file is not stripped, and always the dynamic one:
+        // a shared object's exported functions are entries whoever calls them.
+        for kind in [elf::SHT_SYMTAB, elf::SHT_DYNSYM] {
+            let Ok(symtab) = table.symbols(LE, &*self.bytes, kind) else { continue };
+            self.symbols_of(&symtab, &mut out);
+        }
+        out.sort();
+        out.dedup();
+        self.symbols = out;
+    }
+
+    fn symbols_of(
+        &self,
+        symtab: &object::read::elf::SymbolTable<'_, elf::FileHeader64<LE>>,
+        out: &mut Vec<(u64, u64, String)>,
+    ) {
+        let strings = symtab.strings();
         for sym in symtab.iter() {
             let t = sym.st_type();
             if (t != elf::STT_FUNC && t != elf::STT_GNU_IFUNC) || sym.st_shndx(LE) == elf::SHN_UNDEF {
@@ -618,9 +719,6 @@ impl GuestBinary {
             let name = sym.name(LE, strings).map(String::from_utf8_lossy).unwrap_or_default();
             out.push((addr, sym.st_size(LE), name.into_owned()));
         }
-        out.sort();
-        out.dedup();
-        self.symbols = out;
     }
 
     fn collect_code_pointers(&mut self, sections: &[elf::SectionHeader64<LE>], d: &DynInfo) {
@@ -650,12 +748,36 @@ impl GuestBinary {
                 relocs.push(raw);
             }
         }
+        // Symbol values of the dynamic symbol table, for relocations against symbols the file
+        // defines itself (a shared object's pointers to its own exported functions).
+        let dynsym: Vec<u64> = elf::FileHeader64::<LE>::parse(&*self.bytes)
+            .ok()
+            .and_then(|h| h.sections(LE, &*self.bytes).ok())
+            .and_then(|t| t.symbols(LE, &*self.bytes, elf::SHT_DYNSYM).ok())
+            .map(|t| {
+                t.iter()
+                    .map(|s| if s.st_shndx(LE) == elf::SHN_UNDEF { 0 } else { s.st_value(LE) })
+                    .collect()
+            })
+            .unwrap_or_default();
         for raw in relocs {
             for chunk in raw.chunks_exact(24) {
                 let Ok(rela) = object::pod::from_bytes::<elf::Rela64<LE>>(chunk) else { continue };
                 let rtype = rela.0.r_type(LE, false);
                 if rtype == R_X86_64_RELATIVE || rtype == R_X86_64_IRELATIVE {
                     ptrs.insert((rela.0.r_addend(LE) as u64).wrapping_add(bias));
+                } else if matches!(rtype, R_X86_64_64 | R_X86_64_GLOB_DAT | R_X86_64_JUMP_SLOT) {
+                    let sym = rela.0.r_sym(LE, false) as usize;
+                    if let Some(&v) = dynsym.get(sym).filter(|&&v| v != 0) {
+                        ptrs.insert(v.wrapping_add(rela.0.r_addend(LE) as u64).wrapping_add(bias));
+                    }
+                    // A lazily bound PLT slot starts out pointing back into its PLT entry
+                    // (the `push; jmp` to the resolver), plus the load bias at run time.
+                    if rtype == R_X86_64_JUMP_SLOT {
+                        if let Some(v) = self.read_u64(rela.0.r_offset(LE).wrapping_add(bias)) {
+                            ptrs.insert(v.wrapping_add(bias));
+                        }
+                    }
                 }
             }
         }
@@ -840,6 +962,11 @@ fn parse_dynamic(raw: &[u8]) -> DynInfo {
             elf::DT_PREINIT_ARRAY => arrays[2].0 = Some(val),
             elf::DT_PREINIT_ARRAYSZ => arrays[2].1 = val,
             elf::DT_INIT | elf::DT_FINI => d.init_fini.push(val),
+            elf::DT_SONAME => d.soname = Some(val),
+            elf::DT_RPATH => d.rpath = Some(val),
+            elf::DT_RUNPATH => d.runpath = Some(val),
+            elf::DT_FLAGS_1 => d.flags_1 = val,
+            elf::DT_SYMTAB => d.symtab = Some(val),
             _ => {}
         }
     }
