@@ -16,7 +16,10 @@ pub mod pages;
 pub mod launch;
 pub mod notify;
 pub mod regs;
-pub mod store;
+/// The translation store (`hcontainer-store`).
+pub mod store {
+    pub use hcontainer_store::*;
+}
 
 pub use convert::{recode, Kind, Target, PHASES_ENV};
 pub use hcontainer_abi::meta::HostIsa;

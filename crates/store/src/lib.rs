@@ -1,9 +1,16 @@
 //! The translation store: translated executables kept by the SHA-256 of the original
 //! (native) binary and the host ISA they were built for.
 //!
-//! Layout: `<root>/<sha256 hex>/<isa>` is the translated executable (mode 0755), written
-//! through a temporary file and a rename so a reader never sees half a file. The root is
-//! `--store DIR`, else `$HCONTAINER_STORE`, else `~/.cache/hcontainer/store`.
+//! Layout, per guest file, under `<root>/<sha256 hex>/`:
+//! * `<isa>`: a runnable translation (mode 0755) — a static executable's translation, or the
+//!   launcher of a dynamically linked program;
+//! * `<isa>.unit`: the translation unit of a dynamically linked file (`hcontainer_abi::unit`),
+//!   shared by every program that maps the same file;
+//! * `native`: the original of a static executable (what a translated process returns to);
+//! * `source`: the path the file was translated from, for messages.
+//!
+//! Every file is written through a temporary file and a rename so a reader never sees half a
+//! file. The root is `--store DIR`, else `$HCONTAINER_STORE`, else `~/.cache/hcontainer/store`.
 
 use std::fs;
 use std::io::Read;
@@ -121,6 +128,45 @@ impl Store {
     pub fn get(&self, sha256: &str, isa: &str) -> Result<Option<PathBuf>, StoreError> {
         let p = self.entry(sha256, isa)?;
         Ok(p.is_file().then_some(p))
+    }
+
+    /// Where the unit for `isa` of the guest file with content hash `sha256` is (or would be).
+    pub fn unit_path(&self, sha256: &str, isa: &str) -> Result<PathBuf, StoreError> {
+        let p = self.entry(sha256, isa)?;
+        if isa == ORIGINAL {
+            return Err(StoreError::UnknownIsa(isa.to_string()));
+        }
+        Ok(p.with_file_name(format!("{isa}{}", hcontainer_abi::unit::FILE_SUFFIX)))
+    }
+
+    /// The stored unit for `isa` of the guest file with content hash `sha256`.
+    pub fn get_unit(&self, sha256: &str, isa: &str) -> Result<Option<PathBuf>, StoreError> {
+        let p = self.unit_path(sha256, isa)?;
+        Ok(p.is_file().then_some(p))
+    }
+
+    /// Records `unit` as the unit for `isa` of the guest file with content hash `sha256`,
+    /// translated from `source`; returns the stored path.
+    pub fn put_unit(&self, sha256: &str, isa: &str, unit: &Path, source: &Path) -> Result<PathBuf, StoreError> {
+        let dest = self.unit_path(sha256, isa)?;
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(".{isa}.unit.tmp{}", std::process::id()));
+        fs::copy(unit, &tmp).map_err(io(unit))?;
+        fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        let src = dir.join("source");
+        let tmp = dir.join(format!(".source.tmp{}", std::process::id()));
+        use std::os::unix::ffi::OsStrExt;
+        fs::write(&tmp, source.as_os_str().as_bytes()).map_err(io(&tmp))?;
+        fs::rename(&tmp, &src).map_err(io(&src))?;
+        Ok(dest)
+    }
+
+    /// The path the guest file with content hash `sha256` was translated from, if recorded.
+    pub fn source_of(&self, sha256: &str) -> Option<PathBuf> {
+        let p = self.entry(sha256, ORIGINAL).ok()?.with_file_name("source");
+        use std::os::unix::ffi::OsStringExt;
+        fs::read(p).ok().map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
     }
 
     /// The stored translation for `isa` of the binary at `original`.
