@@ -5,6 +5,9 @@
 //! to every error and measures each stage, so the CLI, the tests and the benchmarks share one
 //! path from ELF file to executable.
 
+pub mod closure;
+pub mod program;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -144,6 +147,7 @@ pub fn translate_file(
     let done = timed(Stage::Codegen, progress);
     let sha256 = bin.sha256();
     let desc = GuestDescription {
+        output: hcontainer_codegen::Output::Executable,
         info: guest_info(&bin),
         sha256,
         file_size: bin.bytes.len() as u64,
@@ -206,4 +210,115 @@ fn guest_info(bin: &GuestBinary) -> GuestInfo {
         load_bias: bin.load_bias,
         state_version: u64::from(hcontainer_abi::GUEST_STATE_VERSION),
     }
+}
+
+/// What a translated unit is made from and what came out.
+#[derive(Clone, Debug)]
+pub struct UnitReport {
+    /// Host ISA of the unit.
+    pub isa: HostIsa,
+    /// What kind of guest file it was.
+    pub kind: hcontainer_x86::guest::ElfKind,
+    /// Loading facts of the guest file (interpreter, needed libraries, search paths).
+    pub dynamic: hcontainer_x86::guest::Dynamic,
+    /// Lifting counts, including instructions left as traps.
+    pub lift: LiftStats,
+    /// Time spent in each stage, in order.
+    pub timings: Vec<(Stage, Duration)>,
+    /// SHA-256 of the guest file.
+    pub guest_sha256: [u8; 32],
+}
+
+impl UnitReport {
+    /// Total time over all stages.
+    pub fn total(&self) -> Duration {
+        self.timings.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+/// Read and check a guest ELF file of any kind (what [`translate_unit`] accepts), for callers
+/// that need its loading facts first (the closure of its libraries).
+pub fn inspect_guest(input: &Path) -> Result<GuestBinary, TranslateError> {
+    let path = input.to_path_buf();
+    let bytes = std::fs::read(input).map_err(|source| TranslateError::Read { path: path.clone(), source })?;
+    GuestBinary::parse_any(&input.display().to_string(), bytes).map_err(|source| TranslateError::Guest { path, source })
+}
+
+/// Translate the ELF file at `input` — a dynamically linked executable, an interpreter or a
+/// shared library — into a translation unit for `isa` (a host shared object, see
+/// `hcontainer_abi::unit`) at `output`.
+pub fn translate_unit(
+    input: &Path,
+    isa: HostIsa,
+    output: &Path,
+    progress: &mut dyn FnMut(Stage),
+) -> Result<UnitReport, TranslateError> {
+    let path = input.to_path_buf();
+    let mut timings = Vec::new();
+    let timed = |stage: Stage, progress: &mut dyn FnMut(Stage)| {
+        progress(stage);
+        let start = Instant::now();
+        move |timings: &mut Vec<(Stage, Duration)>| timings.push((stage, start.elapsed()))
+    };
+    let guest_err = |source| TranslateError::Guest { path: path.clone(), source };
+
+    let done = timed(Stage::Parse, progress);
+    let bin = inspect_guest(input)?;
+    done(&mut timings);
+
+    let done = timed(Stage::Discover, progress);
+    let map = hcontainer_x86::discover(&bin).map_err(guest_err)?;
+    done(&mut timings);
+
+    let done = timed(Stage::Lift, progress);
+    let (program, lift) = hcontainer_x86::lift_program(&bin, &map).map_err(guest_err)?;
+    done(&mut timings);
+
+    let done = timed(Stage::Codegen, progress);
+    let sha256 = bin.sha256();
+    let desc = GuestDescription {
+        output: hcontainer_codegen::Output::Unit,
+        info: guest_info(&bin),
+        sha256,
+        file_size: bin.bytes.len() as u64,
+        is_pie: bin.is_pie,
+        n_traps: lift.traps as u64,
+    };
+    let object = hcontainer_codegen::compile(&program, &desc, isa)
+        .map_err(|source| TranslateError::Codegen { path: path.clone(), isa, source })?;
+    done(&mut timings);
+
+    let done = timed(Stage::Link, progress);
+    hcontainer_link::link_unit(isa, &object, output)
+        .map_err(|source| TranslateError::Link { path: path.clone(), isa, source })?;
+    done(&mut timings);
+
+    Ok(UnitReport { isa, kind: bin.kind, dynamic: bin.dynamic.clone(), lift, timings, guest_sha256: sha256 })
+}
+
+/// Write the launcher of a dynamically linked program for `isa` at `output`: the runtime,
+/// told to start `guest` (an absolute path; empty for a launcher that is told its program at
+/// run time) and to find its units in the store at `store_root`.
+pub fn write_launcher(isa: HostIsa, guest: &Path, store_root: &Path, output: &Path) -> Result<(), TranslateError> {
+    use std::os::unix::ffi::OsStrExt;
+    let desc = GuestDescription {
+        output: hcontainer_codegen::Output::Executable,
+        info: GuestInfo {
+            entry: 0,
+            phdr: 0,
+            phnum: 0,
+            phent: 0,
+            brk_start: 0,
+            load_bias: 0,
+            state_version: u64::from(hcontainer_abi::GUEST_STATE_VERSION),
+        },
+        sha256: [0; 32],
+        file_size: 0,
+        is_pie: false,
+        n_traps: 0,
+    };
+    let object = hcontainer_codegen::compile(&hcontainer_ir::Program::default(), &desc, isa)
+        .map_err(|source| TranslateError::Codegen { path: guest.to_path_buf(), isa, source })?;
+    hcontainer_link::link_launcher(isa, &object, guest.as_os_str().as_bytes(), store_root.as_os_str().as_bytes(), output)
+        .map_err(|source| TranslateError::Link { path: guest.to_path_buf(), isa, source })
 }

@@ -1,4 +1,6 @@
-//! `hcontainer translate`: a static x86-64 executable → a standalone executable for a host ISA.
+//! `hcontainer translate`: a static x86-64 executable → a standalone executable for a host ISA;
+//! a dynamically linked program or library → a translation unit per file of its closure, in
+//! the store, and for a program its launcher.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,14 +36,23 @@ impl From<Target> for HostIsa {
 /// Arguments of `hcontainer translate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The static x86-64 executable to translate.
+    /// The x86-64 program or shared library to translate: a static executable becomes one
+    /// standalone executable; a dynamically linked one (or a library) becomes a unit per file
+    /// of its closure (the program, its interpreter, every library it needs) in the store.
     input: PathBuf,
     /// Host ISA the output runs on.
     #[arg(long, short)]
     target: Target,
-    /// Where to write the translated executable.
+    /// Where to write the translated executable (required for a static executable; for a
+    /// dynamically linked one, its launcher: `OUT args…` runs the program with the units from
+    /// the store).
     #[arg(long, short)]
-    output: PathBuf,
+    output: Option<PathBuf>,
+    /// Also translate this library, or every shared object under this directory, with its
+    /// closure: what the program loads with `dlopen` (plugins, NSS and gconv modules, Python
+    /// extension modules). Repeatable.
+    #[arg(long = "with", value_name = "FILE_OR_DIR")]
+    with: Vec<PathBuf>,
     /// Translation store to record the result in (default: `$HCONTAINER_STORE`, else
     /// `~/.cache/hcontainer/store`), where `recode` finds it.
     #[arg(long)]
@@ -53,6 +64,14 @@ pub struct Args {
 
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let guest = hcontainer_translate::inspect_guest(&args.input)?;
+    if guest.kind.is_unit() || !args.with.is_empty() {
+        drop(guest);
+        return run_dynamic(args);
+    }
+    let Some(output) = args.output.clone() else {
+        anyhow::bail!("{} is a static executable: name the translated executable with -o OUT", args.input.display());
+    };
     let isa = HostIsa::from(args.target);
     let spinner = if args.quiet {
         indicatif::ProgressBar::hidden()
@@ -61,13 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     };
-    let report = translate_file(&args.input, isa, &args.output, &mut |stage: Stage| {
+    let report = translate_file(&args.input, isa, &output, &mut |stage: Stage| {
         spinner.set_message(format!("{}: {}", args.input.display(), stage.name()));
     });
     spinner.finish_and_clear();
     let report = report?;
-    make_executable(&args.output)
-        .with_context(|| format!("cannot make {} executable", args.output.display()))?;
+    make_executable(&output).with_context(|| format!("cannot make {} executable", output.display()))?;
     // The output is complete at this point; recording it in the store is a convenience for
     // `recode`, so a store that cannot be used costs a warning, not the translation.
     let sha: String = report.guest_sha256.iter().map(|b| format!("{b:02x}")).collect();
@@ -78,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if store.get(&sha, ORIGINAL)?.is_none() {
             store.put(&sha, ORIGINAL, &args.input)?;
         }
-        store.put(&sha, isa.name(), &args.output)
+        store.put(&sha, isa.name(), &output)
     });
     match &stored {
         Ok(path) if !args.quiet => println!("store: {}", path.display()),
@@ -95,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!(
             "{} -> {} ({}): {} functions, {} blocks, {} instructions in {:.2}s ({})",
             args.input.display(),
-            args.output.display(),
+            output.display(),
             isa.name(),
             l.functions,
             l.blocks,
@@ -109,6 +127,97 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "traps: {} instructions left as traps (they stop the program if reached), e.g. {addr:#x}: {what}",
                 l.traps
             ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A dynamically linked program or library: its closure as units in the store.
+fn run_dynamic(args: Args) -> anyhow::Result<ExitCode> {
+    use hcontainer_recode::store::Store;
+    use hcontainer_translate::closure::SearchEnv;
+    use hcontainer_translate::program::{self, Outcome, Progress};
+    let isa = HostIsa::from(args.target);
+    let store = Store::open(args.store.as_deref())?;
+    let mut roots = vec![args.input.clone()];
+    for w in &args.with {
+        if w.is_dir() {
+            roots.extend(program::shared_objects_under(w).with_context(|| format!("reading {}", w.display()))?);
+        } else {
+            roots.push(w.clone());
+        }
+    }
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    };
+    let mut current = String::new();
+    let started = std::time::Instant::now();
+    let results = program::translate_closure(&store, &roots, &SearchEnv::from_system(), isa, &mut |p| match p {
+        Progress::File { index, total, path } => {
+            current = format!("[{}/{}] {}", index + 1, total, path.display());
+            bar.set_message(current.clone());
+        }
+        Progress::Stage(s) => bar.set_message(format!("{current}: {}", s.name())),
+    });
+    bar.finish_and_clear();
+    let results = results?;
+    let (mut translated, mut reused) = (0, 0);
+    for r in &results {
+        let short = &r.sha256[..12];
+        match &r.outcome {
+            Outcome::Reused => {
+                reused += 1;
+                if !args.quiet {
+                    println!("reused     {} ({short}, {} unit in the store)", r.member.path.display(), isa.name());
+                }
+            }
+            Outcome::Translated(rep) => {
+                translated += 1;
+                if !args.quiet {
+                    let l = &rep.lift;
+                    let traps = if l.traps > 0 { format!(", {} left as traps", l.traps) } else { String::new() };
+                    println!(
+                        "translated {} ({short}): {} functions, {} blocks, {} instructions{traps} in {:.2}s",
+                        r.member.path.display(),
+                        l.functions,
+                        l.blocks,
+                        l.instructions,
+                        rep.total().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+    let main = &results[0];
+    let launcher = if main.member.kind == hcontainer_translate::closure::ElfKind::Executable {
+        let stored = program::install_launcher(&store, &main.member.path, &main.sha256, isa)?;
+        if let Some(out) = &args.output {
+            std::fs::copy(&stored, out).with_context(|| format!("writing {}", out.display()))?;
+            make_executable(out).with_context(|| format!("cannot make {} executable", out.display()))?;
+        }
+        Some(stored)
+    } else {
+        if let Some(out) = &args.output {
+            anyhow::bail!("{} is a shared library: its units are in the store, there is no program to write to {}", args.input.display(), out.display());
+        }
+        None
+    };
+    if !args.quiet {
+        println!(
+            "{}: {} files for {} ({translated} translated, {reused} reused) in {:.2}s; store {}",
+            args.input.display(),
+            results.len(),
+            isa.name(),
+            started.elapsed().as_secs_f64(),
+            store.root().display()
+        );
+        if let Some(l) = launcher {
+            let out = args.output.as_ref().unwrap_or(&l);
+            println!("launcher: {} (run it as the program: {} ARGS...)", out.display(), out.display());
         }
     }
     Ok(ExitCode::SUCCESS)
