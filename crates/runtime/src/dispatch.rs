@@ -30,16 +30,29 @@ pub fn check_sorted() -> Result<(), usize> {
     }
 }
 
-/// The resume point at guest address `guest`, if translated.
+/// The resume point at guest address `guest`, if translated: in the executable's own table
+/// (a static translation), else in the units of the files the guest mapped. A unit's entry
+/// holds its link-time guest address.
 pub fn lookup(guest: u64) -> Option<&'static DispatchEntry> {
     let t = entries();
-    t.binary_search_by_key(&guest, |e| e.guest).ok().map(|i| &t[i])
+    if let Ok(i) = t.binary_search_by_key(&guest, |e| e.guest) {
+        return Some(&t[i]);
+    }
+    crate::units::find(guest)
 }
 
-/// `hc_lookup`: the resume point at `guest`, or null.
+/// `hc_lookup`: the resume point at `guest` with `guest` as its address (what translated
+/// code's dispatch caches compare), or null.
 #[no_mangle]
 pub extern "C" fn hc_lookup(guest: u64) -> *const DispatchEntry {
-    lookup(guest).map_or(core::ptr::null(), |e| e as *const DispatchEntry)
+    let t = entries();
+    if let Ok(i) = t.binary_search_by_key(&guest, |e| e.guest) {
+        return &t[i];
+    }
+    match crate::units::find(guest) {
+        Some(e) => crate::units::records::get(guest, e),
+        None => core::ptr::null(),
+    }
 }
 
 /// Handle `state.poll` at a migration point (`state.rip`, about to be dispatched): park for
@@ -99,7 +112,9 @@ pub extern "C" fn run_main(state: usize) -> ! {
 
 /// The guest continued at an address without translation: report it and end the process.
 fn untranslated(rip: u64) -> ! {
-    eprintln!("hcontainer: guest jumped to {:#x} which was not translated", rip);
+    if !crate::units::report_missing(rip) {
+        eprintln!("hcontainer: guest jumped to {:#x} which was not translated", rip);
+    }
     sys::raise_default(SIGSEGV);
     sys::exit_group(128 + SIGSEGV as i32)
 }

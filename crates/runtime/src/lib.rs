@@ -42,6 +42,8 @@
 pub mod alloc;
 pub mod arch;
 pub mod dispatch;
+pub mod elf;
+pub mod loader;
 pub mod mem;
 pub mod notify;
 pub mod place;
@@ -52,6 +54,7 @@ pub mod start;
 pub mod sys;
 pub mod syscall;
 pub mod thread;
+pub mod units;
 
 use hcontainer_abi::{calls::DispatchEntry, calls::GuestInfo, calls::GuestSegment, flags, GuestState};
 

@@ -245,10 +245,9 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         eprintln!("hcontainer: dispatch table is not sorted by guest address at entry {}", i);
         sys::exit_group(EXIT_STARTUP_FAILED);
     }
-    map_guest_segments();
-    mem::init_brk(info.brk_start);
-
     // Environment switches for the runtime itself.
+    let mut exec_env: Option<&[u8]> = None;
+    let mut store_env: Option<&[u8]> = None;
     for i in 0..host.envc {
         // SAFETY: envp entries are NUL-terminated strings from the kernel.
         let s = unsafe { print::cstr(*host.envp.add(i), usize::MAX) };
@@ -258,10 +257,45 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         if let Some(v) = s.strip_prefix(b"HCONTAINER_TRACE_SYSCALLS=") {
             crate::syscall::set_trace(!v.is_empty());
         }
+        if let Some(v) = s.strip_prefix(EXEC_ENV_EQ) {
+            exec_env = Some(v);
+        }
+        if let Some(v) = s.strip_prefix(b"HCONTAINER_STORE=") {
+            store_env = Some(v).filter(|v| !v.is_empty());
+        }
     }
 
-    map_stack("the guest stack", layout::GUEST_STACK_TOP, layout::GUEST_STACK_SIZE, 0);
-    let rsp = build_guest_stack(&host, &info);
+    let mut aux = StartAux {
+        phdr: info.phdr,
+        phnum: info.phnum,
+        entry: info.entry,
+        base: 0,
+        execfn: None,
+    };
+    let start_pc;
+    let program;
+    if crate::loader::is_launcher() || exec_env.is_some() {
+        // A dynamically linked guest: map it and its interpreter as Linux would.
+        crate::loader::choose_store_root(store_env);
+        map_stack("the guest stack", layout::GUEST_STACK_TOP, layout::GUEST_STACK_SIZE, 0);
+        program = crate::loader::program(exec_env);
+        let loaded = crate::loader::load(&program);
+        mem::init_brk(loaded.brk);
+        aux = StartAux {
+            phdr: loaded.phdr,
+            phnum: loaded.phnum,
+            entry: loaded.entry,
+            base: loaded.base,
+            execfn: exec_env,
+        };
+        start_pc = loaded.start;
+    } else {
+        map_guest_segments();
+        mem::init_brk(info.brk_start);
+        map_stack("the guest stack", layout::GUEST_STACK_TOP, layout::GUEST_STACK_SIZE, 0);
+        start_pc = info.entry;
+    }
+    let rsp = build_guest_stack(&host, &aux);
 
     map_stack("the host stack", layout::HOST_STACK_TOP, layout::HOST_STACK_SIZE, sys::MAP_NORESERVE);
 
@@ -277,21 +311,42 @@ pub unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
         let st = &mut *state;
         st.gpr[Gpr::Rsp as usize] = rsp;
         st.gpr[Gpr::Rdx as usize] = 0;
-        st.rip = info.entry;
+        st.rip = start_pc;
     }
     // SAFETY: the host stack was just mapped; it ends below the record page, page (hence
     // 16-byte) aligned.
     unsafe { arch::switch_stack(layout::MAIN_RESUME_RECORD as usize, dispatch::run_main, state as usize) }
 }
 
+/// `HCONTAINER_EXEC=`, the variable the runtime's `execve` passes a program in.
+const EXEC_ENV_EQ: &[u8] = b"HCONTAINER_EXEC=";
+
+/// What the auxiliary vector says about the program.
+struct StartAux<'a> {
+    phdr: u64,
+    phnum: u64,
+    entry: u64,
+    /// `AT_BASE`: the interpreter's load bias, 0 without one.
+    base: u64,
+    /// `AT_EXECFN` when it is not the kernel's (a program the runtime's `execve` passed).
+    execfn: Option<&'a [u8]>,
+}
+
+/// Whether environment entry `s` is the runtime's own and not passed to the guest.
+fn runtime_env(s: &[u8]) -> bool {
+    s.starts_with(EXEC_ENV_EQ)
+}
+
 /// Build argc, argv, envp, auxv and the strings on the guest stack; returns the guest rsp.
-fn build_guest_stack(host: &HostStart, info: &GuestInfo) -> u64 {
+fn build_guest_stack(host: &HostStart, info: &StartAux<'_>) -> u64 {
     let top = layout::GUEST_STACK_TOP;
     // Linux keeps argument strings within a quarter of the stack limit.
     let mut b = Builder { pos: top - 8, limit: top - layout::GUEST_STACK_SIZE / 4 };
     // The 8-byte NULL end marker at the very top is already zero (fresh mapping).
 
-    let execfn_src: &[u8] = if host.execfn != 0 {
+    let execfn_src: &[u8] = if let Some(e) = info.execfn {
+        e
+    } else if host.execfn != 0 {
         // SAFETY: the kernel's AT_EXECFN is a NUL-terminated string.
         unsafe { print::cstr(host.execfn as *const u8, 4096) }
     } else {
@@ -301,10 +356,15 @@ fn build_guest_stack(host: &HostStart, info: &GuestInfo) -> u64 {
 
     // Strings: argv strings lowest, then envp strings, then execfn (as copy_strings leaves
     // them); pushed last-first so each vector's strings ascend in memory.
+    let mut envc = 0u64;
     for i in (0..host.envc).rev() {
         // SAFETY: envp entries are NUL-terminated strings.
         let s = unsafe { print::cstr(*host.envp.add(i), usize::MAX) };
+        if runtime_env(s) {
+            continue;
+        }
         b.push_str(s);
+        envc += 1;
     }
     let env_start = b.pos;
     for i in (0..host.argc).rev() {
@@ -332,9 +392,9 @@ fn build_guest_stack(host: &HostStart, info: &GuestInfo) -> u64 {
         (at::PAGESZ, layout::GUEST_PAGE_SIZE),
         (at::CLKTCK, 100),
         (at::PHDR, info.phdr),
-        (at::PHENT, info.phent),
+        (at::PHENT, 56),
         (at::PHNUM, info.phnum),
-        (at::BASE, 0),
+        (at::BASE, info.base),
         (at::FLAGS, 0),
         (at::ENTRY, info.entry),
         (at::UID, host.uid),
@@ -348,7 +408,7 @@ fn build_guest_stack(host: &HostStart, info: &GuestInfo) -> u64 {
         (at::PLATFORM, platform),
         (at::NULL, 0),
     ];
-    let items = 1 + (host.argc + 1) + (host.envc + 1) + 2 * auxv.len();
+    let items = 1 + (host.argc + 1) + (envc as usize + 1) + 2 * auxv.len();
     let sp = (b.pos - 8 * items as u64) & !15;
     if sp < b.limit {
         eprintln!("hcontainer: arguments and environment do not fit the guest stack");
@@ -373,9 +433,13 @@ fn build_guest_stack(host: &HostStart, info: &GuestInfo) -> u64 {
     put(0);
     let mut p = env_start;
     for i in 0..host.envc {
-        put(p);
         // SAFETY: envp entries are NUL-terminated strings (same walk as the copy above).
-        p += unsafe { print::cstr(*host.envp.add(i), usize::MAX) }.len() as u64 + 1;
+        let s = unsafe { print::cstr(*host.envp.add(i), usize::MAX) };
+        if runtime_env(s) {
+            continue;
+        }
+        put(p);
+        p += s.len() as u64 + 1;
     }
     put(0);
     for (tag, val) in auxv {

@@ -167,3 +167,85 @@ pub fn raise_default(sig: usize) {
         let _ = syscall(nr::TGKILL, [getpid(), gettid(), sig, 0, 0, 0]);
     }
 }
+
+/// `AT_FDCWD`.
+pub const AT_FDCWD: usize = -100isize as usize;
+/// `O_RDONLY | O_CLOEXEC`.
+pub const O_RDONLY_CLOEXEC: usize = 0o2000000;
+
+/// Open the NUL-terminated `path` read-only (close-on-exec).
+pub fn open_read(path: &[u8]) -> Result<i32, Errno> {
+    if path.last() != Some(&0) {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: `path` is NUL-terminated; openat reads nothing else.
+    unsafe { syscall(nr::OPENAT, [AT_FDCWD, path.as_ptr() as usize, O_RDONLY_CLOEXEC, 0, 0, 0]).map(|fd| fd as i32) }
+}
+
+/// Close `fd` (errors ignored: nothing can be done about them).
+pub fn close(fd: i32) {
+    // SAFETY: closing a descriptor touches no memory.
+    let _ = unsafe { syscall(nr::CLOSE, [fd as usize, 0, 0, 0, 0, 0]) };
+}
+
+/// Read up to `buf.len()` bytes of `fd` at offset `off`.
+pub fn pread(fd: i32, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for its length.
+    unsafe { syscall(nr::PREAD64, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), off as usize, 0, 0]) }
+}
+
+/// Fill `buf` from `fd` at `off`; `EINVAL` if the file ends first.
+pub fn pread_exact(fd: i32, buf: &mut [u8], off: u64) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        match pread(fd, &mut buf[done..], off + done as u64)? {
+            0 => return Err(Errno::EINVAL),
+            n => done += n,
+        }
+    }
+    Ok(())
+}
+
+/// What identifies a file's content cheaply: device, inode, size and modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime` seconds.
+    pub mtime: i64,
+    /// `st_mtime` nanoseconds.
+    pub mtime_nsec: i64,
+}
+
+/// `fstat` of `fd`, reduced to its [`FileId`]. The fields used sit at the same offsets in
+/// x86-64's `struct stat` and in the asm-generic one of arm64 and riscv64.
+pub fn fstat_id(fd: i32) -> Result<FileId, Errno> {
+    let mut st = [0u64; 18];
+    // SAFETY: `st` is 144 bytes, the size of `struct stat` on every host here.
+    unsafe { syscall(nr::FSTAT, [fd as usize, st.as_mut_ptr() as usize, 0, 0, 0, 0])? };
+    Ok(FileId { dev: st[0], ino: st[1], size: st[6], mtime: st[11] as i64, mtime_nsec: st[12] as i64 })
+}
+
+/// Read the symbolic link at NUL-terminated `path` into `buf`; returns its length.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
+    if path.last() != Some(&0) {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: `path` is NUL-terminated, `buf` writable for its length.
+    unsafe { syscall(nr::READLINKAT, [AT_FDCWD, path.as_ptr() as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0]) }
+}
+
+/// The path of open descriptor `fd` (`/proc/self/fd/N`), NUL-terminated in `buf`; returns its
+/// length without the NUL.
+pub fn fd_path(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut p = crate::print::Buf::new();
+    let _ = core::fmt::write(&mut p, format_args!("/proc/self/fd/{}\0", fd));
+    let room = buf.len().saturating_sub(1);
+    let n = readlink(p.as_bytes(), &mut buf[..room])?;
+    buf[n] = 0;
+    Ok(n)
+}

@@ -84,6 +84,9 @@ pub mod nr {
     pub const TGKILL: usize = 234;
     pub const NEWFSTATAT: usize = 262;
     pub const OPENAT: usize = 257;
+    pub const PREAD64: usize = 17;
+    pub const EXECVE: usize = 59;
+    pub const READLINKAT: usize = 267;
     pub const PPOLL: usize = 271;
     pub const EPOLL_CTL: usize = 233;
     pub const EPOLL_PWAIT: usize = 281;
@@ -95,6 +98,8 @@ pub mod nr {
 #[allow(missing_docs, dead_code)]
 pub mod nr {
     pub const GETCWD: usize = 17;
+    pub const PREAD64: usize = 67;
+    pub const EXECVE: usize = 221;
     pub const EPOLL_CREATE1: usize = 20;
     pub const EPOLL_CTL: usize = 21;
     pub const EPOLL_PWAIT: usize = 22;

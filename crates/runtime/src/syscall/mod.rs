@@ -257,6 +257,16 @@ fn do_syscall(st: &mut GuestState, nr: u64, a: Args) -> i64 {
     };
     let mut scratch = signal::MaskScratch::default();
     let a = signal::strip_reserved(nr, a, &mut scratch);
+    // Calls that concern the guest program as a whole rather than its memory or files.
+    let intercepted = match nr {
+        59 => crate::loader::execve(a[0], a[1], a[2]),
+        89 => crate::loader::readlink(a[0], a[1], a[2]),
+        267 => crate::loader::readlink(a[1], a[2], a[3]),
+        _ => None,
+    };
+    if let Some(r) = intercepted {
+        return r;
+    }
     match e.how {
         How::Pass => pass(nr, e, a),
         How::Nosys => unsupported(nr),
@@ -269,6 +279,8 @@ fn do_syscall(st: &mut GuestState, nr: u64, a: Args) -> i64 {
 }
 
 const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const PROT_EXEC: u64 = 4;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MAP_32BIT: u64 = 0x40;
 const MREMAP_FIXED: u64 = 2;
@@ -282,13 +294,26 @@ const ARCH_GET_GS: u64 = 0x1004;
 
 fn emulate(st: &mut GuestState, nr: u64, e: &Sys, a: Args) -> i64 {
     match nr {
-        9 => mmap(a),
+        9 => {
+            let [addr, len, prot, flags, fd, off] = a;
+            if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+                crate::units::unmapped(addr, len);
+            }
+            let r = mmap(a);
+            if r >= 0 && prot & PROT_EXEC != 0 && flags & MAP_ANONYMOUS == 0 {
+                crate::units::mapped(fd as i32, r as u64, len, off);
+            }
+            r
+        }
         // mprotect, munmap, madvise, pkey_mprotect, mseal: never on hcontainer's range.
         10 | 11 | 28 | 329 | 462 => match mem::check_guest_range(a[0], a[1]) {
             Ok(()) => {
                 let r = pass(nr, e, a);
-                if nr == 11 && r == 0 && PLACE_MAPPINGS {
-                    crate::place::with(|p| p.freed(a[0], mem::page_up(a[1])));
+                if nr == 11 && r == 0 {
+                    crate::units::unmapped(a[0], a[1]);
+                    if PLACE_MAPPINGS {
+                        crate::place::with(|p| p.freed(a[0], mem::page_up(a[1])));
+                    }
                 }
                 r
             }
@@ -413,6 +438,11 @@ fn mremap(a: Args) -> i64 {
         }
         None => host(nr::MREMAP, a),
     }
+}
+
+/// A guest `mmap`, placed as every guest mapping is (for the launcher's interpreter).
+pub(crate) fn guest_mmap(a: Args) -> i64 {
+    mmap(a)
 }
 
 fn mmap(a: Args) -> i64 {
