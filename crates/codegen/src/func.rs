@@ -598,6 +598,8 @@ struct Tr<'a, 'b> {
     fi: usize,
     /// This function's own id (indirect jumps that land in it stay inside).
     id: FuncId,
+    /// The shared target of indirect jumps inside this function (see `inside_dispatch`).
+    inside: Option<ir::Block>,
 }
 
 /// Host stack a chain of nested transfers to other translated functions (tail jumps, which
@@ -685,6 +687,7 @@ pub(crate) fn translate(
         callees: HashMap::new(),
         fi,
         id,
+        inside: None,
         local: f.blocks.len() > LOCAL_MODE_BLOCKS,
         reads: Vec::new(),
         dirty: Vec::new(),
@@ -1119,6 +1122,22 @@ impl<'a> Tr<'a, '_> {
         self.exit(a);
         self.b.switch_to_block(go);
         self.b.seal_block(go);
+        let shared = self.inside_dispatch(blk)?;
+        self.b.ins().jump(shared, &[ir::BlockArg::Value(ent)]);
+        Ok(())
+    }
+
+    /// The block every indirect jump that lands in this function continues at: one
+    /// `br_table` on the entry index to the function's blocks, shared by all sites (a table
+    /// per site makes the edges, and Cranelift's work, quadratic in the blocks).
+    fn inside_dispatch(&mut self, blk: &Block) -> Result<ir::Block, CodegenError> {
+        if let Some(b) = self.inside {
+            return Ok(b);
+        }
+        let here = self.b.current_block();
+        let shared = self.b.create_block();
+        let ent = self.b.append_block_param(shared, types::I64);
+        self.b.switch_to_block(shared);
         let mut targets = Vec::with_capacity(self.f.blocks.len());
         for b in &self.f.blocks {
             let cb = self.blocks[&b.addr].1;
@@ -1136,7 +1155,11 @@ impl<'a> Tr<'a, '_> {
         self.b.seal_block(bad);
         let code = TrapCode::user(1).ok_or_else(|| self.bad(blk, "no trap code"))?;
         self.b.ins().trap(code);
-        Ok(())
+        if let Some(h) = here {
+            self.b.switch_to_block(h);
+        }
+        self.inside = Some(shared);
+        Ok(shared)
     }
 
     fn block(&mut self, blk: &Block) -> Result<(), CodegenError> {

@@ -321,11 +321,13 @@ pub fn compile(
         unit,
     };
     let dump = dump_request();
+    let slow_report = std::env::var_os("HCONTAINER_SLOW_FUNCS").is_some();
     let compiled: Vec<Compiled> = program
         .functions
         .par_iter()
         .enumerate()
         .map_init(Context::new, |ctx, (fi, f)| {
+            let started = std::time::Instant::now();
             ctx.clear();
             ctx.func = func::translate(f, fi, ids[fi], &shared)?;
             if dump.contains(&f.entry) {
@@ -343,6 +345,10 @@ pub fn compile(
                 what: "no code after compilation".into(),
             })?;
             let buf = &code.buffer;
+            if slow_report && started.elapsed().as_millis() > 500 {
+                eprintln!("codegen: {:#x}: {} blocks, {} insts in {:.2}s", f.entry, f.blocks.len(),
+                    f.blocks.iter().map(|b| b.insts.len()).sum::<usize>(), started.elapsed().as_secs_f64());
+            }
             let relocs = buf
                 .relocs()
                 .iter()

@@ -169,6 +169,31 @@ impl Store {
         fs::read(p).ok().map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
     }
 
+    /// The launcher any dynamically linked program can be started with for `isa` (the program
+    /// named at run time): `<root>/launcher/<isa>`, what a translated process's `execve` of
+    /// another x86-64 program runs.
+    pub fn launcher_path(&self, isa: &str) -> Result<PathBuf, StoreError> {
+        if !ISAS.contains(&isa) || isa == ORIGINAL {
+            return Err(StoreError::UnknownIsa(isa.to_string()));
+        }
+        Ok(self.root.join("launcher").join(isa))
+    }
+
+    /// Records `launcher` as the generic launcher for `isa`; returns the stored path.
+    pub fn put_launcher(&self, isa: &str, launcher: &Path) -> Result<PathBuf, StoreError> {
+        let dest = self.launcher_path(isa)?;
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(".{isa}.tmp{}", std::process::id()));
+        fs::copy(launcher, &tmp).map_err(io(launcher))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        Ok(dest)
+    }
+
     /// The stored translation for `isa` of the binary at `original`.
     pub fn get_for(&self, original: &Path, isa: &str) -> Result<Option<PathBuf>, StoreError> {
         self.get(&sha256_file(original)?, isa)

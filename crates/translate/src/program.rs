@@ -137,5 +137,9 @@ pub fn install_launcher(store: &Store, program: &Path, sha256: &str, isa: HostIs
         .tempfile_in(&root)
         .map_err(|source| ProgramError::Io { path: root.clone(), source })?;
     crate::write_launcher(isa, &abs, &root, tmp.path())?;
-    Ok(store.put(sha256, isa.name(), tmp.path())?)
+    let stored = store.put(sha256, isa.name(), tmp.path())?;
+    // The generic launcher, for programs a translated one executes.
+    crate::write_launcher(isa, Path::new(""), &root, tmp.path())?;
+    store.put_launcher(isa.name(), tmp.path())?;
+    Ok(stored)
 }

@@ -180,13 +180,16 @@ fn run_dynamic(args: Args) -> anyhow::Result<ExitCode> {
                 if !args.quiet {
                     let l = &rep.lift;
                     let traps = if l.traps > 0 { format!(", {} left as traps", l.traps) } else { String::new() };
+                    let stages: Vec<String> =
+                        rep.timings.iter().map(|(s, d)| format!("{} {:.2}s", s.name(), d.as_secs_f64())).collect();
                     println!(
-                        "translated {} ({short}): {} functions, {} blocks, {} instructions{traps} in {:.2}s",
+                        "translated {} ({short}): {} functions, {} blocks, {} instructions{traps} in {:.2}s ({})",
                         r.member.path.display(),
                         l.functions,
                         l.blocks,
                         l.instructions,
-                        rep.total().as_secs_f64()
+                        rep.total().as_secs_f64(),
+                        stages.join(", ")
                     );
                 }
             }
