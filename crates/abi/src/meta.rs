@@ -7,7 +7,7 @@
 //! 8   meta_version     u32
 //! 12  state_version    u32      GuestState layout (crate::GUEST_STATE_VERSION)
 //! 16  host_isa         u32      HostIsa
-//! 20  flags            u32      bit 0: guest is PIE; bit 1: a translation unit
+//! 20  flags            u32      bit 0: guest is PIE; bit 1: a translation unit; bit 2: a launcher
 //! 24  guest_entry      u64
 //! 32  load_bias        u64
 //! 40  guest_sha256     [u8; 32] of the original executable file
@@ -33,6 +33,10 @@ pub const FLAG_PIE: u32 = 1;
 /// [`Header::flags`]: a translation unit (`crate::unit`): points are link-time addresses of
 /// the guest file, which runs at them plus its load bias.
 pub const FLAG_UNIT: u32 = 2;
+/// [`Header::flags`]: the launcher of a dynamically linked program (`crate::unit`): no guest
+/// code of its own; `guest_sha256` and `guest_size` are the program's, whose file it maps
+/// from the path in its `hc_loader_config`.
+pub const FLAG_LAUNCHER: u32 = 4;
 
 /// Host instruction set a translated executable is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +79,7 @@ pub struct Header {
     pub state_version: u32,
     /// Host ISA of the executable.
     pub host_isa: HostIsa,
-    /// [`FLAG_PIE`], [`FLAG_UNIT`].
+    /// [`FLAG_PIE`], [`FLAG_UNIT`], [`FLAG_LAUNCHER`].
     pub flags: u32,
     /// Guest entry point.
     pub guest_entry: u64,

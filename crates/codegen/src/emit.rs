@@ -147,7 +147,8 @@ pub(crate) fn meta_bytes(
         state_version: hcontainer_abi::GUEST_STATE_VERSION,
         host_isa: isa,
         flags: u32::from(guest.is_pie) * meta::FLAG_PIE
-            | u32::from(guest.output == crate::Output::Unit) * meta::FLAG_UNIT,
+            | u32::from(guest.output == crate::Output::Unit) * meta::FLAG_UNIT
+            | u32::from(guest.output == crate::Output::Launcher) * meta::FLAG_LAUNCHER,
         guest_entry: guest.info.entry,
         load_bias: guest.info.load_bias,
         guest_sha256: guest.sha256,

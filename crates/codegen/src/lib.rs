@@ -52,6 +52,9 @@ pub enum Output {
     /// any address for a guest file mapped at any address. Runtime calls go through the
     /// unit header's import table; guest addresses add the bias from the header.
     Unit,
+    /// The launcher of a dynamically linked program: an executable without guest code
+    /// (the program's units do the work), whose metadata names the program.
+    Launcher,
 }
 
 /// Facts about the guest executable that go into the object besides the code.
@@ -221,7 +224,7 @@ pub fn compile(
     use hcontainer_abi::calls as c;
     let rt = match guest.output {
         Output::Unit => None,
-        Output::Executable => {
+        Output::Executable | Output::Launcher => {
             let mut import = |name: &str| {
                 module
                     .declare_function(name, Linkage::Import, &runtime_sig(call_conv, name))
@@ -241,7 +244,7 @@ pub fn compile(
     // Translated functions. In a unit they stay local: an exported symbol of a shared object
     // could be preempted, and calls to it would go through a PLT.
     let func_linkage = match guest.output {
-        Output::Executable => Linkage::Export,
+        Output::Executable | Output::Launcher => Linkage::Export,
         Output::Unit => Linkage::Local,
     };
     let mut funcs = HashMap::new();
@@ -291,7 +294,7 @@ pub fn compile(
         }
     }
     let unit = match guest.output {
-        Output::Executable => None,
+        Output::Executable | Output::Launcher => None,
         Output::Unit => Some(
             module
                 .declare_data(hcontainer_abi::unit::HEADER_SYMBOL, Linkage::Hidden, true, false)

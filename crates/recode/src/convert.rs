@@ -83,8 +83,9 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
                 }
             }
             let sha = sha256_file(&exe_path)?;
-            // Remember the original, so that the process can come back to it.
-            if store.get(&sha, ORIGINAL)?.is_none() {
+            // Remember the original, so that the process can come back to it (a dynamically
+            // linked one comes back to its own file, which its launcher names).
+            if !src.dynamic && store.get(&sha, ORIGINAL)?.is_none() {
                 if let Err(e) = store.put(&sha, ORIGINAL, &exe_path) {
                     warnings.push(format!("the original binary was not recorded in the store: {e}"));
                 }
@@ -121,7 +122,19 @@ pub fn recode(input: &Path, to: Target, store: &Store, output: &Path) -> Result<
             _ => PathBuf::from(format!("<the original binary, SHA-256 {sha}>")),
         },
     };
-    let dst_path = lookup(store, &sha, &original, to)?;
+    // A dynamically linked program returns to its own file, which its launcher names (this
+    // machine's launcher when the image's is not readable here).
+    let launched = |s: &Exe| s.launches.clone();
+    let program = match (&kind, to) {
+        (Kind::Translated(isa), Target::Native) => src.as_ref().and_then(launched).or_else(|| {
+            store.get(&sha, isa.name()).ok().flatten().and_then(|p| Exe::open(&p).ok()).and_then(|e| e.launches)
+        }),
+        _ => None,
+    };
+    let dst_path = match program {
+        Some(p) => p,
+        None => lookup(store, &sha, &original, to)?,
+    };
     // Translated for the same ISA: only a different executable (a newer translation) is a
     // recode; the very same one is the image as it is.
     if matches!((&kind, to), (Kind::Translated(a), Target::Translated(b)) if *a == b) {

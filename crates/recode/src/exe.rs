@@ -68,6 +68,11 @@ pub struct Exe {
     pub phdr: u64,
     /// Number of program headers (`AT_PHNUM`).
     pub phnum: u64,
+    /// For the launcher of a dynamically linked program: the program it starts (the guest's
+    /// executable, which a recode back to native execution runs).
+    pub launches: Option<PathBuf>,
+    /// The file has an interpreter (a dynamically linked program).
+    pub dynamic: bool,
 }
 
 fn prot_of(flags: u32) -> u32 {
@@ -111,6 +116,7 @@ impl Exe {
         let phoff = hdr.e_phoff(e);
         let mut phdr = 0;
         let phdrs = hdr.program_headers(e, data).map_err(|e| bad(e.to_string()))?;
+        let dynamic = phdrs.iter().any(|p| p.p_type(e) == elf::PT_INTERP);
         for p in phdrs {
             if p.p_type(e) != elf::PT_LOAD {
                 continue;
@@ -136,20 +142,33 @@ impl Exe {
         }
         let mut resume = 0;
         let mut actions = None;
+        let mut launches = None;
         if meta.is_some() {
             // One pass over the symbol table for every symbol recode needs.
-            let (mut resume_sym, mut table_sym, mut len_sym) = (None, None, None);
+            let (mut resume_sym, mut table_sym, mut len_sym, mut config_sym) = (None, None, None, None);
             for (name, address) in symbols(&file, &reader).map_err(|e| bad(format!("symbol table: {e}")))? {
                 match name.as_slice() {
                     n if n == RESUME.as_bytes() => resume_sym = resume_sym.or(Some(address)),
                     n if n == GUEST_SEGMENTS.as_bytes() => table_sym = table_sym.or(Some(address)),
                     n if n == GUEST_SEGMENTS_LEN.as_bytes() => len_sym = len_sym.or(Some(address)),
+                    n if n == hcontainer_abi::unit::LOADER_CONFIG.as_bytes() => config_sym = config_sym.or(Some(address)),
                     n if n.starts_with(b"_ZN18hcontainer_runtime6signal7ACTIONS") => actions = actions.or(Some(address)),
                     _ => {}
                 }
             }
             resume = resume_sym
                 .ok_or_else(|| bad(format!("no {RESUME} symbol: not linked with a runtime that can resume")))?;
+            if meta.is_some_and(|m| m.flags & meta::FLAG_LAUNCHER != 0) {
+                use hcontainer_abi::unit::PATH_MAX;
+                let at = config_sym.ok_or_else(|| bad("a launcher without hc_loader_config".into()))?;
+                let raw = read_bytes(&file, data, at + 8, PATH_MAX as u64)
+                    .ok_or_else(|| bad("hc_loader_config is not in the file".into()))?;
+                let name = raw.split(|&b| b == 0).next().unwrap_or_default();
+                if !name.is_empty() {
+                    use std::os::unix::ffi::OsStrExt;
+                    launches = Some(PathBuf::from(std::ffi::OsStr::from_bytes(name)));
+                }
+            }
             if runtime.is_empty() {
                 return Err(bad("no segments in hcontainer's address range".into()));
             }
@@ -185,7 +204,15 @@ impl Exe {
             entry,
             phdr,
             phnum,
+            launches,
+            dynamic,
         })
+    }
+
+    /// Whether this is the launcher of a dynamically linked program (whose guest code is in
+    /// the units of the files the process maps, not in this file).
+    pub fn is_launcher(&self) -> bool {
+        self.meta.is_some_and(|m| m.flags & meta::FLAG_LAUNCHER != 0)
     }
 
     /// The host ISA of a translated executable; `None` for the original.
@@ -260,6 +287,18 @@ fn symbols<'d, R: ReadRef<'d>>(elf: &ElfFile64<'d, Endianness, R>, file: &fs::Fi
         out.push((name.to_vec(), value));
     }
     Ok(out)
+}
+
+/// `len` bytes at virtual address `addr` of the file, from the section holding them.
+fn read_bytes<'d, R: ReadRef<'d>>(file: &ElfFile64<'d, Endianness, R>, data: R, addr: u64, len: u64) -> Option<Vec<u8>> {
+    for sec in file.sections() {
+        let (start, size) = (sec.address(), sec.size());
+        if addr >= start && addr + len <= start + size {
+            let (off, _) = sec.file_range()?;
+            return data.read_bytes_at(off + (addr - start), len).ok().map(<[u8]>::to_vec);
+        }
+    }
+    None
 }
 
 /// The little-endian `u64` at virtual address `addr` of the file, from the section holding it.

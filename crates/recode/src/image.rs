@@ -822,6 +822,9 @@ fn convert_process(
     // VMAs: drop the runtime's and another ISA's vDSO, point the guest's file mappings of
     // the executable at the target's, add the target runtime's.
     let cross = src_isa != new_isa;
+    // A dynamically linked program maps its own files on both sides (the runtime maps them
+    // where ld.so would): its mappings stay as they are, only the executable changes.
+    let dynamic = dst.is_launcher() || src.is_some_and(Exe::is_launcher);
     let mut dropped: Vec<(u64, u64)> = Vec::new();
     let mut kept = Vec::new();
     for v in std::mem::take(&mut mm.vmas) {
@@ -830,7 +833,7 @@ fn convert_process(
             dropped.push((v.start, v.end));
             continue;
         }
-        if v.shmid == u64::from(src_exe_id) && v.status & (vma_status::FILE_PRIVATE | vma_status::FILE_SHARED) != 0 {
+        if !dynamic && v.shmid == u64::from(src_exe_id) && v.status & (vma_status::FILE_PRIVATE | vma_status::FILE_SHARED) != 0 {
             let pieces = retarget(&v, dst, exe_id)?;
             report.vmas_added += pieces.len() - 1;
             kept.extend(pieces);
@@ -904,12 +907,14 @@ fn convert_process(
     // The kernel's copy of the auxiliary vector (the guest reads its own, on its stack): the
     // target executable's headers and entry, and the vDSO the image keeps.
     let vdso = kept.iter().find(|v| v.status & vma_status::VDSO != 0).map(|v| v.start);
+    // A launcher's process keeps the program's values (its own are not the guest's).
+    let program_auxv = !dst.is_launcher();
     for pair in mm.mm_saved_auxv.chunks_exact_mut(2) {
         match pair[0] {
-            AT_PHDR if dst.phdr != 0 => pair[1] = dst.phdr,
-            AT_PHENT => pair[1] = 56,
-            AT_PHNUM => pair[1] = dst.phnum,
-            AT_ENTRY => pair[1] = dst.entry,
+            AT_PHDR if dst.phdr != 0 && program_auxv => pair[1] = dst.phdr,
+            AT_PHENT if program_auxv => pair[1] = 56,
+            AT_PHNUM if program_auxv => pair[1] = dst.phnum,
+            AT_ENTRY if program_auxv => pair[1] = dst.entry,
             AT_SYSINFO_EHDR => match vdso {
                 Some(a) => pair[1] = a,
                 None => {

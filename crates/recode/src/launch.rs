@@ -10,6 +10,12 @@
 //!   masks everything above the baseline, and the "preferred" flag `AVX_Fast_Unaligned_Load`
 //!   that glibc derives from AVX2 before the mask applies (it alone selects the AVX
 //!   `memmove`/`memcpy`).
+//! * No vDSO: a C library that finds the kernel's x86-64 vDSO (`AT_SYSINFO_EHDR`) keeps
+//!   pointers into it and calls it for the time of day, and no other ISA has that code
+//!   (translated processes get no vDSO and make the system calls). A tracer of ours watches
+//!   the `execve` and turns the program's `AT_SYSINFO_EHDR` into `AT_IGNORE` before its
+//!   first instruction ([`hide_vdso_at_exec`]), so the library makes system calls from the
+//!   start, natively too.
 //! * Addresses must be the translated layout's: address randomization off
 //!   (`personality(ADDR_NO_RANDOMIZE)`), which puts a PIE with an interpreter at
 //!   [`hcontainer_abi::layout::PIE_GUEST_BASE`]. Linux loads an `ET_DYN` executable without
@@ -125,11 +131,139 @@ pub fn plan(program: &Path, args: &[OsString]) -> Result<Plan, LaunchError> {
     let tunables = glibc_tunables(std::env::var_os("GLIBC_TUNABLES").as_deref());
     let mut command = Command::new(program);
     command.args(args).env("GLIBC_TUNABLES", &tunables);
-    // SAFETY: the hook runs in the forked child before exec and only makes system calls,
-    // which are async-signal-safe; it allocates nothing.
-    unsafe { command.pre_exec(no_randomize) };
+    // SAFETY: the hooks run in the forked child (or the process itself, for `exec`) before
+    // exec and only make system calls, which are async-signal-safe; they allocate nothing.
+    unsafe {
+        command.pre_exec(no_randomize);
+        command.pre_exec(|| {
+            hide_vdso_at_exec();
+            Ok(())
+        });
+    }
     Ok(Plan { command, glibc_tunables: tunables, warnings })
 }
+
+/// `AT_SYSINFO_EHDR` and `AT_IGNORE` of the auxiliary vector.
+const AT_SYSINFO_EHDR: u64 = 33;
+const AT_IGNORE: u64 = 1;
+
+/// Arrange for the program this process is about to `execve` to start without the vDSO: a
+/// tracer (a grandchild, so that no child of the program is left behind) seizes this process,
+/// stops it at the exec and marks `AT_SYSINFO_EHDR` on the new stack `AT_IGNORE`, then lets
+/// go. Returns false (and the program gets its vDSO) when the tracer cannot attach.
+///
+/// Only async-signal-safe system calls are made, without allocation: this runs between fork
+/// and exec of a possibly multi-threaded parent.
+pub fn hide_vdso_at_exec() -> bool {
+    // SAFETY: plain system calls on integers and local buffers; the forked children only make
+    // such calls and end with `_exit`.
+    unsafe {
+        let me = libc::getpid();
+        // Allow a non-descendant to trace us (Yama's ptrace_scope 1).
+        libc::prctl(libc::PR_SET_PTRACER, libc::PR_SET_PTRACER_ANY, 0, 0, 0);
+        let mut fds = [0i32; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return false;
+        }
+        let c1 = libc::fork();
+        if c1 < 0 {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            return false;
+        }
+        if c1 == 0 {
+            libc::close(fds[0]);
+            if libc::fork() != 0 {
+                libc::_exit(0);
+            }
+            trace_exec(me, fds[1]);
+        }
+        libc::close(fds[1]);
+        let mut st = 0;
+        libc::waitpid(c1, &mut st, 0);
+        let mut b = 0u8;
+        let n = libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+        libc::close(fds[0]);
+        n == 1 && b == b'S'
+    }
+}
+
+/// The tracer: seize `pid`, report on `ready`, wait for its exec, hide the vDSO, detach.
+///
+/// # Safety
+/// Only for the forked tracer process of [`hide_vdso_at_exec`].
+unsafe fn trace_exec(pid: libc::pid_t, ready: i32) -> ! {
+    // SAFETY: system calls on integers and local memory only (see the caller).
+    unsafe {
+        let seize = libc::PTRACE_SEIZE as libc::c_uint;
+        if libc::ptrace(seize as _, pid, 0, libc::PTRACE_O_TRACEEXEC as usize) < 0 {
+            libc::write(ready, b"E".as_ptr().cast(), 1);
+            libc::_exit(1);
+        }
+        libc::write(ready, b"S".as_ptr().cast(), 1);
+        libc::close(ready);
+        loop {
+            let mut st = 0;
+            if libc::waitpid(pid, &mut st, libc::__WALL) < 0 || !libc::WIFSTOPPED(st) {
+                libc::_exit(0);
+            }
+            let sig = libc::WSTOPSIG(st);
+            let event = st >> 16;
+            if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_EXEC {
+                hide_in_auxv(pid);
+                libc::ptrace(libc::PTRACE_DETACH as _, pid, 0, 0);
+                libc::_exit(0);
+            }
+            // Anything else before the exec: let it go on (signals delivered as they came).
+            let pass = if event == 0 { sig as usize } else { 0 };
+            libc::ptrace(libc::PTRACE_CONT as _, pid, 0, pass);
+        }
+    }
+}
+
+/// In `pid`, stopped right after its exec: mark `AT_SYSINFO_EHDR` `AT_IGNORE` in the
+/// auxiliary vector on its stack (argc, argv, NULL, envp, NULL, then the pairs).
+#[cfg(target_arch = "x86_64")]
+unsafe fn hide_in_auxv(pid: libc::pid_t) {
+    // SAFETY: ptrace requests on a stopped tracee with local buffers (see the caller).
+    unsafe {
+        let mut regs: libc::user_regs_struct = std::mem::zeroed();
+        if libc::ptrace(libc::PTRACE_GETREGS as _, pid, 0, std::ptr::addr_of_mut!(regs)) < 0 {
+            return;
+        }
+        let peek = |a: u64| -> Option<u64> {
+            *libc::__errno_location() = 0;
+            let v = libc::ptrace(libc::PTRACE_PEEKDATA as _, pid, a as usize, 0);
+            (v != -1 || *libc::__errno_location() == 0).then_some(v as u64)
+        };
+        let mut at = regs.rsp;
+        let Some(argc) = peek(at) else { return };
+        at += 8 * (argc + 2);
+        // The environment, to its NULL.
+        for _ in 0..1 << 20 {
+            match peek(at) {
+                Some(0) => break,
+                Some(_) => at += 8,
+                None => return,
+            }
+        }
+        at += 8;
+        for _ in 0..64 {
+            match peek(at) {
+                Some(0) | None => return,
+                Some(AT_SYSINFO_EHDR) => {
+                    libc::ptrace(libc::PTRACE_POKEDATA as _, pid, at as usize, AT_IGNORE as usize);
+                    return;
+                }
+                Some(_) => at += 16,
+            }
+        }
+    }
+}
+
+/// Native x86-64 programs start on x86-64 hosts only.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn hide_in_auxv(_pid: libc::pid_t) {}
 
 #[cfg(test)]
 mod tests {

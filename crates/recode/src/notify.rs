@@ -186,9 +186,12 @@ impl Meta {
 /// The `.hcontainer.meta` section of the executable at `path`, or `None` when it has none
 /// (a native binary).
 pub fn read_meta(path: &Path) -> Result<Option<Meta>, NotifyError> {
-    let data = fs::read(path).map_err(io(path))?;
+    // Only the headers and the section are read (units are tens of megabytes).
+    let f = fs::File::open(path).map_err(io(path))?;
+    let cache = object::ReadCache::new(f);
+    let data = &cache;
     let bad = |why: String| NotifyError::BadMeta { path: path.to_path_buf(), why };
-    let file = object::File::parse(&*data).map_err(|e| bad(format!("not an ELF file: {e}")))?;
+    let file = object::File::parse(data).map_err(|e| bad(format!("not an ELF file: {e}")))?;
     let Some(section) = file.section_by_name(meta::SECTION) else {
         return Ok(None);
     };
@@ -323,9 +326,84 @@ pub fn classify(pid: u32, store: &Store, prefer_isa: Option<&str>) -> Result<Pro
             path: path.clone(),
             why: format!("stored as a translation but has no {} section", meta::SECTION),
         })?;
+        if meta.header.flags & meta::FLAG_LAUNCHER != 0 {
+            // A dynamically linked program: the points of every file it maps, where it is.
+            let meta = mapped_points(pid, store, prefer_isa)?;
+            return Ok(Process { pid, exe, kind: Kind::Native, original_sha256: sha, meta, points_from: path });
+        }
         return Ok(Process { pid, exe, kind: Kind::Native, original_sha256: sha, meta, points_from: path });
     }
     Err(NotifyError::NoTranslation { pid, exe, sha256: sha, store: store.root().to_path_buf() })
+}
+
+/// The migration points of a dynamically linked native process: for every executable file
+/// mapping in `/proc/PID/maps`, the points of that file's unit (any ISA's: points are guest
+/// addresses) moved by the file's load bias there. Its header is the program's.
+pub fn mapped_points(pid: u32, store: &Store, prefer_isa: Option<&str>) -> Result<Meta, NotifyError> {
+    let maps_path = format!("/proc/{pid}/maps");
+    let maps = fs::read_to_string(&maps_path).map_err(io(&maps_path))?;
+    let mut points = Vec::new();
+    let mut header = None;
+    let mut done: BTreeSet<(String, u64)> = BTreeSet::new();
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || !f[1].contains('x') || !f[5].starts_with('/') {
+            continue;
+        }
+        let (Some((lo, _)), Ok(off)) = (f[0].split_once('-'), u64::from_str_radix(f[2], 16)) else { continue };
+        let Ok(start) = u64::from_str_radix(lo, 16) else { continue };
+        // The path is the rest of the line from its first slash (no field before has one).
+        let path = line.find('/').map_or(f[5], |i| &line[i..]);
+        // Read through the process's view of the file (it may have been replaced since).
+        let via = format!("/proc/{pid}/map_files/{}", f[0]);
+        let file = if Path::new(&via).exists() { PathBuf::from(&via) } else { PathBuf::from(path) };
+        let Some(bias) = elf_bias(&file, start, off) else { continue };
+        if !done.insert((path.to_string(), bias)) {
+            continue;
+        }
+        let sha = sha256_file(&file)?;
+        let order = prefer_isa.into_iter().chain(ISAS.iter().copied()).filter(|i| *i != crate::store::ORIGINAL);
+        let mut found = None;
+        for isa in order {
+            if let Some(u) = store.get_unit(&sha, isa)? {
+                found = Some(u);
+                break;
+            }
+        }
+        let Some(unit) = found else {
+            return Err(NotifyError::NoTranslation { pid, exe: PathBuf::from(path), sha256: sha, store: store.root().to_path_buf() });
+        };
+        let m = read_meta(&unit)?.ok_or_else(|| NotifyError::BadMeta {
+            path: unit.clone(),
+            why: format!("a unit without a {} section", meta::SECTION),
+        })?;
+        header.get_or_insert(m.header);
+        points.extend(m.points.iter().map(|p| p.wrapping_add(bias)));
+    }
+    points.sort_unstable();
+    points.dedup();
+    let header = header.ok_or_else(|| NotifyError::BadMeta { path: PathBuf::from(maps_path), why: "no code mapping".into() })?;
+    Ok(Meta { header, points })
+}
+
+/// The load bias of the ELF file `path` mapped from file offset `off` at `start`: where the
+/// `PT_LOAD` holding `off` puts its link-time addresses. `None` for files that are no x86-64
+/// ELF.
+fn elf_bias(path: &Path, start: u64, off: u64) -> Option<u64> {
+    use object::read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _};
+    let f = fs::File::open(path).ok()?;
+    let cache = object::ReadCache::new(f);
+    let elf = ElfFile64::<object::Endianness, _>::parse(&cache).ok()?;
+    let e = elf.endian();
+    if elf.elf_header().e_machine(e) != object::elf::EM_X86_64 {
+        return None;
+    }
+    let page = layout::GUEST_PAGE_SIZE;
+    elf.elf_program_headers().iter().find_map(|p| {
+        let (po, pv, fs) = (p.p_offset(e), p.p_vaddr(e), p.p_filesz(e));
+        (p.p_type(e) == object::elf::PT_LOAD && off >= po & !(page - 1) && off < po + fs.max(1))
+            .then(|| start.wrapping_sub(off).wrapping_sub(pv).wrapping_add(po))
+    })
 }
 
 /// Classifies every process of the tree rooted at `root`; all must be of one kind.

@@ -101,6 +101,11 @@ fn init_once(rec: thread::Record) {
         mem::set_record_ready();
     }
     crate::signal::adopt_host_actions();
+    if crate::loader::is_launcher() {
+        // A dynamically linked guest: its files are mapped, their units not loaded yet.
+        crate::loader::adopt_config();
+        crate::units::rescan();
+    }
     FROM_IMAGE.store(true, Ordering::Relaxed);
     set_initialized();
 }

@@ -699,3 +699,52 @@ pub fn sha256_hex(fd: i32, id: &sys::FileId) -> Option<PathBuf> {
     hex(&sha, &mut p);
     Some(p)
 }
+
+/// Register every executable file mapping of the guest, as `/proc/self/maps` lists them: a
+/// process restored from a recoded image starts with fresh runtime data, while its guest
+/// (ld.so, libraries, `dlopen`ed modules) is mapped already.
+pub fn rescan() {
+    let Ok(fd) = sys::open_read(b"/proc/self/maps\0") else { return };
+    // Lines are read in chunks; a line cut at a chunk's end is read again with the next.
+    let mut buf = [0u8; 1 << 14];
+    let mut off = 0u64;
+    loop {
+        let n = match sys::pread(fd, &mut buf, off) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let mut used = 0;
+        while let Some(nl) = chunk[used..].iter().position(|&c| c == b'\n') {
+            rescan_line(&chunk[used..used + nl]);
+            used += nl + 1;
+        }
+        if used == 0 {
+            break;
+        }
+        off += used as u64;
+    }
+    sys::close(fd);
+}
+
+/// One `/proc/self/maps` line: `start-end perms offset dev inode path`.
+fn rescan_line(line: &[u8]) {
+    let mut fields = line.split(|&c| c == b' ').filter(|f| !f.is_empty());
+    let (Some(range), Some(perms), Some(offset)) = (fields.next(), fields.next(), fields.next()) else { return };
+    let (_, _) = (fields.next(), fields.next());
+    let Some(path) = fields.next() else { return };
+    if perms.get(2) != Some(&b'x') || !path.starts_with(b"/") {
+        return;
+    }
+    let hex = |s: &[u8]| s.iter().try_fold(0u64, |a, &c| Some(a.checked_mul(16)? + u64::from((c as char).to_digit(16)?)));
+    let mut r = range.split(|&c| c == b'-');
+    let (Some(start), Some(end), Some(off)) = (r.next().and_then(hex), r.next().and_then(hex), hex(offset)) else { return };
+    if layout::is_runtime_addr(start) {
+        return;
+    }
+    let mut p = PathBuf::new();
+    p.push(path);
+    let Ok(fd) = sys::open_read(p.as_cstr()) else { return };
+    mapped(fd, start, end - start, off);
+    sys::close(fd);
+}

@@ -297,12 +297,20 @@ pub fn translate_unit(
 }
 
 /// Write the launcher of a dynamically linked program for `isa` at `output`: the runtime,
-/// told to start `guest` (an absolute path; empty for a launcher that is told its program at
-/// run time) and to find its units in the store at `store_root`.
-pub fn write_launcher(isa: HostIsa, guest: &Path, store_root: &Path, output: &Path) -> Result<(), TranslateError> {
+/// told to start `guest` (an absolute path, with content hash `sha256` and size `size`; an
+/// empty path for a launcher that is told its program at run time) and to find its units in
+/// the store at `store_root`.
+pub fn write_launcher(
+    isa: HostIsa,
+    guest: &Path,
+    sha256: [u8; 32],
+    size: u64,
+    store_root: &Path,
+    output: &Path,
+) -> Result<(), TranslateError> {
     use std::os::unix::ffi::OsStrExt;
     let desc = GuestDescription {
-        output: hcontainer_codegen::Output::Executable,
+        output: hcontainer_codegen::Output::Launcher,
         info: GuestInfo {
             entry: 0,
             phdr: 0,
@@ -312,8 +320,8 @@ pub fn write_launcher(isa: HostIsa, guest: &Path, store_root: &Path, output: &Pa
             load_bias: 0,
             state_version: u64::from(hcontainer_abi::GUEST_STATE_VERSION),
         },
-        sha256: [0; 32],
-        file_size: 0,
+        sha256,
+        file_size: size,
         is_pie: false,
         n_traps: 0,
     };

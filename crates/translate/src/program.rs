@@ -136,10 +136,13 @@ pub fn install_launcher(store: &Store, program: &Path, sha256: &str, isa: HostIs
         .prefix(".launcher")
         .tempfile_in(&root)
         .map_err(|source| ProgramError::Io { path: root.clone(), source })?;
-    crate::write_launcher(isa, &abs, &root, tmp.path())?;
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(sha256, &mut sha).map_err(|_| StoreError::BadHash(sha256.to_string()))?;
+    let size = std::fs::metadata(&abs).map_err(|source| ProgramError::Io { path: abs.clone(), source })?.len();
+    crate::write_launcher(isa, &abs, sha, size, &root, tmp.path())?;
     let stored = store.put(sha256, isa.name(), tmp.path())?;
     // The generic launcher, for programs a translated one executes.
-    crate::write_launcher(isa, Path::new(""), &root, tmp.path())?;
+    crate::write_launcher(isa, Path::new(""), [0; 32], 0, &root, tmp.path())?;
     store.put_launcher(isa.name(), tmp.path())?;
     Ok(stored)
 }
