@@ -24,6 +24,24 @@ pub const PACKAGES: &[&str] = &[
     "debian-archive-keyring",
     // crit (CRIU's image tool) is a Python program.
     "python3",
+    // Debian's own dynamically linked programs the tests translate and run beside the
+    // originals, and the services the migration tests and the evaluation move.
+    "coreutils",
+    "grep",
+    "sed",
+    "gawk",
+    "gzip",
+    "xz-utils",
+    "sqlite3",
+    "python3.11",
+    "lua5.4",
+    "perl",
+    "bash",
+    "openssl",
+    "redis-server",
+    "redis-tools",
+    "nginx",
+    "curl",
 ];
 
 /// Rust targets of the runtime and of the arm64 node's static hcontainer (also listed in

@@ -32,6 +32,10 @@ const VARIANTS: &[Variant] = &[
     Variant { name: "musl-O2", cc: "musl-gcc", flags: &["-static", "-O2"] },
     Variant { name: "glibc-pie-O2", cc: "gcc", flags: &["-static-pie", "-O2"] },
     Variant { name: "musl-pie-O2", cc: "musl-gcc", flags: &["-static-pie", "-O2"] },
+    // Dynamically linked (a PIE, as Debian's gcc makes by default): the program's unit, the
+    // store's ld.so and libc units (translated once, shared by every program).
+    Variant { name: "glibc-dyn-O0", cc: "gcc", flags: &["-O0"] },
+    Variant { name: "glibc-dyn-O2", cc: "gcc", flags: &["-O2"] },
 ];
 
 const NATIVE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod apt;
+pub mod binfmt;
 pub mod cc;
 mod cpio;
 pub mod cross;

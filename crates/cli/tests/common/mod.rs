@@ -232,6 +232,12 @@ fn collect_files(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
     }
 }
 
+/// The translation store of the end-to-end tests (`target/hct-store`): units of shared
+/// libraries are translated once and reused by every test and later run.
+pub fn store_dir() -> PathBuf {
+    work_dir("hct-store")
+}
+
 /// Translates `input` for `target` into `output`; `Err` carries hcontainer's message.
 pub fn translate(input: &Path, target: &str, output: &Path, timeout: Duration) -> Result<Duration, String> {
     let _ = std::fs::remove_file(output);
@@ -242,6 +248,8 @@ pub fn translate(input: &Path, target: &str, output: &Path, timeout: Duration) -
         target.into(),
         "-o".into(),
         output.to_string_lossy().into_owned(),
+        "--store".into(),
+        store_dir().to_string_lossy().into_owned(),
     ];
     let scratch = output.parent().unwrap_or(Path::new("."));
     let o = run(
