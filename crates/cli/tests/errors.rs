@@ -26,6 +26,11 @@ fn build(cc: &str, flags: &[&str], out: &Path) {
 
 /// Runs `hcontainer translate <input> --target <target> -o <out>` and checks the error.
 fn expect_error(input: &Path, target: &str, causes: &[&str]) {
+    expect_error_with(input, target, causes, &[])
+}
+
+/// As [`expect_error`], with more arguments.
+fn expect_error_with(input: &Path, target: &str, causes: &[&str], extra: &[&str]) {
     let dir = common::work_dir("hct-errors");
     let out = dir.join(format!("{}.out", input.file_name().and_then(|s| s.to_str()).unwrap_or("x")));
     let _ = std::fs::remove_file(&out);
@@ -37,6 +42,7 @@ fn expect_error(input: &Path, target: &str, causes: &[&str]) {
         "-o".into(),
         out.to_string_lossy().into_owned(),
     ];
+    let args: Vec<String> = args.into_iter().chain(extra.iter().map(|s| s.to_string())).collect();
     let o = common::run(
         &RunSpec { exe: &common::hcontainer(), emulator: None, argv0: "hcontainer", args: &args, stdin: b"", input_files: &[], timeout: LIMIT },
         &dir,
@@ -105,10 +111,21 @@ fn aarch64_elf() {
 }
 
 #[test]
-fn dynamically_linked_elf() {
-    let p = inputs().join("dynamic");
-    build("gcc", &["-O2"], &p);
-    expect_error(&p, "x86_64", &["dynamic", "interpreter", "pt_interp", "shared", "static"]);
+fn dynamically_linked_elf_whose_library_is_missing() {
+    // Linked against a library that is gone by the time it is translated.
+    let dir = inputs();
+    let lib = dir.join("libhctgone.so");
+    let c = dir.join("gone.c");
+    std::fs::write(&c, "int gone(void) { return 7; }\n").expect("write");
+    let st = std::process::Command::new("gcc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&c).status().expect("gcc");
+    assert!(st.success());
+    let p = dir.join("dynamic");
+    let ldir = format!("-L{}", dir.display());
+    build("gcc", &["-O2", &ldir, "-Wl,--no-as-needed", "-lhctgone"], &p);
+    std::fs::remove_file(&lib).expect("remove the library");
+    let store = common::work_dir("hct-errors").join("store");
+    let st = format!("--store={}", store.display());
+    expect_error_with(&p, "x86_64", &["was not found"], &[&st]);
 }
 
 #[test]

@@ -112,9 +112,11 @@ pub extern "C" fn run_main(state: usize) -> ! {
 
 /// The guest continued at an address without translation: report it and end the process.
 fn untranslated(rip: u64) -> ! {
-    if !crate::units::report_missing(rip) {
-        eprintln!("hcontainer: guest jumped to {:#x} which was not translated", rip);
+    if crate::units::report_missing(rip) {
+        // A file without a unit: the program cannot run here, as when a library is missing.
+        sys::exit_group(crate::start::EXIT_STARTUP_FAILED);
     }
+    eprintln!("hcontainer: guest jumped to {:#x} which was not translated", rip);
     sys::raise_default(SIGSEGV);
     sys::exit_group(128 + SIGSEGV as i32)
 }

@@ -27,7 +27,9 @@
 //!
 //! ## Exit statuses and diagnostics
 //! * 127: start-up failed (a stack cannot be mapped, `GuestState` version mismatch, unsorted
-//!   dispatch table), with a message on stderr.
+//!   dispatch table, a program or interpreter that cannot be loaded), or the guest reached
+//!   the code of a mapped file whose unit is not in the store, with a message on stderr
+//!   naming the file and the command that translates it.
 //! * `SIGSEGV` (shell status 139): the guest continued at an address without translation
 //!   (`hcontainer: guest jumped to 0x… which was not translated`), as a native wild jump ends.
 //! * `SIGILL` (132): an instruction or helper that was not translated

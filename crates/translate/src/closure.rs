@@ -20,6 +20,9 @@ pub const DEFAULT_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-li
 /// The cache `ldconfig` writes.
 pub const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 
+/// How [`Member::needed_by`] names the interpreter.
+pub const INTERPRETER: &str = "its interpreter";
+
 /// One file of a closure.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -49,6 +52,16 @@ pub enum ClosureError {
     /// A file of the closure cannot be translated.
     #[error(transparent)]
     Guest(#[from] TranslateError),
+    /// An executable's interpreter is no dynamic loader.
+    #[error("{}: its interpreter {} is not a dynamic loader (ld.so is a shared object; this is {what})", by.display(), interp.display())]
+    BadInterpreter {
+        /// The executable.
+        by: PathBuf,
+        /// Its `PT_INTERP`.
+        interp: PathBuf,
+        /// What the interpreter is instead.
+        what: String,
+    },
 }
 
 /// Where libraries are searched besides the objects' own paths.
@@ -158,6 +171,16 @@ pub fn closure(roots: &[PathBuf], env: &SearchEnv) -> Result<Vec<Member>, Closur
             continue;
         }
         let bin = inspect_guest(&path)?;
+        if let Some((by, why)) = &needed_by {
+            if why == INTERPRETER && bin.kind != ElfKind::SharedObject {
+                let what = match bin.kind {
+                    ElfKind::Static | ElfKind::StaticPie => "a static executable".to_string(),
+                    ElfKind::Executable => "a dynamically linked executable".to_string(),
+                    ElfKind::SharedObject => unreachable!(),
+                };
+                return Err(ClosureError::BadInterpreter { by: by.clone(), interp: path.clone(), what });
+            }
+        }
         let origin = canon.parent().map(Path::to_path_buf).unwrap_or_default();
         let own_rpath = split_path(&bin.dynamic.rpath, &origin);
         let runpath = split_path(&bin.dynamic.runpath, &origin);
@@ -171,7 +194,7 @@ pub fn closure(roots: &[PathBuf], env: &SearchEnv) -> Result<Vec<Member>, Closur
             by_soname.entry(so.clone()).or_insert_with(|| path.clone());
         }
         if let Some(interp) = bin.dynamic.interp.clone().filter(|_| bin.kind == ElfKind::Executable) {
-            queue.push_back((PathBuf::from(interp), Some((path.clone(), "its interpreter".into())), Vec::new()));
+            queue.push_back((PathBuf::from(interp), Some((path.clone(), INTERPRETER.into())), Vec::new()));
         }
         for name in &bin.dynamic.needed {
             if let Some(p) = by_soname.get(name) {

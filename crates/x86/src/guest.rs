@@ -26,7 +26,7 @@ pub enum GuestError {
     #[error("truncated ELF: {0}")]
     Truncated(String),
     /// ELF for another machine or class.
-    #[error("wrong architecture: {0} (only x86-64 executables can be translated)")]
+    #[error("wrong architecture: {0} (only x86-64 programs and libraries can be translated)")]
     WrongMachine(String),
     /// Has an interpreter or needs shared libraries, where a static executable is required.
     #[error("dynamically linked (needs {0}); translate it as a dynamically linked program")]

@@ -107,6 +107,11 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Runs a program in a fresh working directory under `scratch` with a fixed environment,
 /// captures what it did and removes the directory.
 pub fn run(spec: &RunSpec<'_>, scratch: &Path) -> Outcome {
+    run_env(spec, scratch, &[])
+}
+
+/// As [`run`], with `env` added to the fixed environment.
+pub fn run_env(spec: &RunSpec<'_>, scratch: &Path, env: &[(&str, &str)]) -> Outcome {
     let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
     let cwd = scratch.join(format!("run-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cwd);
@@ -124,16 +129,24 @@ pub fn run(spec: &RunSpec<'_>, scratch: &Path) -> Outcome {
         }
         Some(q) => {
             let mut c = Command::new(q);
-            c.args(["-0", spec.argv0]).arg(&exe);
+            c.args(["-0", spec.argv0]);
+            // The emulator itself is a program of this host: LD_PRELOAD and friends are for
+            // the guest only.
+            for (k, v) in env {
+                c.arg("-E").arg(format!("{k}={v}"));
+            }
+            c.arg(&exe);
             c
         }
     };
+    let env: &[(&str, &str)] = if spec.emulator.is_some() { &[] } else { env };
     cmd.args(spec.args)
         .current_dir(&cwd)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LC_ALL", "C")
         .env("HCT_TEST_VAR", "hello-from-the-harness")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
