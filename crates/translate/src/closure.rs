@@ -16,7 +16,14 @@ pub use hcontainer_x86::guest::{Dynamic, ElfKind};
 use crate::{inspect_guest, TranslateError};
 
 /// Default library directories of Debian's x86-64 `ld.so` (multiarch first).
-pub const DEFAULT_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+pub const DEFAULT_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
 /// The cache `ldconfig` writes.
 pub const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 
@@ -71,17 +78,68 @@ pub struct SearchEnv {
     pub library_path: Vec<String>,
     /// The `ld.so.cache` entries for x86-64 libraries: soname → path.
     pub cache: HashMap<String, PathBuf>,
+    /// The name service modules glibc loads for the services `/etc/nsswitch.conf` names
+    /// (`libnss_<service>.so.2`): part of every closure that has glibc's libc.
+    pub nss_modules: Vec<String>,
 }
 
 impl SearchEnv {
     /// The search environment of this machine: `LD_LIBRARY_PATH` and `/etc/ld.so.cache`.
     pub fn from_system() -> SearchEnv {
         let library_path = std::env::var("LD_LIBRARY_PATH")
-            .map(|v| v.split([':', ';']).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|v| {
+                v.split([':', ';'])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
-        let cache = std::fs::read(LD_SO_CACHE).map(|b| parse_ld_so_cache(&b)).unwrap_or_default();
-        SearchEnv { library_path, cache }
+        let cache = std::fs::read(LD_SO_CACHE)
+            .map(|b| parse_ld_so_cache(&b))
+            .unwrap_or_default();
+        let nss_modules = std::fs::read_to_string(NSSWITCH)
+            .map(|s| nss_modules(&s))
+            .unwrap_or_default();
+        SearchEnv {
+            library_path,
+            cache,
+            nss_modules,
+        }
     }
+}
+
+/// glibc's name service configuration.
+pub const NSSWITCH: &str = "/etc/nsswitch.conf";
+
+/// The module files of the services an `nsswitch.conf` names, except those built into
+/// glibc's libc (files, dns) and the action words in brackets.
+pub fn nss_modules(conf: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in conf.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let Some((_, services)) = line.split_once(':') else {
+            continue;
+        };
+        let mut in_action = false;
+        for w in services.split_whitespace() {
+            if w.starts_with('[') {
+                in_action = !w.ends_with(']');
+                continue;
+            }
+            if in_action {
+                in_action = !w.ends_with(']');
+                continue;
+            }
+            if matches!(w, "files" | "dns") {
+                continue;
+            }
+            let m = format!("libnss_{w}.so.2");
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
 }
 
 /// The x86-64 entries of an `ld.so.cache` in glibc's format `glibc-ld.so.cache1.1` (also when
@@ -97,7 +155,12 @@ pub fn parse_ld_so_cache(b: &[u8]) -> HashMap<String, PathBuf> {
         0
     } else if b.starts_with(OLD) {
         // Old header (12 bytes + nlibs u32), 12-byte entries, then the new cache, aligned.
-        let Some(n) = b.get(12..16).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize) else { return out };
+        let Some(n) = b
+            .get(12..16)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize)
+        else {
+            return out;
+        };
         let after = 16 + n * 12;
         let aligned = after.div_ceil(8) * 8;
         match (after..=aligned).find(|&o| b.get(o..).is_some_and(|r| r.starts_with(NEW))) {
@@ -107,8 +170,13 @@ pub fn parse_ld_so_cache(b: &[u8]) -> HashMap<String, PathBuf> {
     } else {
         return out;
     };
-    let u32_at = |o: usize| b.get(o..o + 4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-    let Some(nlibs) = u32_at(start + 20) else { return out };
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let Some(nlibs) = u32_at(start + 20) else {
+        return out;
+    };
     let header = 20 + 4 + 4 + 4 + 4 + 12;
     let cstr = |o: usize| -> Option<String> {
         let rest = b.get(o..)?;
@@ -117,12 +185,17 @@ pub fn parse_ld_so_cache(b: &[u8]) -> HashMap<String, PathBuf> {
     };
     for i in 0..nlibs as usize {
         let e = start + header + i * 24;
-        let (Some(flags), Some(key), Some(value)) = (u32_at(e), u32_at(e + 4), u32_at(e + 8)) else { break };
+        let (Some(flags), Some(key), Some(value)) = (u32_at(e), u32_at(e + 4), u32_at(e + 8))
+        else {
+            break;
+        };
         if flags as i32 != X86_64_LIBC6 {
             continue;
         }
         // String offsets of the new format are from the start of the file part it heads.
-        let (Some(k), Some(v)) = (cstr(start + key as usize), cstr(start + value as usize)) else { continue };
+        let (Some(k), Some(v)) = (cstr(start + key as usize), cstr(start + value as usize)) else {
+            continue;
+        };
         out.entry(k).or_insert_with(|| PathBuf::from(v));
     }
     out
@@ -132,15 +205,26 @@ pub fn parse_ld_so_cache(b: &[u8]) -> HashMap<String, PathBuf> {
 fn expand(entry: &str, origin: &Path) -> String {
     let origin = origin.display().to_string();
     let mut s = entry.to_string();
-    for (k, v) in [("ORIGIN", origin.as_str()), ("LIB", "lib/x86_64-linux-gnu"), ("PLATFORM", "x86_64")] {
-        s = s.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
+    for (k, v) in [
+        ("ORIGIN", origin.as_str()),
+        ("LIB", "lib/x86_64-linux-gnu"),
+        ("PLATFORM", "x86_64"),
+    ] {
+        s = s
+            .replace(&format!("${{{k}}}"), v)
+            .replace(&format!("${k}"), v);
     }
     s
 }
 
 fn split_path(p: &Option<String>, origin: &Path) -> Vec<String> {
     p.as_deref()
-        .map(|v| v.split(':').filter(|s| !s.is_empty()).map(|s| expand(s, origin)).collect())
+        .map(|v| {
+            v.split(':')
+                .filter(|s| !s.is_empty())
+                .map(|s| expand(s, origin))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -165,7 +249,33 @@ pub fn closure(roots: &[PathBuf], env: &SearchEnv) -> Result<Vec<Member>, Closur
     }
     // Sonames already loaded satisfy later needs by name, as in ld.so.
     let mut by_soname: HashMap<String, PathBuf> = HashMap::new();
-    while let Some((path, needed_by, loader_rpaths)) = queue.pop_front() {
+    let mut nss_added = false;
+    loop {
+        let Some((path, needed_by, loader_rpaths)) = queue.pop_front() else {
+            // glibc loads the name service modules the configuration names (getpwnam in every
+            // daemon that drops privileges): with its libc in the closure, they belong to it.
+            let has_libc = out
+                .iter()
+                .any(|m| m.dynamic.soname.as_deref() == Some("libc.so.6"));
+            if nss_added || !has_libc {
+                break;
+            }
+            nss_added = true;
+            let libc = out
+                .iter()
+                .find(|m| m.dynamic.soname.as_deref() == Some("libc.so.6"))
+                .map(|m| m.path.clone());
+            for m in &env.nss_modules {
+                if let Some(p) = find_library(m, &[], &[], env) {
+                    queue.push_back((
+                        p,
+                        libc.clone().map(|l| (l, format!("{m} (nsswitch.conf)"))),
+                        Vec::new(),
+                    ));
+                }
+            }
+            continue;
+        };
         let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if !seen.insert(canon.clone()) {
             continue;
@@ -178,7 +288,11 @@ pub fn closure(roots: &[PathBuf], env: &SearchEnv) -> Result<Vec<Member>, Closur
                     ElfKind::Executable => "a dynamically linked executable".to_string(),
                     ElfKind::SharedObject => unreachable!(),
                 };
-                return Err(ClosureError::BadInterpreter { by: by.clone(), interp: path.clone(), what });
+                return Err(ClosureError::BadInterpreter {
+                    by: by.clone(),
+                    interp: path.clone(),
+                    what,
+                });
             }
         }
         let origin = canon.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -193,12 +307,25 @@ pub fn closure(roots: &[PathBuf], env: &SearchEnv) -> Result<Vec<Member>, Closur
         if let Some(so) = &bin.dynamic.soname {
             by_soname.entry(so.clone()).or_insert_with(|| path.clone());
         }
-        if let Some(interp) = bin.dynamic.interp.clone().filter(|_| bin.kind == ElfKind::Executable) {
-            queue.push_back((PathBuf::from(interp), Some((path.clone(), INTERPRETER.into())), Vec::new()));
+        if let Some(interp) = bin
+            .dynamic
+            .interp
+            .clone()
+            .filter(|_| bin.kind == ElfKind::Executable)
+        {
+            queue.push_back((
+                PathBuf::from(interp),
+                Some((path.clone(), INTERPRETER.into())),
+                Vec::new(),
+            ));
         }
         for name in &bin.dynamic.needed {
             if let Some(p) = by_soname.get(name) {
-                queue.push_back((p.clone(), Some((path.clone(), name.clone())), rpaths.clone()));
+                queue.push_back((
+                    p.clone(),
+                    Some((path.clone(), name.clone())),
+                    rpaths.clone(),
+                ));
                 continue;
             }
             let found = if name.contains('/') {
@@ -215,19 +342,50 @@ pub fn closure(roots: &[PathBuf], env: &SearchEnv) -> Result<Vec<Member>, Closur
                     searched.extend(runpath.iter().cloned());
                     searched.push(LD_SO_CACHE.into());
                     searched.extend(DEFAULT_DIRS.iter().map(|s| s.to_string()));
-                    return Err(ClosureError::NotFound { needed: name.clone(), by: path.clone(), searched });
+                    return Err(ClosureError::NotFound {
+                        needed: name.clone(),
+                        by: path.clone(),
+                        searched,
+                    });
                 }
             }
         }
-        out.push(Member { path, kind: bin.kind, dynamic: bin.dynamic, needed_by });
+        out.push(Member {
+            path,
+            kind: bin.kind,
+            dynamic: bin.dynamic,
+            needed_by,
+        });
     }
     Ok(out)
 }
 
+#[cfg(test)]
+mod nss_tests {
+    #[test]
+    fn modules_of_an_nsswitch_conf() {
+        let conf = "passwd: files systemd\nhosts: files mdns4_minimal [NOTFOUND=return] dns\n# x: ldap\nnetgroup: nis\n";
+        assert_eq!(
+            super::nss_modules(conf),
+            [
+                "libnss_systemd.so.2",
+                "libnss_mdns4_minimal.so.2",
+                "libnss_nis.so.2"
+            ]
+        );
+    }
+}
+
 /// Search `name` as `ld.so` does for an object with these rpaths and runpath.
-fn find_library(name: &str, rpaths: &[String], runpath: &[String], env: &SearchEnv) -> Option<PathBuf> {
+fn find_library(
+    name: &str,
+    rpaths: &[String],
+    runpath: &[String],
+    env: &SearchEnv,
+) -> Option<PathBuf> {
     let in_dirs = |dirs: &mut dyn Iterator<Item = &str>| {
-        dirs.map(|d| Path::new(d).join(name)).find(|p| p.is_file() && is_x86_64_elf(p))
+        dirs.map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file() && is_x86_64_elf(p))
     };
     if let Some(p) = in_dirs(&mut rpaths.iter().map(String::as_str)) {
         return Some(p);
@@ -252,16 +410,24 @@ mod tests {
     fn origin_and_lib_are_expanded() {
         let o = Path::new("/opt/app/bin");
         assert_eq!(expand("$ORIGIN/../lib", o), "/opt/app/bin/../lib");
-        assert_eq!(expand("${ORIGIN}/x:$LIB", o), "/opt/app/bin/x:lib/x86_64-linux-gnu");
+        assert_eq!(
+            expand("${ORIGIN}/x:$LIB", o),
+            "/opt/app/bin/x:lib/x86_64-linux-gnu"
+        );
         assert_eq!(expand("/usr/$PLATFORM", o), "/usr/x86_64");
     }
 
     #[test]
     fn this_machines_cache_names_libc() {
-        let Ok(b) = std::fs::read(LD_SO_CACHE) else { return };
+        let Ok(b) = std::fs::read(LD_SO_CACHE) else {
+            return;
+        };
         let c = parse_ld_so_cache(&b);
         let libc = c.get("libc.so.6").expect("libc.so.6 in /etc/ld.so.cache");
-        assert!(libc.to_string_lossy().contains("x86_64-linux-gnu"), "{libc:?}");
+        assert!(
+            libc.to_string_lossy().contains("x86_64-linux-gnu"),
+            "{libc:?}"
+        );
         // Damaged caches give what could be read, never a panic.
         for cut in [0, 10, 30, b.len() / 2] {
             let _ = parse_ld_so_cache(&b[..cut]);

@@ -199,8 +199,11 @@ fn run_dynamic(args: Args) -> anyhow::Result<ExitCode> {
     let launcher = if main.member.kind == hcontainer_translate::closure::ElfKind::Executable {
         let stored = program::install_launcher(&store, &main.member.path, &main.sha256, isa)?;
         if let Some(out) = &args.output {
-            std::fs::copy(&stored, out).with_context(|| format!("writing {}", out.display()))?;
-            make_executable(out).with_context(|| format!("cannot make {} executable", out.display()))?;
+            // Through a new file and a rename: the old one may be running.
+            let tmp = out.with_file_name(format!(".{}.tmp{}", out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
+            std::fs::copy(&stored, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+            make_executable(&tmp).with_context(|| format!("cannot make {} executable", tmp.display()))?;
+            std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
         }
         Some(stored)
     } else {
