@@ -160,15 +160,11 @@ pub fn start(exe: &Path, args: &[&str], dir: &Path) -> Running {
         .stderr(stderr)
         .spawn()
         .expect("hcontainer run");
+    // `hcontainer run` replaces itself with the program: same pid, once it runs the program.
     let want = std::fs::canonicalize(exe).expect("canonical exe");
-    let lpid = launcher.id();
-    let pid = poll(Duration::from_secs(20), || {
-        let children = std::fs::read_to_string(format!("/proc/{lpid}/task/{lpid}/children")).ok()?;
-        children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).find(|p| {
-            std::fs::read_link(format!("/proc/{p}/exe")).ok().as_deref() == Some(want.as_path())
-        })
-    })
-    .unwrap_or_else(|| panic!("{} did not start under hcontainer run", exe.display()));
+    let pid = launcher.id();
+    poll(Duration::from_secs(20), || (std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_deref() == Some(want.as_path())).then_some(()))
+        .unwrap_or_else(|| panic!("{} did not start under hcontainer run", exe.display()));
     Running { pid, launcher, exe: exe.to_path_buf(), dir: dir.to_path_buf() }
 }
 
@@ -247,6 +243,22 @@ fn run_cli(args: &[&std::ffi::OsStr]) -> Result<(Duration, String), String> {
     Ok((took, text))
 }
 
+/// Reaps `pid` if it is a dead child of this process.
+fn reap_if_ours(pid: u32) {
+    let _ = poll(Duration::from_secs(10), || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok();
+        let Some(status) = status else { return Some(()) };
+        let ppid: Option<u32> = status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok());
+        if ppid != Some(std::process::id()) {
+            return Some(());
+        }
+        let mut st = 0;
+        // SAFETY: waitpid on our own child, the status into a local.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut st, libc::WNOHANG) };
+        (r == pid as libc::pid_t).then_some(())
+    });
+}
+
 /// Moves the running process `pid` to `to`: `hcontainer checkpoint --to` (notify, dump,
 /// recode) into `images` (a new directory), then `hcontainer restore --detach` of it.
 pub fn hop(pid: u32, images: &Path, to: Side) -> Result<Hop, String> {
@@ -265,7 +277,9 @@ pub fn hop(pid: u32, images: &Path, to: Side) -> Result<Hop, String> {
         "-q".as_ref(),
     ])?;
     // The checkpoint killed the source; its pid must be free (gone, reaped) before CRIU
-    // restores the process under the same pid.
+    // restores the process under the same pid. Until its first restore the program is our
+    // child (`hcontainer run` replaced itself with it): reaping it is ours.
+    reap_if_ours(pid);
     if poll(Duration::from_secs(10), || (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())).is_none() {
         return Err(format!("pid {pid} still exists 10 s after `hcontainer checkpoint --to {to}`"));
     }
@@ -297,6 +311,7 @@ pub fn hop_two_step(pid: u32, images: &Path) -> Result<Hop, String> {
         "--shell-job".as_ref(),
         "-q".as_ref(),
     ])?;
+    reap_if_ours(pid);
     let (recode, _) = run_cli(&[
         "recode".as_ref(),
         "-D".as_ref(),

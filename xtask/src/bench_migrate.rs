@@ -131,12 +131,11 @@ fn round_trip(hcontainer: &Path, exe: &Path, store: &Path, cache: &Path, c: &Con
         .spawn()
         .context("running hcontainer run")?;
     let mut guard = Subject { launcher, pid: None };
+    // `hcontainer run` replaces itself with the subject.
     let lpid = guard.launcher.id();
     let pid = wait_for(Duration::from_secs(60), || {
         let ready = std::fs::read_to_string(work.join("stdout.txt")).is_ok_and(|s| s.contains("ready"));
-        let children = std::fs::read_to_string(format!("/proc/{lpid}/task/{lpid}/children")).ok()?;
-        let pid = children.split_whitespace().next()?.parse::<u32>().ok()?;
-        ready.then_some(pid)
+        ready.then_some(lpid)
     })
     .context("the subject did not get ready within 60 s")?;
     guard.pid = Some(pid);

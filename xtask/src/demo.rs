@@ -153,14 +153,11 @@ fn migration(root: &Path, hcontainer: &Path, dir: &Path, hops: usize) -> Result<
         .stdout(std::fs::File::create(&out)?)
         .spawn()
         .context("starting hcontainer run")?;
+    // `hcontainer run` replaces itself with the program: same pid, once it runs the program.
     let want = exe.canonicalize()?;
-    let lpid = launcher.id();
-    let pid = wait_until(Duration::from_secs(20), || {
-        let children = std::fs::read_to_string(format!("/proc/{lpid}/task/{lpid}/children")).ok()?;
-        children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-            .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok().as_deref() == Some(want.as_path()))
+    let pid = launcher.id();
+    wait_until(Duration::from_secs(20), || {
+        (std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_deref() == Some(want.as_path())).then_some(())
     })
     .context("the program did not start under hcontainer run")?;
     println!("{:<4} {:<8} {:>10} {:>10} {:>10} {:>10}  runs", "hop", "to", "notify", "dump", "recode", "restore");
