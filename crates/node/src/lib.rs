@@ -82,8 +82,11 @@ pub mod migrate;
 pub mod paths;
 pub mod proto;
 pub mod recode;
+pub mod tls;
+pub mod validate;
+pub mod x509;
 
-pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, Limits};
-pub use client::{Client, ClientError};
+pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, Limits, Security};
+pub use client::{Client, ClientError, ClientSecurity};
 pub use migrate::{migrate, HopTimings, MigrateError, MigrateOptions, MigrationReport, Progress, RecodeAt};
 pub use recode::RunAs;
