@@ -198,6 +198,12 @@ impl Client {
         // here: its refusal arrives as an alert on the first read.
         let conn = Conn::handshake(transport).map_err(|source| match &source {
             ProtoError::Frame(FrameError::Io(e)) if peer.is_some() => tls_err(handshake_message(e)),
+            ProtoError::Frame(FrameError::Truncated | FrameError::BadMagic(_) | FrameError::Closed) if peer.is_none() => {
+                ClientError::Tls {
+                    addr: addr.to_string(),
+                    message: "the agent does not speak in clear: it expects TLS with a node certificate (drop --insecure-plaintext)".into(),
+                }
+            }
             _ => ClientError::Proto { addr: addr.to_string(), source },
         })?;
         let mut c = Client { conn, addr: addr.to_string(), peer, cipher, isa: String::new(), host: String::new(), sent_dirs: HashMap::new() };
@@ -387,7 +393,9 @@ fn handshake_message(e: &std::io::Error) -> String {
         Some(rustls::Error::AlertReceived(alert)) => {
             format!("the agent refused this node's certificate (alert {alert:?}); see the agent's log for why")
         }
-        Some(rustls::Error::InvalidCertificate(why)) => format!("the agent's certificate is refused: {why:?}"),
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            format!("the agent's certificate is refused: {}", rustls::Error::InvalidCertificate(why.clone()))
+        }
         Some(other) => other.to_string(),
         None => e.to_string(),
     };

@@ -240,8 +240,15 @@ const WRITE_BUFFER: usize = 1 << 20;
 pub struct Conn {
     reader: BufReader<Transport>,
     out: Vec<u8>,
+    closed: bool,
     /// Bytes written to the socket so far (frames only).
     pub bytes_out: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 /// Writes through a [`Conn`]'s buffer.
@@ -265,7 +272,7 @@ impl Conn {
     /// (this side writes first).
     pub fn handshake(transport: Transport) -> Result<Conn, ProtoError> {
         let _ = transport.tcp().set_nodelay(true);
-        let mut conn = Conn { reader: BufReader::with_capacity(1 << 20, transport), out: Vec::with_capacity(WRITE_BUFFER + 64), bytes_out: 0 };
+        let mut conn = Conn { reader: BufReader::with_capacity(1 << 20, transport), out: Vec::with_capacity(WRITE_BUFFER + 64), closed: false, bytes_out: 0 };
         conn.out.extend_from_slice(&frame::preamble(PROTOCOL_VERSION));
         conn.drain().map_err(FrameError::Io)?;
         frame::read_preamble(&mut conn.reader, PROTOCOL_VERSION)?;
@@ -329,8 +336,13 @@ impl Conn {
         self.reader.get_ref()
     }
 
-    /// Ends the conversation: a TLS close_notify, then the socket shut down.
+    /// Ends the conversation: a TLS close_notify, then the socket shut down (also done when
+    /// the connection is dropped).
     pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
         let _ = self.drain();
         match self.reader.get_mut() {
             Transport::Plain(_) => {}
