@@ -146,7 +146,7 @@ fn peers_without_the_right_certificate_are_refused_before_any_data_and_logged() 
         let _ = c.send_request(&Request::Dir { path: "final".into() });
         let _ = c.send_request(&Request::File { path: "final/x".into(), size: 4, mode: 0o644 });
         let _ = c.send_data(b"data");
-        let e = c.next_reply().err().expect("push refused").to_string();
+        let e = c.next_reply().expect_err("push refused").to_string();
         assert!(e.contains("job refused"), "{who}: {e}");
     }
     wait_for("connections closed", Duration::from_secs(10), || a.connections() == 0);
@@ -459,7 +459,8 @@ fn images_are_checked_before_criu_sees_them() {
     assert!(e.contains("capabilities") && e.contains("bounding set"), "{e}");
     // A file that is no CRIU image; an image that does not decode; a stranger's core.
     let a = pki.agent(&d.join("a3"), None);
-    let variants: [(&str, &dyn Fn(&Path)); 3] = [
+    type Damage<'a> = (&'a str, &'a dyn Fn(&Path));
+    let variants: [Damage; 3] = [
         ("not a CRIU image", &|dir: &Path| std::fs::write(dir.join("run.sh"), "#!/bin/sh\n").expect("write")),
         ("truncated", &|dir: &Path| {
             let p = dir.join("pstree.img");
