@@ -44,6 +44,10 @@ pub struct Args {
     /// Leave out the set whose node -> host hops go in clear.
     #[arg(long)]
     no_clear: bool,
+    /// The only TLS cipher suite the migrating sides offer (aes128gcm, aes256gcm, chacha20;
+    /// default: each side's CPU order).
+    #[arg(long, value_name = "SUITE")]
+    cipher: Option<String>,
 }
 
 /// Time limit of one command in the node.
@@ -241,6 +245,7 @@ pub fn run(args: &Args) -> Result<()> {
             let options = HopOptions {
                 pre_dump,
                 json: Some(&json),
+                cipher: args.cipher.as_deref(),
             };
             let hop = migrate::to_node(&hcontainer, pid, &node, &store, &pki, &options, JOB)?;
             if first_hop {
@@ -258,6 +263,7 @@ pub fn run(args: &Args) -> Result<()> {
             let options = HopOptions {
                 pre_dump,
                 json: Some(Path::new(&json)),
+                cipher: args.cipher.as_deref(),
             };
             let back = migrate::to_host(&node, hop.dest_pid, back_to, &options, JOB)?;
             pid = back.dest_pid;

@@ -286,7 +286,7 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
     let mut rows = Vec::new();
     for trip in 0..trips {
         let json = work.join(format!("to-node-{trip}.json"));
-        let options = HopOptions { pre_dump: 0, json: Some(&json) };
+        let options = HopOptions { pre_dump: 0, json: Some(&json), cipher: None };
         let there = hop::to_node(hcontainer, pid, &node, &store, &pki, &options, JOB)?;
         if trip == 0 {
             let _ = child.wait();
@@ -298,7 +298,7 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
         at = wait_steps(at, 50, &read_node)?;
 
         let json = format!("/root/to-host-{trip}.json");
-        let options = HopOptions { pre_dump: 0, json: Some(Path::new(&json)) };
+        let options = HopOptions { pre_dump: 0, json: Some(Path::new(&json)), cipher: None };
         let back = hop::to_host(&node, there.dest_pid, &agent, &options, JOB)?;
         pid = back.dest_pid;
         guard = Some(KillOnDrop(pid));

@@ -414,6 +414,9 @@ pub struct HopOptions<'a> {
     /// Where the command writes its JSON report (`--json`): a path on the machine the hop
     /// starts from.
     pub json: Option<&'a Path>,
+    /// The only TLS cipher suite the migrating side offers (`aes128gcm`, `aes256gcm`,
+    /// `chacha20`: `$HCONTAINER_TLS_CIPHER`), instead of its CPU's order.
+    pub cipher: Option<&'a str>,
 }
 
 /// Moves the native process `pid` of this host to the node's agent as its aarch64
@@ -443,6 +446,9 @@ pub fn to_node(
         .arg("-q");
     if let Some(json) = options.json {
         cmd.arg("--json").arg(json);
+    }
+    if let Some(cipher) = options.cipher {
+        cmd.env("HCONTAINER_TLS_CIPHER", cipher);
     }
     let command = format!("{cmd:?}");
     let started = Instant::now();
@@ -500,7 +506,8 @@ pub fn to_host(
         format!("{HOST_NAME}@10.0.2.2:{}", agent.port())
     };
     let mut command = format!(
-        "hcontainer migrate --pid {pid} --to {to} --run-as native --recode-at destination --pre-dump {} -q",
+        "{}hcontainer migrate --pid {pid} --to {to} --run-as native --recode-at destination --pre-dump {} -q",
+        options.cipher.map(|c| format!("HCONTAINER_TLS_CIPHER={c} ")).unwrap_or_default(),
         options.pre_dump
     );
     if let Some(json) = options.json {
