@@ -390,6 +390,9 @@ fn accept_tls(stream: TcpStream, identity: &Identity) -> Result<(Transport, Peer
     Ok((Transport::TlsServer(Box::new(rustls::StreamOwned::new(tls, sock))), peer))
 }
 
+/// Longest TLS handshake the agent waits for.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Who is on the other end, for logs and authorization.
 struct Client {
     addr: String,
@@ -412,13 +415,21 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), ProtoError
     let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let (transport, peer) = match &shared.config.security {
         Security::InsecurePlaintext => (Transport::Plain(stream), None),
-        Security::Tls { identity, .. } => match accept_tls(stream, identity) {
-            Ok((t, p)) => (t, Some(p)),
-            Err(why) => {
-                shared.log(format_args!("refused connection from {addr}: {why}"));
-                return Ok(());
+        Security::Tls { identity, .. } => {
+            // A peer that connects and stays silent must not hold a connection slot for
+            // the whole idle time.
+            let _ = stream.set_read_timeout(Some(shared.config.limits.idle_timeout.min(HANDSHAKE_TIMEOUT)));
+            match accept_tls(stream, identity) {
+                Ok((t, p)) => {
+                    let _ = t.tcp().set_read_timeout(Some(shared.config.limits.idle_timeout));
+                    (t, Some(p))
+                }
+                Err(why) => {
+                    shared.log(format_args!("refused connection from {addr}: {why}"));
+                    return Ok(());
+                }
             }
-        },
+        }
     };
     let client = Client { addr, peer };
     let mut conn = Conn::handshake(transport)?;
