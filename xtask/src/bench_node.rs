@@ -4,11 +4,11 @@
 //!
 //! The subject (`tests/migrate/slow_heap.c`, static musl) keeps a heap of MB mebibytes of
 //! which it changes PAGES pages every 20 ms, and checks the whole heap every second. It
-//! starts natively here and makes ROUND_TRIPS round trips without pre-copy, then as many with
-//! `--pre-dump N`: to `hcontainer agent` in the node as its aarch64 translation (recoded
+//! starts natively here and makes ROUND_TRIPS round trips without pre-copy and as many with
+//! `--pre-dump N` (one of each kind in turn): to `hcontainer agent` in the node as its aarch64 translation (recoded
 //! here), and back by the node's hcontainer to an agent here as the native program (recoded
-//! here). Every hop runs over TLS with mutual authentication; a last set of ROUND_TRIPS
-//! round trips (without pre-copy) sends the node -> host hop in clear instead, to an agent
+//! here). Every hop runs over TLS with mutual authentication; a third kind of round trip
+//! (without pre-copy) sends the node -> host hop in clear instead, to an agent
 //! here started with `--insecure-plaintext` on loopback (an agent in the node cannot run in
 //! clear: it listens on the node's network address), so that the two node -> host sets
 //! compare TLS with no TLS on the same hop. Each hop's figures come from the migrate
@@ -232,9 +232,11 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut rows = Vec::new();
     let mut first_hop = true;
-    for &(pre_dump, clear) in &sets {
-        let back_to = if clear { &clear_agent } else { &agent };
-        for trip in 0..args.round_trips {
+    // One round trip of each kind in turn, so that every kind sees the same load of this
+    // shared machine.
+    for trip in 0..args.round_trips {
+        for &(pre_dump, clear) in &sets {
+            let back_to = if clear { &clear_agent } else { &agent };
             step(&format!(
                 "bench-node: round trip {} of {} with --pre-dump {pre_dump}{}",
                 trip + 1,
