@@ -254,13 +254,16 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
         .stdin(Stdio::null())
         .spawn()
         .context("starting the uninterrupted run")?;
-    let node = hop::boot_with_agent(&image, &arm_hcontainer, &[&stored], &[], JOB)
+    // Certificates: a CA and this host's identity here; the node makes its own key and
+    // joins the same CA at boot. Every hop runs over TLS with mutual authentication.
+    let pki = hop::Pki::make(hcontainer, &work.join("pki"))?;
+    let node = hop::boot_with_agent(&image, &arm_hcontainer, &[&stored], &[], &pki, JOB)
         .context("booting the arm64 node")?;
     println!(
-        "arm64 node (qemu-system-aarch64 -M virt -cpu cortex-a72, Debian's arm64 kernel and CRIU) up in {:.1} s; hcontainer agent listening in it",
+        "arm64 node (qemu-system-aarch64 -M virt -cpu cortex-a72, Debian's arm64 kernel and CRIU) up in {:.1} s; it joined the demo's CA, its hcontainer agent listens with TLS",
         node.boot_time().as_secs_f64()
     );
-    let agent = HostAgent::start(hcontainer, &work.join("host-agent"), &store)?;
+    let agent = HostAgent::start(hcontainer, &work.join("host-agent"), &store, hop::AgentAuth::Tls(&pki))?;
     let progress = work.join("digest.txt");
     let progress_str = progress.to_str().context("UTF-8 work path")?.to_owned();
     hop::node_sh(&node, &format!("head -c 42 /dev/zero > {progress_str}"), JOB)?;
@@ -280,8 +283,8 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
     let mut rows = Vec::new();
     for trip in 0..trips {
         let json = work.join(format!("to-node-{trip}.json"));
-        let options = HopOptions { pre_dump: 0, json: Some(&json) };
-        let there = hop::to_node(hcontainer, pid, &node, &store, &options, JOB)?;
+        let options = HopOptions { pre_dump: 0, json: Some(&json), cipher: None };
+        let there = hop::to_node(hcontainer, pid, &node, &store, &pki, &options, JOB)?;
         if trip == 0 {
             let _ = child.wait();
         }
@@ -292,7 +295,7 @@ fn between_machines(root: &Path, hcontainer: &Path, dir: &Path, trips: usize) ->
         at = wait_steps(at, 50, &read_node)?;
 
         let json = format!("/root/to-host-{trip}.json");
-        let options = HopOptions { pre_dump: 0, json: Some(Path::new(&json)) };
+        let options = HopOptions { pre_dump: 0, json: Some(Path::new(&json)), cipher: None };
         let back = hop::to_host(&node, there.dest_pid, &agent, &options, JOB)?;
         pid = back.dest_pid;
         guard = Some(KillOnDrop(pid));

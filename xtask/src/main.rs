@@ -6,6 +6,7 @@
 mod bench;
 mod bench_migrate;
 mod bench_node;
+mod bench_tls;
 // The arm64 installation (`ensure_arch`) serves the arm64 node, not yet a command here.
 #[allow(dead_code)]
 mod criu_setup;
@@ -41,6 +42,8 @@ enum Command {
     /// Phase times (notify, dump, recode, transfer, restore, downtime) of hops between this
     /// host and the emulated arm64 node.
     BenchNode(bench_node::Args),
+    /// Transfer throughput over loopback in clear and with TLS, by cipher suite.
+    BenchTls(bench_tls::Args),
     /// The emulated arm64 node: `vm build`, `vm boot`, `vm run -- CMD…`.
     Vm(vm::Args),
 }
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(&args).map(|_| true),
         Command::BenchMigrate(args) => bench_migrate::run(&args).map(|_| true),
         Command::BenchNode(args) => bench_node::run(&args).map(|_| true),
+        Command::BenchTls(args) => bench_tls::run(&args).map(|_| true),
         Command::Vm(args) => vm::run(&args),
     };
     match result {

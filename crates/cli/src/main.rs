@@ -37,6 +37,12 @@ enum Command {
     Agent(commands::agent::Args),
     /// Move a running process to another node's agent.
     Migrate(commands::migrate::Args),
+    /// This node's key pair and certificate: init, join, show.
+    #[command(subcommand)]
+    Node(commands::node::Command),
+    /// The certificate authority of a group of nodes: init, sign.
+    #[command(subcommand)]
+    Ca(commands::ca::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +58,8 @@ fn main() -> std::process::ExitCode {
         Command::Recode(args) => commands::recode::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::Node(cmd) => commands::node::run(cmd),
+        Command::Ca(cmd) => commands::ca::run(cmd),
     };
     match result {
         Ok(code) => code,

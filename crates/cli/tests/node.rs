@@ -336,7 +336,8 @@ fn native_program_on_this_host_migrates_to_the_arm64_node_as_its_translation() {
         .host_port(hcontainer_testbed::migrate::AGENT_PORT)
         .expect("forwarded agent port");
     let out = std::process::Command::new(common::hcontainer())
-        .args(["agent", "--status", &format!("127.0.0.1:{port}"), "--json"])
+        .args(["agent", "--status", &format!("arm64-node@127.0.0.1:{port}"), "--json", "--node-dir"])
+        .arg(subject.pki.host_dir())
         .output()
         .expect("running hcontainer agent --status");
     assert!(out.status.success(), "agent --status: {}", String::from_utf8_lossy(&out.stderr));

@@ -265,6 +265,7 @@ fn pre_copy_moves_a_slowly_changing_heap_to_the_arm64_node_and_back() {
     let options = HopOptions {
         pre_dump: PRE_DUMPS,
         json: Some(&json),
+        ..HopOptions::default()
     };
     let hop = subject
         .to_node(child.id(), &node, &options)
@@ -288,6 +289,7 @@ fn pre_copy_moves_a_slowly_changing_heap_to_the_arm64_node_and_back() {
     let options = HopOptions {
         pre_dump: PRE_DUMPS,
         json: Some(Path::new("/root/to-host.json")),
+        ..HopOptions::default()
     };
     let back = to_host(&node, hop.dest_pid, &host_agent, &options)
         .unwrap_or_else(|e| panic!("migrate back with pre-copy failed: {e}"));

@@ -1,7 +1,8 @@
-//! The node agent: listens for clients, checks their token, receives images into a private
-//! folder per job, recodes them for this node's ISA when needed, restores them with CRIU and
-//! keeps track of what it restored. A job that is not committed is undone when its
-//! connection ends (see the crate docs).
+//! The node agent: listens for clients, authenticates them by certificate over TLS 1.3
+//! ([`crate::tls`]), lets only peers allowed to push start a job, receives images into a
+//! private folder per job, checks them ([`crate::validate`]), recodes them for this node's
+//! ISA when needed, restores them with CRIU and keeps track of what it restored. A job that is
+//! not committed is undone when its connection ends (see the crate docs).
 
 use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,15 +12,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hcontainer_criu::{Criu, RestoreOptions};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::frame::Frame;
 use crate::isa;
 use crate::paths::{self, PathError, RelPath};
 use crate::recode::{self, RunAs};
 use hcontainer_recode::notify;
-use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
+use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, Transport, PROTOCOL_VERSION};
+use crate::tls::{Identity, Peer, Role};
+use crate::validate::{self, CredsPolicy};
 
 /// Bounds on what one client may send.
 #[derive(Clone, Debug)]
@@ -48,13 +49,32 @@ impl Default for Limits {
     }
 }
 
+/// How an agent authenticates its clients.
+#[derive(Clone, Debug)]
+pub enum Security {
+    /// TLS 1.3 with mutual certificate authentication: clients present a certificate of the
+    /// agent's CA; peers with [`Role::Node`] may push jobs (only those named in `push_from`
+    /// when it is given), every certified peer may ask for status.
+    Tls {
+        /// This node's identity.
+        identity: Identity,
+        /// Node names allowed to push (`None`: every node the CA certified).
+        push_from: Option<Vec<String>>,
+    },
+    /// No authentication and no encryption: refused on any address but loopback. For tests
+    /// and measurements on one machine.
+    InsecurePlaintext,
+}
+
 /// How an agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     /// Address to listen on (`0.0.0.0:7070`, `127.0.0.1:0`).
     pub listen: String,
-    /// Token clients must present; `None` accepts every client.
-    pub token: Option<String>,
+    /// Authentication.
+    pub security: Security,
+    /// What the credentials of a restored tree may be.
+    pub creds: CredsPolicy,
     /// Work folder: jobs live in `<work>/jobs/<job>`.
     pub work: PathBuf,
     /// The CRIU to use (default: [`Criu::locate`]'s search).
@@ -69,10 +89,11 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     /// A configuration with default limits.
-    pub fn new(listen: impl Into<String>, work: impl Into<PathBuf>) -> AgentConfig {
+    pub fn new(listen: impl Into<String>, work: impl Into<PathBuf>, security: Security) -> AgentConfig {
         AgentConfig {
             listen: listen.into(),
-            token: None,
+            security,
+            creds: CredsPolicy::default(),
             work: work.into(),
             criu: None,
             store: None,
@@ -85,6 +106,13 @@ impl AgentConfig {
 /// Why the agent could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// Asked to listen in clear on an address other hosts can reach.
+    #[error("refusing to listen on {addr} without authentication: --insecure-plaintext is for loopback addresses only. \
+Give this node a certificate instead:\n  hcontainer node init --name NAME     (on this node)\n  hcontainer ca sign NAME.req          (where the CA lives; `hcontainer ca init` makes one)\n  hcontainer node join NAME.crt        (on this node)\nthen start the agent without --insecure-plaintext")]
+    Insecure {
+        /// The address.
+        addr: String,
+    },
     /// The listening socket could not be made.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -136,6 +164,8 @@ struct Shared {
     kept: Mutex<Vec<Kept>>,
     next_job: AtomicU64,
     connections: AtomicUsize,
+    /// The last lines of the log, for [`AgentHandle::log_lines`].
+    recent: Mutex<std::collections::VecDeque<String>>,
     /// CRIU, found when the first job begins and kept: finding it runs `criu --version`,
     /// which takes a while on a slow node and must not fall inside a migration's downtime.
     criu: OnceLock<Criu>,
@@ -178,6 +208,10 @@ impl AgentHandle {
     pub fn processes(&self) -> Vec<ProcessInfo> {
         status(&self.shared)
     }
+    /// The agent's last log lines (at most [`RECENT_LOG_LINES`]), oldest first.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.shared.recent.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+    }
     /// Connections being served now.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -213,6 +247,16 @@ fn status(shared: &Shared) -> Vec<ProcessInfo> {
 impl Agent {
     /// Prepares the work folder (removing jobs left by an agent that died) and binds.
     pub fn bind(config: AgentConfig) -> Result<Agent, AgentError> {
+        if let Security::InsecurePlaintext = config.security {
+            // Every address the name resolves to must be loopback; checked before anything
+            // is touched or bound.
+            let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&config.listen)
+                .map_err(|source| AgentError::Listen { addr: config.listen.clone(), source })?
+                .collect();
+            if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+                return Err(AgentError::Insecure { addr: config.listen.clone() });
+            }
+        }
         let jobs_dir = config.work.join("jobs");
         let aio = |path: &Path| {
             let path = path.to_path_buf();
@@ -231,6 +275,7 @@ impl Agent {
             kept: Mutex::new(Vec::new()),
             next_job: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             criu: OnceLock::new(),
         });
         Ok(Agent { listener, shared })
@@ -282,11 +327,24 @@ struct Job<'a> {
     committed: bool,
 }
 
-/// One line of the agent's log on standard error: what an operator watching a node wants to
-/// see of its jobs. A failed write is ignored (the agent serves on without a log).
-fn log(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "hcontainer agent: {line}");
+/// How many log lines an agent keeps for [`AgentHandle::log_lines`].
+pub const RECENT_LOG_LINES: usize = 200;
+
+impl Shared {
+    /// One line of the agent's log on standard error: what an operator watching a node wants
+    /// to see of its jobs and refusals. A failed write is ignored (the agent serves on
+    /// without a log).
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        use std::io::Write;
+        let line = line.to_string();
+        let _ = writeln!(std::io::stderr().lock(), "hcontainer agent: {line}");
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() == RECENT_LOG_LINES {
+                r.pop_front();
+            }
+            r.push_back(line);
+        }
+    }
 }
 
 impl Drop for Job<'_> {
@@ -295,9 +353,9 @@ impl Drop for Job<'_> {
             match self.restored {
                 Some((pid, _)) => {
                     kill(pid);
-                    log(format_args!("{}: not committed; restored pid {pid} killed, images removed", self.name));
+                    self.shared.log(format_args!("{}: not committed; restored pid {pid} killed, images removed", self.name));
                 }
-                None => log(format_args!("{}: not committed; images removed", self.name)),
+                None => self.shared.log(format_args!("{}: not committed; images removed", self.name)),
             }
         }
         if !self.committed || !self.shared.config.keep_images {
@@ -306,35 +364,107 @@ impl Drop for Job<'_> {
     }
 }
 
+/// The TLS handshake of one connection: the client must present a certificate of this
+/// agent's CA. On failure, the error names what the client presented.
+fn accept_tls(stream: TcpStream, identity: &Identity) -> Result<(Transport, Peer), String> {
+    let seen = Arc::new(Mutex::new(None));
+    let config = identity.server_config(Arc::clone(&seen)).map_err(|e| e.to_string())?;
+    let mut tls = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+    let mut sock = stream;
+    let shown = |seen: &Mutex<Option<String>>| {
+        seen.lock().ok().and_then(|s| s.clone()).unwrap_or_else(|| "no certificate".into())
+    };
+    while tls.is_handshaking() {
+        if let Err(e) = tls.complete_io(&mut sock) {
+            // Say why to the client too (an alert), as far as it still listens.
+            let _ = tls.write_tls(&mut sock);
+            let corrupt = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|r| matches!(r, rustls::Error::InvalidMessage(_)));
+            if corrupt && seen.lock().map(|s| s.is_none()).unwrap_or(true) {
+                return Err(format!("not a TLS client ({e}): a client started with --insecure-plaintext, or not hcontainer"));
+            }
+            return Err(format!("{}: {e}", shown(&seen)));
+        }
+    }
+    let peer = crate::tls::peer_of(tls.peer_certificates())
+        .ok_or_else(|| format!("{}: the certificate names no hcontainer node or role", shown(&seen)))?;
+    Ok((Transport::TlsServer(Box::new(rustls::StreamOwned::new(tls, sock))), peer))
+}
+
+/// Longest TLS handshake the agent waits for.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who is on the other end, for logs and authorization.
+struct Client {
+    addr: String,
+    /// The certified peer (`None` in clear).
+    peer: Option<Peer>,
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.peer {
+            Some(p) => write!(f, "{p} at {}", self.addr),
+            None => write!(f, "{} (no authentication)", self.addr),
+        }
+    }
+}
+
 fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), ProtoError> {
     let _ = stream.set_read_timeout(Some(shared.config.limits.idle_timeout));
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
-    let mut conn = Conn::handshake(stream)?;
-    let result = converse(&mut conn, shared);
+    let _ = stream.set_write_timeout(Some(shared.config.limits.idle_timeout));
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let (transport, peer) = match &shared.config.security {
+        Security::InsecurePlaintext => (Transport::Plain(stream), None),
+        Security::Tls { identity, .. } => {
+            // A peer that connects and stays silent must not hold a connection slot for
+            // the whole idle time.
+            let _ = stream.set_read_timeout(Some(shared.config.limits.idle_timeout.min(HANDSHAKE_TIMEOUT)));
+            match accept_tls(stream, identity) {
+                Ok((t, p)) => {
+                    let _ = t.tcp().set_read_timeout(Some(shared.config.limits.idle_timeout));
+                    (t, Some(p))
+                }
+                Err(why) => {
+                    shared.log(format_args!("refused connection from {addr}: {why}"));
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let client = Client { addr, peer };
+    let mut conn = Conn::handshake(transport)?;
+    let result = converse(&mut conn, shared, &client);
     if let Err(e) = &result {
-        log(format_args!("connection from {peer}: {e}"));
+        shared.log(format_args!("connection from {client}: {e}"));
         // The peer may be gone; the reply is best effort.
         let _ = conn.send(&Reply::Error { message: e.to_string() });
     }
-    let _ = conn.stream().shutdown(std::net::Shutdown::Both);
+    conn.close();
     Ok(())
 }
 
-fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
+/// Whether `client` may start a job here.
+fn may_push(shared: &Shared, client: &Client) -> Result<(), String> {
+    let Security::Tls { push_from, .. } = &shared.config.security else { return Ok(()) };
+    let Some(peer) = &client.peer else { return Err("no certificate".into()) };
+    if peer.role != Role::Node {
+        return Err(format!("{} holds an {} certificate, which may only ask for status", peer.name, peer.role));
+    }
+    if let Some(names) = push_from {
+        if !names.iter().any(|n| n == &peer.name) {
+            return Err(format!("{} is not among the nodes allowed to push here ({})", peer.name, names.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn converse(conn: &mut Conn, shared: &Shared, client: &Client) -> Result<(), JobError> {
     match conn.recv::<Request>()? {
-        Request::Hello { version, token } => {
+        Request::Hello { version } => {
             if version != PROTOCOL_VERSION {
                 return Err(JobError::Refused(format!(
                     "client speaks protocol version {version}, agent {PROTOCOL_VERSION}"
                 )));
-            }
-            if let Some(expected) = &shared.config.token {
-                // Digests of equal length, compared in constant time: neither the content
-                // nor the length of the token leaks through timing.
-                let (want, got) = (Sha256::digest(expected.as_bytes()), Sha256::digest(token.as_bytes()));
-                if !bool::from(want.as_slice().ct_eq(got.as_slice())) {
-                    return Err(JobError::Refused("wrong token".into()));
-                }
             }
         }
         _ => return Err(JobError::Refused("the first message must be Hello".into())),
@@ -358,6 +488,9 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                 if job.is_some() {
                     return Err(JobError::Refused("one job per connection".into()));
                 }
+                if let Err(why) = may_push(shared, client) {
+                    return Err(JobError::Refused(format!("job refused: {why}")));
+                }
                 // Before the source freezes, not at the restore.
                 shared.criu()?;
                 let n = shared.next_job.fetch_add(1, Ordering::SeqCst);
@@ -374,7 +507,7 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                     committed: false,
                 };
                 std::fs::create_dir(&j.dir).map_err(io(&j.dir))?;
-                log(format_args!("{name}: begun ({})", j.label));
+                shared.log(format_args!("{name}: begun ({}) by {client}", j.label));
                 job = Some(j);
                 conn.send(&Reply::Begun { job: name })?;
             }
@@ -421,7 +554,7 @@ fn converse(conn: &mut Conn, shared: &Shared) -> Result<(), JobError> {
                     return Err(JobError::Refused(format!("restored pid {pid} no longer runs")));
                 }
                 j.committed = true;
-                log(format_args!("{}: committed; pid {pid} runs here ({mode})", j.name));
+                shared.log(format_args!("{}: committed; pid {pid} runs here ({mode})", j.name));
                 let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
@@ -505,6 +638,7 @@ fn restore(
     if !meta.is_dir() {
         return Err(JobError::Refused(format!("{dir} is not a directory of the job")));
     }
+    validate::check(&j.dir, &images, &shared.config.creds).map_err(|e| JobError::Refused(format!("images refused: {e}")))?;
     let host = isa::host_isa();
     let kind = recode::kind(&images).map_err(|e| JobError::Refused(format!("{dir}: {e}")))?;
     let target = recode::plan(&kind, host, run_as).map_err(|e| JobError::Refused(e.to_string()))?;
@@ -542,7 +676,7 @@ fn restore(
         return Err(JobError::Refused(format!("restored pid {pid} exited at once")));
     }
     times.total_us = micros(arrived.elapsed());
-    log(format_args!(
+    shared.log(format_args!(
         "{}: restored {dir} as pid {pid} ({mode}{}) in {:.1} ms",
         j.name,
         target.map(|t| format!(", recoded to {t} in {:.1} ms", times.recode_us as f64 / 1000.0)).unwrap_or_default(),

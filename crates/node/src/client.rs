@@ -1,6 +1,6 @@
-//! The client side of the node protocol: connect with a token, ask for status, upload
-//! images directories (files compressed in data frames, CRIU `parent` links as links), ask
-//! for a restore and commit it.
+//! The client side of the node protocol: connect (TLS 1.3 with this node's certificate,
+//! verifying the agent's), ask for status, upload images directories (files compressed in
+//! data frames, CRIU `parent` links as links), ask for a restore and commit it.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,7 +12,27 @@ use std::time::Duration;
 
 use crate::frame::{self, FrameError};
 use crate::recode::RunAs;
-use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, PROTOCOL_VERSION};
+use crate::proto::{Conn, ProcessInfo, ProtoError, Reply, Request, RestoreTimes, Transport, PROTOCOL_VERSION};
+use crate::tls::{Identity, Peer};
+
+/// How a client authenticates itself and the agent.
+#[derive(Clone, Debug)]
+pub enum ClientSecurity {
+    /// TLS 1.3 with this node's certificate; the agent must hold a node certificate of the
+    /// same CA (and the name asked for, `NAME@HOST:PORT`).
+    Tls(Identity),
+    /// In clear, no authentication: only agents started with `--insecure-plaintext` (on
+    /// loopback) accept it.
+    InsecurePlaintext,
+}
+
+/// Splits `NAME@HOST:PORT` into the expected agent name and the address.
+pub fn split_target(to: &str) -> (Option<&str>, &str) {
+    match to.split_once('@') {
+        Some((name, addr)) => (Some(name), addr),
+        None => (None, to),
+    }
+}
 
 /// Longest wait for one reply of the agent (a restore of a large process included).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -35,6 +55,14 @@ pub enum ClientError {
         addr: String,
         /// The error.
         source: ProtoError,
+    },
+    /// The TLS handshake failed or the agent's certificate was refused.
+    #[error("agent {addr}: TLS: {message}")]
+    Tls {
+        /// The agent.
+        addr: String,
+        /// What failed.
+        message: String,
     },
     /// The agent refused or failed.
     #[error("agent {addr}: {message}")]
@@ -98,10 +126,14 @@ pub struct Sent {
     pub wire: u64,
 }
 
-/// A connection to an agent, past the token check.
+/// A connection to an agent, past the authentication.
 pub struct Client {
     conn: Conn,
     addr: String,
+    /// The agent as its certificate names it (`None` in clear).
+    pub peer: Option<Peer>,
+    /// The TLS cipher suite (`None` in clear).
+    pub cipher: Option<String>,
     /// The agent's ISA.
     pub isa: String,
     /// The agent's host name.
@@ -128,8 +160,10 @@ pub fn total_bytes(dirs: &[(PathBuf, String)]) -> u64 {
 }
 
 impl Client {
-    /// Connects to `addr` and presents `token`.
-    pub fn connect(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
+    /// Connects to `to` (`HOST:PORT`, or `NAME@HOST:PORT` to require the agent's
+    /// certificate to name NAME) and authenticates both ends.
+    pub fn connect(to: &str, security: &ClientSecurity) -> Result<Client, ClientError> {
+        let (expect, addr) = split_target(to);
         let cerr = |source| ClientError::Connect { addr: addr.to_string(), source };
         let sock = addr
             .to_socket_addrs()
@@ -141,11 +175,39 @@ impl Client {
         // holding the source forever.
         stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(cerr)?;
         stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(cerr)?;
-        let conn = Conn::handshake(stream).map_err(|source| ClientError::Proto { addr: addr.to_string(), source })?;
-        let mut c = Client { conn, addr: addr.to_string(), isa: String::new(), host: String::new(), sent_dirs: HashMap::new() };
-        c.conn
-            .send(&Request::Hello { version: PROTOCOL_VERSION, token: token.unwrap_or("").to_string() })
-            .map_err(|e| c.proto(e))?;
+        let tls_err = |message: String| ClientError::Tls { addr: addr.to_string(), message };
+        let (transport, peer) = match security {
+            ClientSecurity::InsecurePlaintext => (Transport::Plain(stream), None),
+            ClientSecurity::Tls(identity) => {
+                let (config, name) = identity.client_config(expect).map_err(|e| tls_err(e.to_string()))?;
+                let mut tls = rustls::ClientConnection::new(config, name).map_err(|e| tls_err(e.to_string()))?;
+                let mut sock = stream;
+                while tls.is_handshaking() {
+                    if let Err(e) = tls.complete_io(&mut sock) {
+                        let _ = tls.write_tls(&mut sock);
+                        return Err(tls_err(handshake_message(&e)));
+                    }
+                }
+                let peer = crate::tls::peer_of(tls.peer_certificates())
+                    .ok_or_else(|| tls_err("the agent's certificate names no hcontainer node".into()))?;
+                (Transport::TlsClient(Box::new(rustls::StreamOwned::new(tls, sock))), Some(peer))
+            }
+        };
+        let cipher = transport.cipher();
+        // In TLS 1.3 the agent checks this side's certificate after the handshake has ended
+        // here: its refusal arrives as an alert on the first read.
+        let conn = Conn::handshake(transport).map_err(|source| match &source {
+            ProtoError::Frame(FrameError::Io(e)) if peer.is_some() => tls_err(handshake_message(e)),
+            ProtoError::Frame(FrameError::Truncated | FrameError::BadMagic(_) | FrameError::Closed) if peer.is_none() => {
+                ClientError::Tls {
+                    addr: addr.to_string(),
+                    message: "the agent does not speak in clear: it expects TLS with a node certificate (drop --insecure-plaintext)".into(),
+                }
+            }
+            _ => ClientError::Proto { addr: addr.to_string(), source },
+        })?;
+        let mut c = Client { conn, addr: addr.to_string(), peer, cipher, isa: String::new(), host: String::new(), sent_dirs: HashMap::new() };
+        c.conn.send(&Request::Hello { version: PROTOCOL_VERSION }).map_err(|e| c.proto(e))?;
         match c.reply()? {
             Reply::Welcome { isa, host, .. } => {
                 c.isa = isa;
@@ -318,4 +380,27 @@ impl Client {
     pub fn disconnect(self) {
         let _ = self.conn.stream().shutdown(std::net::Shutdown::Both);
     }
+
+    /// Ends the conversation politely (TLS close_notify).
+    pub fn close(mut self) {
+        self.conn.close();
+    }
+}
+
+/// A TLS failure in words: what the peer's alert or the local verifier said.
+fn handshake_message(e: &std::io::Error) -> String {
+    let text = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(alert)) => {
+            format!("the agent refused this node's certificate (alert {alert:?}); see the agent's log for why")
+        }
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            format!("the agent's certificate is refused: {}", rustls::Error::InvalidCertificate(why.clone()))
+        }
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    };
+    if e.kind() == std::io::ErrorKind::UnexpectedEof || e.kind() == std::io::ErrorKind::ConnectionReset {
+        return format!("{text} (the agent closed the connection during the handshake: is it an hcontainer agent with TLS, and does it trust this node's CA?)");
+    }
+    text
 }

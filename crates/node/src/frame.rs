@@ -152,6 +152,11 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, FrameError> {
             Ok(0) => return Err(FrameError::Truncated),
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A TLS peer gone without close_notify: the same as a closed socket here (a job
+            // is only ever kept after an explicit Commit).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return if got == 0 { Ok(false) } else { Err(FrameError::Truncated) };
+            }
             Err(e) => return Err(FrameError::Io(e)),
         }
     }

@@ -5,7 +5,18 @@
 //!
 //! # Wire protocol (version [`proto::PROTOCOL_VERSION`])
 //!
-//! One TCP connection carries one conversation. Both ends first send an 8-byte preamble:
+//! One TCP connection carries one conversation, inside TLS 1.3 with mutual certificate
+//! authentication ([`tls`]: rustls with ring; both ends present a certificate of the same
+//! CA; no session resumption). The agent verifies the client's certificate during the
+//! handshake, so a peer without one, with one of another CA, or with an expired one is
+//! refused before the agent reads a single byte of the conversation, and the refusal is
+//! logged with what the certificate claims and its fingerprint. The certificate then
+//! decides what the peer may do ([`tls::Role`]): `Begin` needs a node certificate (and the
+//! agent's `--push-from` list, when it has one), `Status` any certified peer. An agent
+//! started with [`agent::Security::InsecurePlaintext`] speaks the same conversation in
+//! clear with no authentication, and refuses to listen on anything but loopback.
+//!
+//! Inside the transport, both ends first send an 8-byte preamble:
 //! the magic `HCNODE` and the protocol version as a little-endian `u16`; a peer that reads a
 //! different magic or version closes the connection (the agent answers with an
 //! [`proto::Reply::Error`] first when it can).
@@ -18,8 +29,8 @@
 //! | `1` control | one JSON message: [`proto::Request`] (client → agent) or [`proto::Reply`] (agent → client) | [`frame::MAX_CONTROL_LEN`] |
 //! | `2` data | the uncompressed length as a little-endian `u32`, then an LZ4 block of it | [`frame::MAX_DATA_LEN`] uncompressed, [`frame::MAX_FRAME_LEN`] on the wire |
 //!
-//! A conversation: `Hello` (protocol version and token; the agent compares the token in
-//! constant time and answers `Welcome` with its ISA, or an error and closes) — then any of
+//! A conversation: `Hello` (protocol version; the agent answers `Welcome` with its ISA, or
+//! an error and closes) — then any of
 //! `Status`, or one *job*: `Begin` → `Begun { job }`; then for each images directory, in
 //! order, `Dir`, its files as `File { path, size, mode }` each followed by data frames
 //! holding exactly `size` bytes, and the `parent` links of incremental dumps as `Link`;
@@ -32,7 +43,10 @@
 //! Paths in `Dir`, `File`, `Link` and `Restore` are relative to the job's folder, made of
 //! plain names (no `..`, no `.`, not absolute, no NUL) and never traverse a symbolic link;
 //! a `Link` target must be `../<dir>` naming another directory of the same job (CRIU's
-//! `parent` link). Sizes are bounded per file and per job ([`agent::Limits`]).
+//! `parent` link). Sizes are bounded per file and per job ([`agent::Limits`]). Before a
+//! restore the agent checks the images ([`validate`]): every file a CRIU image that decodes
+//! with hcontainer's codec, process images only of the dumped tree's pids, credentials
+//! within the agent's policy.
 //!
 //! A job that has not been committed when its connection ends — client gone mid-transfer,
 //! a failed restore, a disconnect between `Restored` and `Commit` — is undone: a process it
@@ -41,10 +55,15 @@
 //!
 //! Compatibility: the version changes whenever a message or frame changes meaning; a new
 //! optional field in a JSON message (defaulted when absent) is compatible and keeps it.
+//! Version 2 moved the conversation into TLS and dropped the token of `Hello`; a version 1
+//! peer fails the TLS handshake (the agent logs "not a TLS client").
+//!
+//! CRIU's own page server is not used: pre-copy rounds are dumps streamed through this
+//! protocol, so page data only ever crosses the network inside this TLS channel.
 //!
 //! # A hop, source side ([`migrate()`])
 //!
-//! 1. Connect and present the token (a refusal touches nothing).
+//! 1. Connect, TLS handshake with this node's certificate (a refusal touches nothing).
 //! 2. Pre-copy rounds ([`dump`]): CRIU pre-dumps with `--track-mem` where the kernel tracks
 //!    dirty pages; elsewhere (no soft-dirty: this kernel, every arm64 kernel) full dumps with
 //!    `--leave-running` turned into incremental images by page content ([`delta`]). Each
@@ -82,8 +101,11 @@ pub mod migrate;
 pub mod paths;
 pub mod proto;
 pub mod recode;
+pub mod tls;
+pub mod validate;
+pub mod x509;
 
-pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, Limits};
-pub use client::{Client, ClientError};
+pub use agent::{Agent, AgentConfig, AgentError, AgentHandle, Limits, Security};
+pub use client::{Client, ClientError, ClientSecurity};
 pub use migrate::{migrate, HopTimings, MigrateError, MigrateOptions, MigrationReport, Progress, RecodeAt};
 pub use recode::RunAs;

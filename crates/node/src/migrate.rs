@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hcontainer_criu::Criu;
 use serde::Serialize;
 
-use crate::client::{self, Client, ClientError};
+use crate::client::{self, Client, ClientError, ClientSecurity};
 use crate::delta::{self, DeltaError};
 use crate::dump::{self, DumpError, Round, RoundKind};
 use crate::recode::{self, RecodeError, RunAs};
@@ -32,10 +32,11 @@ pub enum RecodeAt {
 pub struct MigrateOptions {
     /// Root of the process tree.
     pub pid: u32,
-    /// Destination agent (`host:port`).
+    /// Destination agent (`host:port`, or `name@host:port` to require its certificate to
+    /// name it).
     pub to: String,
-    /// Token of the destination agent.
-    pub token: Option<String>,
+    /// How this side and the agent authenticate.
+    pub security: ClientSecurity,
     /// Where recode runs.
     pub recode_at: RecodeAt,
     /// Pre-copy rounds before the final dump.
@@ -59,11 +60,11 @@ pub struct MigrateOptions {
 impl MigrateOptions {
     /// Options with defaults: recode at the destination, no pre-copy, images under the
     /// system's temporary folder.
-    pub fn new(pid: u32, to: impl Into<String>) -> MigrateOptions {
+    pub fn new(pid: u32, to: impl Into<String>, security: ClientSecurity) -> MigrateOptions {
         MigrateOptions {
             pid,
             to: to.into(),
-            token: None,
+            security,
             recode_at: RecodeAt::Destination,
             pre_dumps: 0,
             run_as: RunAs::Auto,
@@ -188,6 +189,10 @@ pub struct MigrationReport {
     pub dest_host: String,
     /// Destination ISA.
     pub dest_isa: String,
+    /// The destination's node name, as its certificate says (`None` in clear).
+    pub dest_name: Option<String>,
+    /// The TLS cipher suite of the transfer (`None` in clear).
+    pub cipher: Option<String>,
     /// How the process runs there: `native` or `translated`.
     pub dest_mode: String,
     /// What the dump held (`native`, `translated-<isa>`).
@@ -304,7 +309,7 @@ fn upload(
 /// the process runs on the destination; on failure the source runs as before.
 pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<MigrationReport, MigrateError> {
     progress.stage(&format!("connecting to {}", opts.to));
-    let mut client = Client::connect(&opts.to, opts.token.as_deref())?;
+    let mut client = Client::connect(&opts.to, &opts.security)?;
     let criu = Criu::locate(opts.criu.as_deref())?;
     if !Path::new(&format!("/proc/{}", opts.pid)).exists() {
         return Err(DumpError::NoSuchProcess(opts.pid).into());
@@ -469,6 +474,8 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
         dest_pid: restored.pid,
         dest_addr: opts.to.clone(),
         dest_host: client.host.clone(),
+        dest_name: client.peer.as_ref().map(|p| p.name.clone()),
+        cipher: client.cipher.clone(),
         dest_isa: restored.isa,
         dest_mode: restored.mode,
         image: recode::kind_name(&kind),
@@ -498,6 +505,10 @@ impl MigrationReport {
             "pid {} → {} ({}, {} {}) as pid {}\n",
             self.source_pid, self.dest_addr, self.dest_host, self.dest_isa, self.dest_mode, self.dest_pid
         );
+        match (&self.dest_name, &self.cipher) {
+            (Some(name), Some(cipher)) => s.push_str(&format!("  TLS 1.3 {cipher}, agent certified as {name}\n")),
+            _ => s.push_str("  in clear, no authentication (--insecure-plaintext)\n"),
+        }
         s.push_str(&format!("  {:<10}{}\n", "notify", ms(t.notify_us)));
         s.push_str(&format!("  {:<10}{}\n", "dump", ms(t.dump_us)));
         let at = match self.recoded_at {

@@ -1,7 +1,8 @@
 //! The messages of the node protocol (JSON in control frames) and the typed connection that
-//! sends and receives them over [`crate::frame`].
+//! sends and receives them over [`crate::frame`], inside TLS ([`Transport::Tls`]) or, on
+//! loopback only, in clear ([`Transport::Plain`]).
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 
 use serde::{Deserialize, Serialize};
@@ -9,19 +10,17 @@ use serde::{Deserialize, Serialize};
 use crate::frame::{self, Frame, FrameError};
 use crate::recode::RunAs;
 
-/// Version of the protocol; both preambles must carry it.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the protocol; both preambles must carry it. Version 2: the conversation runs
+/// inside TLS with mutual authentication, `Hello` carries no token.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// A request, client → agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// First message: the client's version and the shared token.
+    /// First message: the client's version (who the client is, its certificate said).
     Hello {
         /// The client's protocol version.
         version: u16,
-        /// The token the agent was started with (empty when none).
-        #[serde(default)]
-        token: String,
     },
     /// What runs on the agent.
     Status,
@@ -175,53 +174,142 @@ pub fn parse<T: for<'de> Deserialize<'de>>(json: &[u8]) -> Result<T, ProtoError>
     Ok(serde_json::from_slice(json)?)
 }
 
-/// One side of a connection: buffered reader and writer over the same socket.
+/// The byte stream under the frames.
+pub enum Transport {
+    /// TCP in clear: loopback only, for tests and measurements.
+    Plain(TcpStream),
+    /// TLS 1.3, the agent's side.
+    TlsServer(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+    /// TLS 1.3, the client's side.
+    TlsClient(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    /// The socket.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::TlsServer(s) => s.get_ref(),
+            Transport::TlsClient(s) => s.get_ref(),
+        }
+    }
+
+    /// The TLS cipher suite in use, or `None` in clear.
+    pub fn cipher(&self) -> Option<String> {
+        let suite = match self {
+            Transport::Plain(_) => None,
+            Transport::TlsServer(s) => s.conn.negotiated_cipher_suite(),
+            Transport::TlsClient(s) => s.conn.negotiated_cipher_suite(),
+        };
+        suite.map(|s| format!("{:?}", s.suite()))
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::TlsServer(s) => s.read(buf),
+            Transport::TlsClient(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::TlsServer(s) => s.write(buf),
+            Transport::TlsClient(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::TlsServer(s) => s.flush(),
+            Transport::TlsClient(s) => s.flush(),
+        }
+    }
+}
+
+/// Size of the write buffer: frames are gathered and go out in pieces of this size (large
+/// TLS records, few system calls).
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// One side of a connection: a buffered reader over the transport and a write buffer.
 pub struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    reader: BufReader<Transport>,
+    out: Vec<u8>,
+    closed: bool,
     /// Bytes written to the socket so far (frames only).
     pub bytes_out: u64,
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Writes through a [`Conn`]'s buffer.
+struct Buffered<'a>(&'a mut Conn);
+
+impl Write for Buffered<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.out.extend_from_slice(buf);
+        if self.0.out.len() >= WRITE_BUFFER {
+            self.0.drain()?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.drain()
+    }
+}
+
 impl Conn {
-    /// Wraps a connected socket and exchanges preambles (this side writes first).
-    pub fn handshake(stream: TcpStream) -> Result<Conn, ProtoError> {
-        let _ = stream.set_nodelay(true);
-        let reader = BufReader::with_capacity(1 << 20, stream.try_clone().map_err(FrameError::Io)?);
-        let mut writer = BufWriter::with_capacity(1 << 20, stream);
-        writer.write_all(&frame::preamble(PROTOCOL_VERSION)).map_err(FrameError::Io)?;
-        writer.flush().map_err(FrameError::Io)?;
-        let mut conn = Conn { reader, writer, bytes_out: 0 };
+    /// Wraps a connected transport (a TLS one past its handshake) and exchanges preambles
+    /// (this side writes first).
+    pub fn handshake(transport: Transport) -> Result<Conn, ProtoError> {
+        let _ = transport.tcp().set_nodelay(true);
+        let mut conn = Conn { reader: BufReader::with_capacity(1 << 20, transport), out: Vec::with_capacity(WRITE_BUFFER + 64), closed: false, bytes_out: 0 };
+        conn.out.extend_from_slice(&frame::preamble(PROTOCOL_VERSION));
+        conn.drain().map_err(FrameError::Io)?;
         frame::read_preamble(&mut conn.reader, PROTOCOL_VERSION)?;
         Ok(conn)
     }
 
+    fn drain(&mut self) -> std::io::Result<()> {
+        let t = self.reader.get_mut();
+        t.write_all(&self.out)?;
+        t.flush()?;
+        self.out.clear();
+        Ok(())
+    }
+
     /// Sends a message (flushed).
     pub fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), ProtoError> {
-        let json = serde_json::to_vec(msg)?;
-        frame::write_control(&mut self.writer, &json)?;
-        self.bytes_out += (frame::HEADER_LEN + json.len()) as u64;
-        self.writer.flush().map_err(FrameError::Io)?;
-        Ok(())
+        self.send_buffered(msg)?;
+        self.flush()
     }
 
     /// Sends a message without flushing (more follows).
     pub fn send_buffered<T: Serialize>(&mut self, msg: &T) -> Result<(), ProtoError> {
         let json = serde_json::to_vec(msg)?;
-        frame::write_control(&mut self.writer, &json)?;
+        frame::write_control(&mut Buffered(self), &json)?;
         self.bytes_out += (frame::HEADER_LEN + json.len()) as u64;
         Ok(())
     }
 
     /// Sends a data frame body made by [`frame::data_body`].
     pub fn send_data_body(&mut self, body: &[u8]) -> Result<(), ProtoError> {
-        self.bytes_out += frame::write_data_body(&mut self.writer, body)? as u64;
+        self.bytes_out += frame::write_data_body(&mut Buffered(self), body)? as u64;
         Ok(())
     }
 
     /// Flushes buffered frames.
     pub fn flush(&mut self) -> Result<(), ProtoError> {
-        self.writer.flush().map_err(FrameError::Io)?;
+        self.drain().map_err(FrameError::Io)?;
         Ok(())
     }
 
@@ -240,7 +328,40 @@ impl Conn {
 
     /// The socket (for timeouts and shutdown).
     pub fn stream(&self) -> &TcpStream {
-        self.writer.get_ref()
+        self.reader.get_ref().tcp()
+    }
+
+    /// The transport (cipher suite, peer certificates).
+    pub fn transport(&self) -> &Transport {
+        self.reader.get_ref()
+    }
+
+    /// Ends the conversation: a TLS close_notify, then the socket shut down (also done when
+    /// the connection is dropped).
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let _ = self.drain();
+        match self.reader.get_mut() {
+            Transport::Plain(_) => {}
+            Transport::TlsServer(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+            Transport::TlsClient(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+        }
+        let _ = self.stream().shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Writes `bytes` as they are, past the framing (for tests of the peer's decoder).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ProtoError> {
+        self.out.extend_from_slice(bytes);
+        self.flush()
     }
 
     /// The reader, for peeking at pending input in tests.
@@ -257,7 +378,7 @@ mod tests {
     #[test]
     fn messages_round_trip_as_json() {
         let reqs = [
-            Request::Hello { version: PROTOCOL_VERSION, token: "t".into() },
+            Request::Hello { version: PROTOCOL_VERSION },
             Request::Status,
             Request::File { path: "final/pages-1.img".into(), size: 1 << 40, mode: 0o644 },
             Request::Restore { dir: "final".into(), run_as: RunAs::Translated, shell_job: false, tcp_established: true },

@@ -9,13 +9,29 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hcontainer_node::agent::is_running;
-use hcontainer_node::proto::{Conn, Reply, Request};
-use hcontainer_node::{migrate, Agent, AgentConfig, AgentHandle, Client, ClientError, MigrateOptions, RecodeAt, RunAs};
+use hcontainer_node::proto::{Conn, Reply, Request, Transport, PROTOCOL_VERSION};
+use hcontainer_node::tls::{Identity, NodeDir, Role};
+use hcontainer_node::{migrate, Agent, AgentConfig, AgentHandle, Client, ClientSecurity, MigrateOptions, RecodeAt, RunAs, Security};
 
 /// CRIU dumps and restores of different tests would compete for the two cores: one at a time.
 static CRIU_LOCK: Mutex<()> = Mutex::new(());
 
-const TOKEN: &str = "s3cret-token";
+/// A CA and two node identities for the whole test binary: `agent` (the agents') and
+/// `source` (the migrating side's).
+fn identity(name: &str) -> Identity {
+    static PKI: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = PKI.get_or_init(|| {
+        let d = tempfile::tempdir().expect("temp dir");
+        hcontainer_node::tls::testing::make(d.path(), "test", &[("agent", Role::Node), ("source", Role::Node)])
+            .expect("test certificates");
+        d
+    });
+    Identity::load(&NodeDir(dir.path().join(name))).expect("load identity")
+}
+
+fn source_security() -> ClientSecurity {
+    ClientSecurity::Tls(identity("source"))
+}
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     CRIU_LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -100,8 +116,7 @@ fn kill(pid: u32) {
 }
 
 fn agent(work: &Path, store: Option<&Path>) -> AgentHandle {
-    let mut config = AgentConfig::new("127.0.0.1:0", work);
-    config.token = Some(TOKEN.into());
+    let mut config = AgentConfig::new("127.0.0.1:0", work, Security::Tls { identity: identity("agent"), push_from: None });
     config.store = store.map(Path::to_path_buf);
     Agent::bind(config).expect("bind agent").spawn().expect("spawn agent")
 }
@@ -111,8 +126,7 @@ fn empty(dir: &Path) -> bool {
 }
 
 fn options(pid: u32, agent: &AgentHandle, work: &Path) -> MigrateOptions {
-    let mut o = MigrateOptions::new(pid, agent.addr().to_string());
-    o.token = Some(TOKEN.into());
+    let mut o = MigrateOptions::new(pid, agent.addr().to_string(), source_security());
     o.work = work.to_path_buf();
     o
 }
@@ -153,7 +167,7 @@ fn native_counter_hops_between_two_agents() {
     assert!(is_running(pid2));
 
     // Status: b keeps the process; a's is gone. Both work folders are empty again.
-    let mut c = Client::connect(&b.addr().to_string(), Some(TOKEN)).expect("connect b");
+    let mut c = Client::connect(&b.addr().to_string(), &source_security()).expect("connect b");
     let (isa, procs) = c.status().expect("status");
     assert_eq!(isa, std::env::consts::ARCH);
     assert!(procs.iter().any(|p| p.pid == pid2 && p.running && p.mode == "native"), "{procs:?}");
@@ -218,36 +232,8 @@ fn native_counter_moves_to_its_translation_via_the_agents() {
     }
 }
 
-#[test]
-fn bad_token_is_refused_and_the_source_keeps_running() {
-    let d = tempfile::tempdir().expect("temp dir");
-    let a = agent(&d.path().join("a"), None);
-    let addr = a.addr().to_string();
-    for token in [None, Some("s3cret-tokem"), Some("s3cret-token-and-more"), Some("")] {
-        match Client::connect(&addr, token) {
-            Err(ClientError::Agent { message, .. }) => assert!(message.contains("wrong token"), "{message}"),
-            Err(e) => panic!("token {token:?}: unexpected error {e}"),
-            Ok(_) => panic!("token {token:?} accepted"),
-        }
-    }
-    assert!(Client::connect(&addr, Some(TOKEN)).is_ok());
-
-    let exe = build_counter(d.path());
-    let out = d.path().join("out.txt");
-    let child = start_counter(&exe, &out, 0);
-    wait_for("counter output", Duration::from_secs(10), || numbers(&out) >= 3);
-    let mut o = options(child.pid, &a, &d.path().join("w"));
-    o.token = Some("wrong".into());
-    let err = migrate(&o, &mut hcontainer_node::migrate::Quiet).expect_err("wrong token must fail");
-    assert!(err.to_string().contains("wrong token"), "{err}");
-    let n = numbers(&out);
-    wait_for("source goes on", Duration::from_secs(5), || numbers(&out) >= n + 5);
-    assert!(empty(a.jobs_dir()));
-    drop(child);
-}
-
 fn refused(addr: &str, reqs: &[Request]) -> String {
-    let mut c = Client::connect(addr, Some(TOKEN)).expect("connect");
+    let mut c = Client::connect(addr, &source_security()).expect("connect");
     c.begin("escape test").expect("begin");
     for r in reqs {
         if let Err(e) = c.send_request(r) {
@@ -293,8 +279,7 @@ fn paths_escaping_the_work_folder_are_refused() {
     wait_for("jobs undone", Duration::from_secs(5), || empty(a.jobs_dir()) && a.connections() == 0);
 
     // Sizes are bounded.
-    let mut config = AgentConfig::new("127.0.0.1:0", d.path().join("small"));
-    config.token = Some(TOKEN.into());
+    let mut config = AgentConfig::new("127.0.0.1:0", d.path().join("small"), Security::Tls { identity: identity("agent"), push_from: None });
     config.limits.max_file_bytes = 1000;
     let small = Agent::bind(config).expect("bind").spawn().expect("spawn");
     let msg = refused(&small.addr().to_string(), &[Request::Dir { path: "d".into() }, file_of("d/big", 1001)]);
@@ -328,7 +313,7 @@ fn malformed_frames_do_not_hurt_the_agent() {
         let _ = std::io::Read::read_to_end(&mut s, &mut sink);
     }
     wait_for("connections closed", Duration::from_secs(10), || a.connections() == 0);
-    let mut c = Client::connect(&a.addr().to_string(), Some(TOKEN)).expect("agent still serves");
+    let mut c = Client::connect(&a.addr().to_string(), &source_security()).expect("agent still serves");
     assert!(c.status().is_ok());
     assert!(empty(a.jobs_dir()));
 }
@@ -341,7 +326,7 @@ fn disconnects_leave_nothing_behind_and_the_source_running() {
     let addr = a.addr().to_string();
 
     // 1. Client gone in the middle of a file.
-    let mut c = Client::connect(&addr, Some(TOKEN)).expect("connect");
+    let mut c = Client::connect(&addr, &source_security()).expect("connect");
     c.begin("partial").expect("begin");
     c.send_request(&Request::Dir { path: "final".into() }).expect("dir");
     c.send_request(&file_of("final/pages-1.img", 8 << 20)).expect("file");
@@ -359,9 +344,9 @@ fn disconnects_leave_nothing_behind_and_the_source_running() {
     let flaky_addr = flaky.local_addr().expect("addr").to_string();
     let server = std::thread::spawn(move || {
         let (s, _) = flaky.accept().expect("accept");
-        let mut conn = Conn::handshake(s).expect("handshake");
+        let mut conn = Conn::handshake(Transport::Plain(s)).expect("handshake");
         let _hello: Request = conn.recv().expect("hello");
-        conn.send(&Reply::Welcome { version: 1, isa: std::env::consts::ARCH.into(), host: "flaky".into() }).expect("welcome");
+        conn.send(&Reply::Welcome { version: PROTOCOL_VERSION, isa: std::env::consts::ARCH.into(), host: "flaky".into() }).expect("welcome");
         let _begin: Request = conn.recv().expect("begin");
         conn.send(&Reply::Begun { job: "j".into() }).expect("begun");
         for _ in 0..3 {
@@ -369,7 +354,7 @@ fn disconnects_leave_nothing_behind_and_the_source_running() {
         }
         // Gone without a word.
     });
-    let mut o = MigrateOptions::new(child.pid, flaky_addr);
+    let mut o = MigrateOptions::new(child.pid, flaky_addr, ClientSecurity::InsecurePlaintext);
     o.work = d.path().join("w");
     let err = migrate(&o, &mut hcontainer_node::migrate::Quiet).expect_err("the destination vanished");
     let _ = server.join();
@@ -386,7 +371,7 @@ fn disconnects_leave_nothing_behind_and_the_source_running() {
     let round = hcontainer_node::dump::Round::new(child.pid, &images, hcontainer_node::dump::RoundKind::Final);
     hcontainer_node::dump::run_round(&criu, &round).expect("dump");
     assert_eq!(state(child.pid).as_deref(), Some("T"), "left stopped by the final dump");
-    let mut c = Client::connect(&addr, Some(TOKEN)).expect("connect");
+    let mut c = Client::connect(&addr, &source_security()).expect("connect");
     c.begin("no commit").expect("begin");
     c.upload(&[(images.clone(), "final".into())], &mut |_| {}).expect("upload");
     let restored = c.restore("final", RunAs::Auto, false, false).expect("restore");

@@ -1,8 +1,9 @@
 //! The aarch64 build of `hcontainer` that runs inside the node: `hcontainer-cli` compiled for
 //! `aarch64-unknown-linux-musl`, statically linked (Rust's musl targets bring their own C
-//! library and start files; Debian's `aarch64-linux-gnu-gcc` only drives the link). The
-//! translation runtime inside it is built by `crates/link`'s build script on the host, as
-//! for the host build.
+//! library and start files; Debian's `aarch64-linux-gnu-gcc` drives the link and compiles
+//! the C and assembly parts of `ring`, the TLS crypto provider, whose code needs no C
+//! library headers beyond the compiler's own). The translation runtime inside it is built by
+//! `crates/link`'s build script on the host, as for the host build.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,11 @@ use crate::{run_captured, Error};
 /// The Rust target of the node's `hcontainer`.
 pub const AARCH64_TARGET: &str = "aarch64-unknown-linux-musl";
 
-/// The linker driver used for [`AARCH64_TARGET`].
+/// The linker driver used for [`AARCH64_TARGET`], also the C compiler of `ring`.
 pub const AARCH64_LINKER: &str = "aarch64-linux-gnu-gcc";
+
+/// The archiver of `ring`'s C objects for [`AARCH64_TARGET`].
+pub const AARCH64_AR: &str = "aarch64-linux-gnu-ar";
 
 /// Where the release build for [`AARCH64_TARGET`] puts `hcontainer` in the repository `repo`.
 pub fn hcontainer_aarch64(repo: &Path) -> PathBuf {
@@ -57,6 +61,8 @@ pub fn build_hcontainer_aarch64(repo: &Path, cargo: &OsStr) -> Result<PathBuf, E
         "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
         AARCH64_LINKER,
     )
+    .env("CC_aarch64_unknown_linux_musl", AARCH64_LINKER)
+    .env("AR_aarch64_unknown_linux_musl", AARCH64_AR)
     .current_dir(repo);
     let status = cmd.status().map_err(|e| Error::Command {
         command: format!("{cmd:?}"),

@@ -5,6 +5,13 @@
 //! at 10.0.2.2, QEMU's address of the host), the native program started here in the
 //! configuration a checkpoint needs, and the two hops: here -> node as the translation
 //! (recoded here), node -> here as the native program (recoded here).
+//!
+//! Every agent speaks TLS with mutual certificate authentication: [`Pki`] makes a CA and
+//! this host's certificate with `hcontainer ca init`, `node init`, `ca sign` and `node
+//! join`, and the node joins the same way from inside (its key is made in the node and never
+//! leaves it). The node's clock is set from this host's at boot, so certificate validity
+//! windows mean the same on both sides. A host agent may also run in clear on loopback
+//! ([`AgentAuth::InsecurePlaintext`]), for measurements of what TLS costs.
 
 use std::ffi::OsStr;
 use std::io::BufRead;
@@ -22,6 +29,83 @@ pub const NODE_HCONTAINER: &str = "/usr/bin/hcontainer";
 
 /// The node agent's log file (its standard output and error).
 pub const NODE_AGENT_LOG: &str = "/root/agent.log";
+
+/// This host's node name in the testbed's certificates.
+pub const HOST_NAME: &str = "host";
+
+/// The node's name in the testbed's certificates.
+pub const NODE_NAME: &str = "arm64-node";
+
+/// Where the node keeps its key and certificate (hcontainer's default node folder).
+pub const NODE_CERT_DIR: &str = "/etc/hcontainer";
+
+/// The testbed's certificates: a CA (`<dir>/ca`) and this host's identity (`<dir>/host`).
+#[derive(Debug)]
+pub struct Pki {
+    hcontainer: PathBuf,
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// Makes a CA and this host's certificate in `dir` (emptied first) with `hcontainer`'s
+    /// own commands.
+    pub fn make(hcontainer: &Path, dir: &Path) -> Result<Pki, Error> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let pki = Pki { hcontainer: hcontainer.to_path_buf(), dir: dir.to_path_buf() };
+        pki.run(&["ca", "init", "--name", "testbed", "--days", "30", "--dir", "ca"])?;
+        pki.run(&["node", "init", "--name", HOST_NAME, "--dir", HOST_NAME, "-o", "host.req"])?;
+        pki.run(&["ca", "sign", "host.req", "--days", "30", "--dir", "ca", "-o", "host.crt"])?;
+        pki.run(&["node", "join", "host.crt", "--dir", HOST_NAME])?;
+        Ok(pki)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<(), Error> {
+        run_captured(Command::new(&self.hcontainer).args(args).current_dir(&self.dir)).map(|_| ())
+    }
+
+    /// This host's node folder (`--node-dir`).
+    pub fn host_dir(&self) -> PathBuf {
+        self.dir.join(HOST_NAME)
+    }
+
+    /// Gives the node its certificate: its clock set from this host's, `hcontainer node
+    /// init` in the node, the request signed here, `hcontainer node join` in the node.
+    pub fn join_node(&self, node: &Node, job: Duration) -> Result<(), Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        node_sh(node, &format!("date -u -s @{now} >/dev/null"), job)?;
+        let shared = node.shared_dir();
+        let req = format!("{}/{NODE_NAME}.req", crate::GUEST_SHARED_DIR);
+        node_sh(node, &format!("hcontainer node init --name {NODE_NAME} --dir {NODE_CERT_DIR} --force -o {req}"), job)?;
+        let crt = shared.join(format!("{NODE_NAME}.crt"));
+        run_captured(
+            Command::new(&self.hcontainer)
+                .args(["ca", "sign", "--days", "30", "--dir"])
+                .arg(self.dir.join("ca"))
+                .arg(shared.join(format!("{NODE_NAME}.req")))
+                .arg("-o")
+                .arg(&crt),
+        )?;
+        node_sh(
+            node,
+            &format!("hcontainer node join {}/{NODE_NAME}.crt --dir {NODE_CERT_DIR}", crate::GUEST_SHARED_DIR),
+            job,
+        )?;
+        Ok(())
+    }
+}
+
+/// How a host agent authenticates its clients.
+#[derive(Clone, Copy, Debug)]
+pub enum AgentAuth<'a> {
+    /// TLS with this node folder's certificate.
+    Tls(&'a Pki),
+    /// In clear, on loopback (`--insecure-plaintext`).
+    InsecurePlaintext,
+}
 
 /// How long an agent may take to report that it listens.
 const AGENT_START: Duration = Duration::from_secs(60);
@@ -65,13 +149,15 @@ fn node_path(path: &Path) -> Result<&str, Error> {
 }
 
 /// Boots a node from `image` that forwards [`AGENT_PORT`] and `forward`, installs
-/// `arm_hcontainer` at [`NODE_HCONTAINER`] and each of `translations` at its own path, and
-/// starts the node's agent ([`start_node_agent`]). `job` limits each command in the node.
+/// `arm_hcontainer` at [`NODE_HCONTAINER`] and each of `translations` at its own path, gives
+/// it a certificate of `pki`'s CA ([`Pki::join_node`]) and starts the node's agent
+/// ([`start_node_agent`]). `job` limits each command in the node.
 pub fn boot_with_agent(
     image: &NodeImage,
     arm_hcontainer: &Path,
     translations: &[&Path],
     forward: &[u16],
+    pki: &Pki,
     job: Duration,
 ) -> Result<Node, Error> {
     let node = image.boot(&BootOptions {
@@ -84,6 +170,7 @@ pub fn boot_with_agent(
     for t in translations {
         node.install(t, node_path(t)?, job)?;
     }
+    pki.join_node(&node, job)?;
     start_node_agent(&node, job)?;
     Ok(node)
 }
@@ -101,8 +188,9 @@ pub fn node_sh(node: &Node, cmd: &str, job: Duration) -> Result<String, Error> {
     Ok(out.stdout)
 }
 
-/// Starts `hcontainer agent` in the node on [`AGENT_PORT`] (work folder `/root/agent`, log
-/// [`NODE_AGENT_LOG`]) and waits until it listens, 60 s at most.
+/// Starts `hcontainer agent` in the node on [`AGENT_PORT`] (TLS with the node's certificate
+/// in [`NODE_CERT_DIR`], work folder `/root/agent`, log [`NODE_AGENT_LOG`]) and waits until
+/// it listens, 60 s at most.
 pub fn start_node_agent(node: &Node, job: Duration) -> Result<(), Error> {
     node_sh(
         node,
@@ -138,15 +226,17 @@ pub fn node_agent_log(node: &Node, job: Duration) -> String {
 pub struct HostAgent {
     child: Child,
     port: u16,
+    /// Whether it runs in clear (`--insecure-plaintext`).
+    plaintext: bool,
     /// What the agent writes to standard error.
     log: PathBuf,
 }
 
 impl HostAgent {
     /// Starts `hcontainer` as an agent with its work folder `work` and the translation store
-    /// `store`, on a free port, and waits until it reports its address. Its standard error
-    /// goes to `work` with `.log` added.
-    pub fn start(hcontainer: &Path, work: &Path, store: &Path) -> Result<HostAgent, Error> {
+    /// `store`, authenticating as `auth` says, on a free port, and waits until it reports its
+    /// address. Its standard error goes to `work` with `.log` added.
+    pub fn start(hcontainer: &Path, work: &Path, store: &Path, auth: AgentAuth<'_>) -> Result<HostAgent, Error> {
         let log = work.with_extension("log");
         let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let mut cmd = Command::new(hcontainer);
@@ -157,6 +247,10 @@ impl HostAgent {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file);
+        match auth {
+            AgentAuth::Tls(pki) => cmd.arg("--node-dir").arg(pki.host_dir()),
+            AgentAuth::InsecurePlaintext => cmd.arg("--insecure-plaintext"),
+        };
         let command = format!("{cmd:?}");
         let mut child = cmd.spawn().map_err(|e| Error::Command {
             command,
@@ -169,7 +263,7 @@ impl HostAgent {
             let _ = std::io::BufReader::new(stdout).read_line(&mut line);
         }
         match listening_port(&line) {
-            Some(port) => Ok(HostAgent { child, port, log }),
+            Some(port) => Ok(HostAgent { child, port, plaintext: matches!(auth, AgentAuth::InsecurePlaintext), log }),
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -320,16 +414,21 @@ pub struct HopOptions<'a> {
     /// Where the command writes its JSON report (`--json`): a path on the machine the hop
     /// starts from.
     pub json: Option<&'a Path>,
+    /// The only TLS cipher suite the migrating side offers (`aes128gcm`, `aes256gcm`,
+    /// `chacha20`: `$HCONTAINER_TLS_CIPHER`), instead of its CPU's order.
+    pub cipher: Option<&'a str>,
 }
 
 /// Moves the native process `pid` of this host to the node's agent as its aarch64
-/// translation (recoded here; `store` holds the translation), with `hcontainer migrate`.
+/// translation (recoded here; `store` holds the translation), with `hcontainer migrate`
+/// over TLS as `pki`'s host, requiring the agent's certificate to name [`NODE_NAME`].
 /// A failure carries the node agent's log.
 pub fn to_node(
     hcontainer: &Path,
     pid: u32,
     node: &Node,
     store: &Path,
+    pki: &Pki,
     options: &HopOptions<'_>,
     job: Duration,
 ) -> Result<Hop, Error> {
@@ -338,13 +437,18 @@ pub fn to_node(
     })?;
     let mut cmd = Command::new(hcontainer);
     cmd.args(["migrate", "--pid", &pid.to_string(), "--to"])
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("{NODE_NAME}@127.0.0.1:{port}"))
+        .arg("--node-dir")
+        .arg(pki.host_dir())
         .args(["--run-as", "translated", "--recode-at", "origin", "--store"])
         .arg(store)
         .args(["--pre-dump", &options.pre_dump.to_string()])
         .arg("-q");
     if let Some(json) = options.json {
         cmd.arg("--json").arg(json);
+    }
+    if let Some(cipher) = options.cipher {
+        cmd.env("HCONTAINER_TLS_CIPHER", cipher);
     }
     let command = format!("{cmd:?}");
     let started = Instant::now();
@@ -386,8 +490,9 @@ fn node_migrate_state(node: &Node, pid: u32) -> String {
 }
 
 /// Moves the translated process `pid` of the node back to `agent` on this host, as the
-/// native program (recoded here), with the node's `hcontainer
-/// migrate`.
+/// native program (recoded here), with the node's `hcontainer migrate`: over TLS with the
+/// node's certificate, requiring the agent's to name [`HOST_NAME`], or in clear to an agent
+/// started so.
 pub fn to_host(
     node: &Node,
     pid: u32,
@@ -395,9 +500,14 @@ pub fn to_host(
     options: &HopOptions<'_>,
     job: Duration,
 ) -> Result<Hop, Error> {
+    let to = if agent.plaintext {
+        format!("10.0.2.2:{} --insecure-plaintext", agent.port())
+    } else {
+        format!("{HOST_NAME}@10.0.2.2:{}", agent.port())
+    };
     let mut command = format!(
-        "hcontainer migrate --pid {pid} --to 10.0.2.2:{} --run-as native --recode-at destination --pre-dump {} -q",
-        agent.port(),
+        "{}hcontainer migrate --pid {pid} --to {to} --run-as native --recode-at destination --pre-dump {} -q",
+        options.cipher.map(|c| format!("HCONTAINER_TLS_CIPHER={c} ")).unwrap_or_default(),
         options.pre_dump
     );
     if let Some(json) = options.json {
@@ -465,6 +575,7 @@ mod tests {
             Path::new("/bin/false"),
             Path::new("/nonexistent"),
             Path::new("/nonexistent"),
+            AgentAuth::InsecurePlaintext,
         )
         .err()
         .expect("/bin/false is no agent");

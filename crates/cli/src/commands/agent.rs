@@ -1,16 +1,30 @@
-//! `hcontainer agent`: the migration agent of a node (receives images, recodes them for this
-//! node's ISA when needed, restores them), or `--status ADDR` to ask a running agent what it
-//! runs.
+//! `hcontainer agent`: the migration agent of a node (authenticates peers by certificate
+//! over TLS, receives images, checks them, recodes them for this node's ISA when needed,
+//! restores them), or `--status ADDR` to ask a running agent what it runs.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hcontainer_node::{Agent, AgentConfig, Client};
+use hcontainer_node::tls::{Identity, NodeDir};
+use hcontainer_node::{Agent, AgentConfig, Client, ClientSecurity, Security};
 
-/// Environment variable holding the token when `--token` is not given.
-pub const TOKEN_ENV: &str = "HCONTAINER_TOKEN";
+/// This node's identity from `dir` (default: $HCONTAINER_NODE_DIR, /etc/hcontainer).
+pub fn identity(dir: Option<&Path>) -> anyhow::Result<Identity> {
+    let nd = NodeDir::resolve(dir);
+    Identity::load(&nd).with_context(|| format!("loading this node's certificate from {}", nd.0.display()))
+}
+
+/// How a client side authenticates: this node's certificate, or nothing with
+/// `--insecure-plaintext`.
+pub fn client_security(dir: Option<&Path>, insecure: bool) -> anyhow::Result<ClientSecurity> {
+    if insecure {
+        Ok(ClientSecurity::InsecurePlaintext)
+    } else {
+        Ok(ClientSecurity::Tls(identity(dir)?))
+    }
+}
 
 /// Arguments of `hcontainer agent`.
 #[derive(clap::Args)]
@@ -18,9 +32,21 @@ pub struct Args {
     /// Address to listen on (`0.0.0.0:7070`; port 0 picks a free port, printed on start).
     #[arg(long, default_value = "0.0.0.0:7070")]
     pub listen: String,
-    /// Token clients must present (default: $HCONTAINER_TOKEN; none accepts every client).
+    /// This node's key, certificate and CA certificate (`hcontainer node init` / `join`;
+    /// default: $HCONTAINER_NODE_DIR, else /etc/hcontainer).
+    #[arg(long, value_name = "DIR")]
+    pub node_dir: Option<PathBuf>,
+    /// Only these nodes (names in their certificates, comma-separated) may push jobs here
+    /// (default: every node the CA certified; observers never).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub push_from: Option<Vec<String>>,
+    /// User and group ids a restored tree may have (`0-65535,100000-165535`; default: any).
+    #[arg(long, value_name = "RANGES")]
+    pub allow_ids: Option<String>,
+    /// INSECURE: no TLS, no authentication, every local client accepted; refused on any
+    /// address but loopback. For tests and measurements on one machine.
     #[arg(long)]
-    pub token: Option<String>,
+    pub insecure_plaintext: bool,
     /// Work folder for received images (one sub-folder per job, removed when done).
     #[arg(long, default_value = "/var/lib/hcontainer/agent")]
     pub work: PathBuf,
@@ -41,22 +67,18 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The token from the argument or the environment.
-pub fn token(arg: Option<String>) -> Option<String> {
-    arg.or_else(|| std::env::var(TOKEN_ENV).ok()).filter(|t| !t.is_empty())
-}
-
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let token = token(args.token);
     if let Some(addr) = args.status {
-        let mut client = Client::connect(&addr, token.as_deref())?;
+        let security = client_security(args.node_dir.as_deref(), args.insecure_plaintext)?;
+        let mut client = Client::connect(&addr, &security)?;
         let (isa, processes) = client.status()?;
         if args.json {
             let v = serde_json::json!({ "agent": addr, "host": client.host, "isa": isa, "processes": processes });
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            println!("agent {addr} ({}, {isa}): {} process(es)", client.host, processes.len());
+            let who = client.peer.as_ref().map(|p| format!("certified as {}, ", p.name)).unwrap_or_else(|| "in clear, ".into());
+            println!("agent {addr} ({who}{}, {isa}): {} process(es)", client.host, processes.len());
             for p in processes {
                 println!(
                     "  pid {:<8} {:<8} {:<11} {:<10} {} [{}] {}",
@@ -72,20 +94,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut config = AgentConfig::new(&args.listen, &args.work);
-    config.token = token;
+    let security = if args.insecure_plaintext {
+        Security::InsecurePlaintext
+    } else {
+        Security::Tls { identity: identity(args.node_dir.as_deref())?, push_from: args.push_from.clone() }
+    };
+    let who = match &security {
+        Security::Tls { identity, push_from } => format!(
+            "TLS as {}, CA {}, push from {}",
+            identity.me.name,
+            identity.ca_fingerprint,
+            push_from.as_ref().map(|n| n.join(",")).unwrap_or_else(|| "every certified node".into())
+        ),
+        Security::InsecurePlaintext => "INSECURE: in clear, every local client accepted".into(),
+    };
+    let mut config = AgentConfig::new(&args.listen, &args.work, security);
+    if let Some(ids) = &args.allow_ids {
+        config.creds.ids = hcontainer_node::validate::parse_ids(ids).map_err(|e| anyhow::anyhow!("--allow-ids: {e}"))?;
+    }
     config.criu = args.criu;
     config.store = args.store;
     config.keep_images = args.keep_images;
-    let open = config.token.is_none();
     let agent = Agent::bind(config).with_context(|| format!("starting the agent on {}", args.listen))?;
     let addr = agent.local_addr()?;
-    println!(
-        "hcontainer agent listening on {addr} (isa {}, work {}{})",
-        std::env::consts::ARCH,
-        args.work.display(),
-        if open { ", no token: every client accepted" } else { "" }
-    );
+    println!("hcontainer agent listening on {addr} (isa {}, work {}; {who})", std::env::consts::ARCH, args.work.display());
     std::io::stdout().flush()?;
     agent.serve()?;
     Ok(ExitCode::SUCCESS)

@@ -35,12 +35,17 @@ pub struct Args {
     /// Root of the process tree to move.
     #[arg(long)]
     pub pid: u32,
-    /// The destination agent (`host:port`).
+    /// The destination agent: `host:port` (any node the CA certified), or `name@host:port`
+    /// (its certificate must name it).
     #[arg(long)]
     pub to: String,
-    /// The agent's token (default: $HCONTAINER_TOKEN).
+    /// This node's key, certificate and CA certificate (default: $HCONTAINER_NODE_DIR, else
+    /// /etc/hcontainer).
+    #[arg(long, value_name = "DIR")]
+    pub node_dir: Option<PathBuf>,
+    /// INSECURE: no TLS, for an agent started with --insecure-plaintext on loopback.
     #[arg(long)]
-    pub token: Option<String>,
+    pub insecure_plaintext: bool,
     /// Where recode runs when the destination needs another form of the program.
     #[arg(long, value_enum, default_value = "destination")]
     pub recode_at: Where,
@@ -123,8 +128,8 @@ impl Progress for Bars {
 
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut opts = MigrateOptions::new(args.pid, &args.to);
-    opts.token = super::agent::token(args.token);
+    let security = super::agent::client_security(args.node_dir.as_deref(), args.insecure_plaintext)?;
+    let mut opts = MigrateOptions::new(args.pid, &args.to, security);
     opts.recode_at = match args.recode_at {
         Where::Origin => RecodeAt::Origin,
         Where::Destination => RecodeAt::Destination,

@@ -10,3 +10,5 @@ pub mod run;
 pub mod translate;
 pub mod agent;
 pub mod migrate;
+pub mod ca;
+pub mod node;

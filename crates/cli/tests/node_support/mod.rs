@@ -74,6 +74,8 @@ pub struct Subject {
     pub store: PathBuf,
     /// The store's aarch64 translation, installed at the same path in the node.
     pub stored: PathBuf,
+    /// The certificates of the hops (CA and this host's identity, in `pki/`).
+    pub pki: migrate::Pki,
 }
 
 impl Subject {
@@ -91,12 +93,15 @@ impl Subject {
         let store = work.join("store");
         let stored = migrate::translate_for_node(&crate::common::hcontainer(), &exe, &store)
             .unwrap_or_else(|e| panic!("translating {name} for the node: {e}"));
+        let pki = migrate::Pki::make(&crate::common::hcontainer(), &work.join("pki"))
+            .unwrap_or_else(|e| panic!("making the certificates: {e}"));
         Subject {
             name: name.to_string(),
             work,
             exe,
             store,
             stored,
+            pki,
         }
     }
 
@@ -113,6 +118,7 @@ impl Subject {
             &arm_hcontainer(repo),
             &[&self.stored],
             forward,
+            &self.pki,
             JOB,
         )
         .unwrap_or_else(|e| panic!("booting the node for migrations: {e}"));
@@ -120,6 +126,7 @@ impl Subject {
             &crate::common::hcontainer(),
             &self.work.join("host-agent"),
             &self.store,
+            migrate::AgentAuth::Tls(&self.pki),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         (node, agent)
@@ -139,6 +146,7 @@ impl Subject {
             pid,
             node,
             &self.store,
+            &self.pki,
             options,
             JOB,
         )
