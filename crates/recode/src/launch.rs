@@ -176,6 +176,10 @@ pub fn hide_vdso_at_exec() -> bool {
             if libc::fork() != 0 {
                 libc::_exit(0);
             }
+            // Out of the program's session and process group: whoever reaps this tracer
+            // (init), its pid must not keep the program's session id in use (a restore
+            // gives the program its pid back).
+            libc::setsid();
             trace_exec(me, fds[1]);
         }
         libc::close(fds[1]);
