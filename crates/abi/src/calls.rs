@@ -174,6 +174,15 @@ pub const NOTIFY_SIGNAL: i32 = 60;
 /// dump failed, or `--leave-running`).
 pub const RESUME_SIGNAL: i32 = 61;
 
+/// Byte offset, in a thread's record page, of the runtime's per-thread data; its first word
+/// is the guest's view of the host-reserved signals ([`NOTIFY_SIGNAL`], [`RESUME_SIGNAL`]) in
+/// its blocked mask, which the host mask never holds (recode moves those bits between the
+/// kernel's mask in the images and this word).
+pub const RECORD_EXTRA_OFFSET: u64 = 2048;
+
+/// The signals the runtime reserves on the host, as a mask (bit `n - 1` for signal `n`).
+pub const RESERVED_SIGNALS: u64 = (1 << (NOTIFY_SIGNAL - 1)) | (1 << (RESUME_SIGNAL - 1));
+
 /// Byte offset, in a thread's record page (the page starting with its [`ResumeRecord`]), of
 /// the thread's guest alternate signal stack (`sigaltstack`): the x86-64 `stack_t` words
 /// `ss_sp`, `ss_flags`, `ss_size`. `ss_size` 0 means none (so a fresh, zero page is a thread

@@ -180,6 +180,12 @@ impl Shared {
             .map_err(|e| JobError::Refused(format!("no usable CRIU on this node: {e}")))?;
         Ok(self.criu.get_or_init(|| criu))
     }
+
+    /// The translation store jobs use (`--store`, else the default one).
+    fn store(&self) -> Result<hcontainer_recode::store::Store, JobError> {
+        hcontainer_recode::store::Store::open(self.config.store.as_deref())
+            .map_err(|e| JobError::Refused(format!("no translation store on this node: {e}")))
+    }
 }
 
 /// A bound agent, ready to serve.
@@ -325,6 +331,8 @@ struct Job<'a> {
     entries: u64,
     restored: Option<(u32, String)>,
     committed: bool,
+    /// Store objects this job was told it may send (the answer to its `Have`).
+    wanted: Vec<String>,
 }
 
 /// How many log lines an agent keeps for [`AgentHandle::log_lines`].
@@ -505,6 +513,7 @@ fn converse(conn: &mut Conn, shared: &Shared, client: &Client) -> Result<(), Job
                     entries: 0,
                     restored: None,
                     committed: false,
+                    wanted: Vec::new(),
                 };
                 std::fs::create_dir(&j.dir).map_err(io(&j.dir))?;
                 shared.log(format_args!("{name}: begun ({}) by {client}", j.label));
@@ -544,6 +553,27 @@ fn converse(conn: &mut Conn, shared: &Shared, client: &Client) -> Result<(), Job
                 }
                 let reply = restore(shared, j, &dir, run_as, shell_job, tcp_established)?;
                 conn.send(&reply)?;
+            }
+            Request::Have { names } => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("Have before Begin".into()))?;
+                let store = shared.store()?;
+                let mut missing = Vec::new();
+                for name in names.iter().take(4096) {
+                    let p = crate::objects::path_in(&store, name).map_err(|e| JobError::Refused(e.to_string()))?;
+                    if !p.is_file() && !missing.contains(name) {
+                        missing.push(name.clone());
+                    }
+                }
+                j.wanted = missing.clone();
+                conn.send(&Reply::Missing { names: missing })?;
+            }
+            Request::StoreFile { name, size } => {
+                let j = job.as_mut().ok_or_else(|| JobError::Refused("StoreFile before Begin".into()))?;
+                if !j.wanted.contains(&name) {
+                    return Err(JobError::Refused(format!("store object {name:?} was not asked for")));
+                }
+                receive_object(conn, j, &name, size)?;
+                j.wanted.retain(|n| *n != name);
             }
             Request::Commit => {
                 let j = job.as_mut().ok_or_else(|| JobError::Refused("Commit before Begin".into()))?;
@@ -617,6 +647,49 @@ fn receive_file(conn: &mut Conn, j: &mut Job, path: &str, size: u64, mode: u32) 
     }
     w.flush().map_err(io(&at))?;
     Ok(())
+}
+
+/// Receives store object `name` (`size` bytes of data frames) into the agent's store: into a
+/// new file beside its place, checked ([`crate::objects::check`]), then renamed into place.
+fn receive_object(conn: &mut Conn, j: &mut Job, name: &str, size: u64) -> Result<(), JobError> {
+    let limits = &j.shared.config.limits;
+    if size > limits.max_file_bytes {
+        return Err(JobError::Refused(format!("{name}: {size} bytes is over the file limit of {}", limits.max_file_bytes)));
+    }
+    let store = j.shared.store()?;
+    let dest = crate::objects::path_in(&store, name).map_err(|e| JobError::Refused(e.to_string()))?;
+    let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| store.root().to_path_buf());
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let tmp = dir.join(format!(".incoming-{}-{:08x}", j.name, rand::random::<u32>()));
+    let result = (|| {
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io(&tmp))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let mut got = 0u64;
+        while got < size {
+            match conn.recv_frame()? {
+                Frame::Data(d) => {
+                    got += d.len() as u64;
+                    if got > size {
+                        return Err(JobError::Refused(format!("{name}: more data than the {size} bytes announced")));
+                    }
+                    w.write_all(&d).map_err(io(&tmp))?;
+                }
+                Frame::Control(_) => return Err(JobError::Refused(format!("{name}: message after {got} of {size} bytes"))),
+            }
+        }
+        w.flush().map_err(io(&tmp))?;
+        drop(w);
+        crate::objects::check(&tmp, name).map_err(|e| JobError::Refused(format!("store object refused: {e}")))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    } else {
+        j.shared.log(format_args!("{}: store object {name} received ({size} bytes)", j.name));
+    }
+    result
 }
 
 fn micros(d: Duration) -> u64 {

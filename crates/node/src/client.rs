@@ -332,6 +332,35 @@ impl Client {
         self.conn.send_buffered(req).map_err(|e| self.send_failed(e))
     }
 
+    /// Tells the agent the store objects the job's program needs; returns those it lacks.
+    pub fn have(&mut self, names: &[String]) -> Result<Vec<String>, ClientError> {
+        self.send(&Request::Have { names: names.to_vec() })?;
+        match self.reply()? {
+            Reply::Missing { names } => Ok(names),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Sends the store object `name` (the file at `path`); returns the bytes sent.
+    pub fn store_file(&mut self, name: &str, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<u64, ClientError> {
+        let size = std::fs::metadata(path).map_err(io(path))?.len();
+        let mut f = File::open(path).map_err(io(path))?;
+        self.send_buffered(&Request::StoreFile { name: name.to_string(), size })?;
+        let mut buf = vec![0u8; frame::MAX_DATA_LEN as usize];
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let chunk = &mut buf[..want];
+            f.read_exact(chunk).map_err(io(path))?;
+            let body = frame::data_body(chunk).map_err(|e: FrameError| self.proto(e.into()))?;
+            self.conn.send_data_body(&body).map_err(|e| self.send_failed(e))?;
+            left -= want as u64;
+            progress(want as u64);
+        }
+        self.conn.flush().map_err(|e| self.send_failed(e))?;
+        Ok(size)
+    }
+
     fn send_file(&mut self, path: &Path, remote: &str, size: u64, mode: u32, progress: &mut dyn FnMut(u64)) -> Result<u64, ClientError> {
         let mut f = File::open(path).map_err(io(path))?;
         self.send_buffered(&Request::File { path: remote.to_string(), size, mode: mode & 0o777 })?;

@@ -98,6 +98,7 @@ pub mod dump;
 pub mod frame;
 pub mod isa;
 pub mod migrate;
+pub mod objects;
 pub mod paths;
 pub mod proto;
 pub mod recode;

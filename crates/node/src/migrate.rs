@@ -99,6 +99,9 @@ pub enum MigrateError {
     /// Notify failed (the process runs on).
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    /// The store objects the destination needs could not be listed.
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectError),
     /// The dumped images could not be fixed up.
     #[error(transparent)]
     Images(#[from] hcontainer_criu::CriuError),
@@ -209,6 +212,9 @@ pub struct MigrationReport {
     pub final_round: RoundReport,
     /// Phase times.
     pub timings: HopTimings,
+    /// Bytes of translation store objects (launcher, units) the destination lacked and got
+    /// before the first dump.
+    pub objects_bytes: u64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -321,6 +327,30 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
     std::fs::create_dir(&session_dir).map_err(io(&session_dir))?;
     let session = Session { dir: std::fs::canonicalize(&session_dir).map_err(io(&session_dir))?, keep: opts.keep_images };
     let dir = session.dir.clone();
+
+    // A dynamically linked program that will run translated there needs its launcher and the
+    // units of the files it maps in the destination's store: what it lacks travels now,
+    // before any dump, and the images are recoded there (its launcher is at its own path).
+    let mut recode_at = opts.recode_at;
+    let mut objects_bytes = 0u64;
+    let planned = recode::plan(&live_kind(opts.pid)?, &client.isa, opts.run_as)?;
+    if let Some(Target::Translated(isa)) = planned {
+        if crate::objects::is_dynamic(opts.pid)? {
+            let store = Store::open(opts.store.as_deref()).map_err(RecodeError::from)?;
+            let needed = crate::objects::needed(opts.pid, &store, isa.name())?;
+            let names: Vec<String> = needed.iter().map(|(n, _)| n.clone()).collect();
+            let missing = client.have(&names)?;
+            let sending: Vec<&(String, PathBuf)> = needed.iter().filter(|(n, _)| missing.contains(n)).collect();
+            let total: u64 = sending.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+            progress.stage(&format!("{} of {} store objects to {}", sending.len(), needed.len(), client.addr()));
+            progress.transfer_start("store objects", total);
+            for (name, path) in sending {
+                objects_bytes += client.store_file(name, path, &mut |n| progress.transfer_advance(n))?;
+            }
+            progress.transfer_end();
+            recode_at = RecodeAt::Destination;
+        }
+    }
 
     let tracking = opts.pre_dumps > 0 && dump::dirty_tracking(&criu);
     let round = |kind: RoundKind, path: PathBuf, prev: Option<String>| {
@@ -435,7 +465,7 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
     let mut dirs = vec![(final_dir.clone(), "final".to_string())];
     let mut restore_name = "final";
     let mut run_as = opts.run_as;
-    if let (Some(target), RecodeAt::Origin) = (target, opts.recode_at) {
+    if let (Some(target), RecodeAt::Origin) = (target, recode_at) {
         progress.stage(&format!("recode to {target} for {}", client.isa));
         let t = Instant::now();
         let out = dir.join("final.recoded");
@@ -493,6 +523,7 @@ pub fn migrate(opts: &MigrateOptions, progress: &mut dyn Progress) -> Result<Mig
             pre_copy_us,
         },
         final_round,
+        objects_bytes,
     })
 }
 
@@ -508,6 +539,9 @@ impl MigrationReport {
         match (&self.dest_name, &self.cipher) {
             (Some(name), Some(cipher)) => s.push_str(&format!("  TLS 1.3 {cipher}, agent certified as {name}\n")),
             _ => s.push_str("  in clear, no authentication (--insecure-plaintext)\n"),
+        }
+        if self.objects_bytes > 0 {
+            s.push_str(&format!("  store objects the destination lacked: {:.1} MB, sent before the first dump\n", self.objects_bytes as f64 / 1e6));
         }
         s.push_str(&format!("  {:<10}{}\n", "notify", ms(t.notify_us)));
         s.push_str(&format!("  {:<10}{}\n", "dump", ms(t.dump_us)));

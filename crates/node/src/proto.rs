@@ -12,7 +12,7 @@ use crate::recode::RunAs;
 
 /// Version of the protocol; both preambles must carry it. Version 2: the conversation runs
 /// inside TLS with mutual authentication, `Hello` carries no token.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// A request, client → agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,22 @@ pub enum Request {
         /// CRIU's `--tcp-established`.
         #[serde(default)]
         tcp_established: bool,
+    },
+    /// The translation store objects the job's program needs on the agent (its launcher,
+    /// the units of the files it maps), by store name (`<sha256>/<isa>` or
+    /// `<sha256>/<isa>.unit`); the agent answers with those its store lacks.
+    Have {
+        /// Store names.
+        names: Vec<String>,
+    },
+    /// A store object follows: exactly `size` bytes in data frames (answered only on
+    /// failure, like `File`). The agent checks that it is what its name says before it
+    /// adds it to its store.
+    StoreFile {
+        /// Its store name (one of those the agent asked for).
+        name: String,
+        /// Size in bytes.
+        size: u64,
     },
     /// The client has seen `Restored`: the agent keeps the process. The source may go.
     Commit,
@@ -143,6 +159,11 @@ pub enum Reply {
         recoded_to: Option<String>,
         /// Times on the agent.
         times: RestoreTimes,
+    },
+    /// Answer to `Have`: the store objects the agent lacks.
+    Missing {
+        /// Store names.
+        names: Vec<String>,
     },
     /// Answer to `Commit`.
     Committed,

@@ -31,7 +31,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hcontainer_abi::calls::{ResumeRecord, RECORD_ALTSTACK_OFFSET, RESUME_MAGIC, THREAD_PARKED, THREAD_RUNNING};
+use hcontainer_abi::calls::{
+    ResumeRecord, RECORD_ALTSTACK_OFFSET, RECORD_EXTRA_OFFSET, RESERVED_SIGNALS, RESUME_MAGIC, THREAD_PARKED, THREAD_RUNNING,
+};
 use hcontainer_abi::layout::{self, GUEST_PAGE_SIZE as PAGE};
 use hcontainer_abi::meta::HostIsa;
 use hcontainer_abi::{GuestState, GUEST_STATE_VERSION};
@@ -261,6 +263,9 @@ const SA_RESTORER: u64 = 0x0400_0000;
 
 /// One thread of the process: its core image and its guest registers.
 struct Thread {
+    /// The guest's view of the reserved signals in its blocked mask (a translated thread's
+    /// record keeps them; the kernel's mask of a native one holds them).
+    blocked_reserved: u64,
     tid: u32,
     file: ImageFile,
     core: CoreEntry,
@@ -306,6 +311,12 @@ fn record_bytes(r: &ResumeRecord) -> Vec<u8> {
 }
 
 /// The alternate signal stack a record page holds (`RECORD_ALTSTACK_OFFSET`), if any.
+/// The reserved-signal bits of the guest's blocked mask in a record page.
+fn record_blocked_reserved(page: &[u8]) -> u64 {
+    let at = RECORD_EXTRA_OFFSET as usize;
+    page.get(at..at + 8).map_or(0, |w| words(w)[0] & RESERVED_SIGNALS)
+}
+
 fn record_altstack(page: &[u8]) -> Option<ThreadSasEntry> {
     let at = RECORD_ALTSTACK_OFFSET as usize;
     let w = words(page.get(at..at + 24)?);
@@ -615,7 +626,7 @@ fn convert_process(
         addrs.extend(mm.vmas.iter().filter_map(|v| layout::thread_slot_at(v.start)).map(layout::thread_resume_record));
         for a in addrs {
             match pages.read(a)? {
-                Some(p) => records.push((a, record_from(&p, a)?, record_altstack(&p))),
+                Some(p) => records.push((a, record_from(&p, a)?, (record_altstack(&p), record_blocked_reserved(&p)))),
                 None if a == layout::MAIN_RESUME_RECORD => {
                     return Err(RecodeError::Corrupt {
                         file: pagemap_name.clone(),
@@ -636,7 +647,7 @@ fn convert_process(
                 what: format!("machine type {} in a {} process", core.mtype, src_isa.name()),
             });
         }
-        let (state, sas) = match kind {
+        let (state, sas, blocked_reserved) = match kind {
             crate::Kind::Native => {
                 let ti = core
                     .thread_info
@@ -648,7 +659,8 @@ fn convert_process(
                     .and_then(|t| t.sas)
                     .filter(|s| s.ss_flags & SS_DISABLE == 0 && s.ss_size != 0)
                     .map(|s| ThreadSasEntry { ss_flags: s.ss_flags & !SS_ONSTACK, ..s });
-                (regs::guest_state_from_core(ti)?, sas)
+                let mask = core.thread_core.as_ref().and_then(|t| t.blk_sigset).or(core.tc.as_ref().map(|t| t.blk_sigset)).unwrap_or(0);
+                (regs::guest_state_from_core(ti)?, sas, mask & RESERVED_SIGNALS)
             }
             crate::Kind::Translated(_) => {
                 let found = records
@@ -660,7 +672,7 @@ fn convert_process(
                             .flatten()
                     })
                     .copied();
-                let Some((addr, rec, sas)) = found else {
+                let Some((addr, rec, (sas, reserved))) = found else {
                     return Err(RecodeError::Corrupt {
                         file: name,
                         what: format!("thread {tid} has no resume record (records at {:x?})", records.iter().map(|r| r.0).collect::<Vec<_>>()),
@@ -677,10 +689,10 @@ fn convert_process(
                 if addr == layout::MAIN_RESUME_RECORD {
                     main_record = Some(rec);
                 }
-                (rec.state, sas)
+                (rec.state, sas, reserved)
             }
         };
-        threads.push(Thread { tid, file, core, state, sas });
+        threads.push(Thread { blocked_reserved, tid, file, core, state, sas });
     }
     report.threads += threads.len();
     clock.mark(phases, "cores read, resume records");
@@ -768,6 +780,12 @@ fn convert_process(
             }
         }
         if let Some(tcore) = core.thread_core.as_mut() {
+            // The host never blocks the runtime's signals; the guest's wish is in the record.
+            let fix = |m: u64| if to_translated { m & !RESERVED_SIGNALS } else { (m & !RESERVED_SIGNALS) | t.blocked_reserved };
+            tcore.blk_sigset = tcore.blk_sigset.map(fix);
+            if let Some(tc) = core.tc.as_mut() {
+                tc.blk_sigset = fix(tc.blk_sigset);
+            }
             let disabled = ThreadSasEntry { ss_sp: 0, ss_size: 0, ss_flags: SS_DISABLE };
             // The runtime's host handlers run on the host stack; the guest's is in the record.
             tcore.sas = Some(if to_translated { disabled } else { t.sas.unwrap_or(disabled) });
@@ -801,6 +819,8 @@ fn convert_process(
                     state,
                 };
                 let mut page = record_bytes(&rec);
+                let at = RECORD_EXTRA_OFFSET as usize;
+                page[at..at + 8].copy_from_slice(&t.blocked_reserved.to_le_bytes());
                 if let Some(sas) = t.sas {
                     let at = RECORD_ALTSTACK_OFFSET as usize;
                     for (k, v) in [sas.ss_sp, u64::from(sas.ss_flags), sas.ss_size].into_iter().enumerate() {

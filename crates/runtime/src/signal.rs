@@ -33,7 +33,7 @@ use crate::sys::{self, Errno};
 use crate::thread;
 
 /// Signal mask bits (bit `n - 1` for signal `n`) the runtime keeps for itself.
-pub const RESERVED_MASK: u64 = (1 << (NOTIFY_SIGNAL - 1)) | (1 << (RESUME_SIGNAL - 1));
+pub const RESERVED_MASK: u64 = hcontainer_abi::calls::RESERVED_SIGNALS;
 
 /// True for the runtime's own signals.
 fn reserved(sig: u64) -> bool {

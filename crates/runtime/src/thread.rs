@@ -16,7 +16,7 @@ use crate::arch;
 pub const STATE_OFFSET: usize = core::mem::offset_of!(ResumeRecord, state);
 
 /// Offset of [`Extra`] in a record's page (after the record, before the page end).
-const EXTRA_OFFSET: u64 = 2048;
+const EXTRA_OFFSET: u64 = hcontainer_abi::calls::RECORD_EXTRA_OFFSET;
 
 /// Runtime data of one thread, in its record's page after the record. Zero in a fresh page
 /// (a recoded image), which is every field's default.

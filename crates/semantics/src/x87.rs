@@ -116,10 +116,15 @@ pub enum Opc {
     // fxsave/fxrstor m512 (x87, MXCSR and the sixteen xmm registers; 64-bit layout).
     Fxsave = 72,
     Fxrstor = 73,
+    // xsave/xsaveopt, xsavec, xrstor with the state components of edx:eax (x87 and SSE are
+    // the only ones the guest CPU has; see `cpuid::XCR0`).
+    Xsave = 74,
+    Xsavec = 75,
+    Xrstor = 76,
 }
 
 impl Opc {
-    const ALL: [Opc; 74] = [
+    const ALL: [Opc; 77] = [
         Opc::Add,
         Opc::Mul,
         Opc::Sub,
@@ -194,6 +199,9 @@ impl Opc {
         Opc::Bstp,
         Opc::Fxsave,
         Opc::Fxrstor,
+        Opc::Xsave,
+        Opc::Xsavec,
+        Opc::Xrstor,
     ];
 }
 
@@ -1032,6 +1040,46 @@ fn full_tag_word(s: &GuestState) -> u16 {
     tw
 }
 
+/// The fxsave image of the state (see `Opc::Fxsave`).
+fn fxsave_image(f: &mut Fpu<'_>) -> [u8; 512] {
+    let mut a = [0u8; 512];
+    a[0..2].copy_from_slice(&f.s.fpu_cw.to_le_bytes());
+    let swv = (f.s.fpu_sw & !sw::TOP) | ((f.top() as u16) << 11);
+    a[2..4].copy_from_slice(&swv.to_le_bytes());
+    a[4] = (f.s.fpu_tag & 0xff) as u8;
+    a[24..28].copy_from_slice(&f.s.mxcsr.to_le_bytes());
+    a[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
+    for i in 0..8u8 {
+        let at = 32 + 16 * usize::from(i);
+        a[at..at + 10].copy_from_slice(&f.raw(i).to_bytes());
+    }
+    for (i, x) in f.s.xmm.iter().enumerate() {
+        a[160 + 16 * i..176 + 16 * i].copy_from_slice(x);
+    }
+    a
+}
+
+/// The x87 part of an fxsave image into the state.
+fn load_fxsave_x87(f: &mut Fpu<'_>, a: &[u8; 512]) {
+    f.s.fpu_cw = (u16::from_le_bytes([a[0], a[1]]) & 0x1f3f) | 0x0040;
+    let swv = u16::from_le_bytes([a[2], a[3]]);
+    f.s.fpu_top = u32::from((swv >> 11) & 7);
+    f.s.fpu_sw = swv & !sw::TOP;
+    f.s.fpu_tag = u32::from(a[4]);
+    for i in 0..8u8 {
+        let at = 32 + 16 * usize::from(i);
+        let p = f.phys(i);
+        f.s.fpu_regs[p] = X87Reg::default();
+        f.s.fpu_regs[p].bytes[..10].copy_from_slice(&a[at..at + 10]);
+    }
+}
+
+/// The components an xsave-family instruction works on: edx:eax masked by XCR0.
+fn requested_components(f: &Fpu<'_>) -> u64 {
+    let mask = (f.s.gpr[2] << 32) | (f.s.gpr[0] & 0xffff_ffff);
+    mask & crate::cpuid::XCR0
+}
+
 /// MXCSR bits fxsave reports as writable (and fxrstor keeps): all but the reserved ones,
 /// DAZ included, as on every x86-64 CPU since the Pentium 4.
 const MXCSR_MASK: u32 = 0xffff;
@@ -1167,6 +1215,9 @@ pub fn execute(state: &mut GuestState, op: X87Op, addr: u64, host: &mut dyn Host
             | Opc::Rstor
             | Opc::Fxsave
             | Opc::Fxrstor
+            | Opc::Xsave
+            | Opc::Xsavec
+            | Opc::Xrstor
     );
     let mut swv = f.s.fpu_sw & !sw::TOP;
     if touches_cc {
@@ -1583,39 +1634,64 @@ fn step(f: &mut Fpu<'_>, op: X87Op, addr: u64, host: &mut dyn Host) -> bool {
             f.s.fpu_top = 0;
             f.s.fpu_tag = 0;
         }
+        Opc::Xsave | Opc::Xsavec => {
+            // The legacy region (the fxsave image) for the components asked for and present,
+            // then the header's XSTATE_BV (and XCOMP_BV for the compacted form).
+            let rfbm = requested_components(f);
+            let mut a: [u8; 512] = read_mem(host, addr);
+            let image = fxsave_image(f);
+            if rfbm & 1 != 0 {
+                a[..32].copy_from_slice(&image[..32]);
+                a[32..160].copy_from_slice(&image[32..160]);
+            }
+            if rfbm & 2 != 0 {
+                a[24..32].copy_from_slice(&image[24..32]);
+                a[160..416].copy_from_slice(&image[160..416]);
+            }
+            host.write(addr, &a);
+            let hdr: [u8; 16] = read_mem(host, addr + 512);
+            let old_bv = u64::from_le_bytes(hdr[..8].try_into().unwrap_or([0; 8]));
+            let bv = if op.opc == Opc::Xsavec { rfbm } else { (old_bv & !rfbm) | rfbm };
+            host.write(addr + 512, &bv.to_le_bytes());
+            if op.opc == Opc::Xsavec {
+                host.write(addr + 520, &((1u64 << 63) | rfbm).to_le_bytes());
+            }
+        }
+        Opc::Xrstor => {
+            let rfbm = requested_components(f);
+            let a: [u8; 512] = read_mem(host, addr);
+            let hdr: [u8; 8] = read_mem(host, addr + 512);
+            let bv = u64::from_le_bytes(hdr);
+            if rfbm & 1 != 0 {
+                if bv & 1 != 0 {
+                    load_fxsave_x87(f, &a);
+                } else {
+                    f.s.fpu_cw = 0x037f;
+                    f.s.fpu_sw = 0;
+                    f.s.fpu_top = 0;
+                    f.s.fpu_tag = 0;
+                }
+            }
+            if rfbm & 2 != 0 {
+                f.s.mxcsr = u32::from_le_bytes([a[24], a[25], a[26], a[27]]) & MXCSR_MASK;
+                for (i, x) in f.s.xmm.iter_mut().enumerate() {
+                    if bv & 2 != 0 {
+                        x.copy_from_slice(&a[160 + 16 * i..176 + 16 * i]);
+                    } else {
+                        *x = [0; 16];
+                    }
+                }
+            }
+        }
         Opc::Fxsave => {
             // The 512-byte area of the 64-bit form: fcw, fsw, abridged tag (a bit per
             // non-empty physical register), fop, fip and fdp (not tracked: zero), mxcsr and
             // its mask, st(0)..st(7) in 16-byte slots, xmm0..xmm15. Nothing is reset.
-            let mut a = [0u8; 512];
-            a[0..2].copy_from_slice(&f.s.fpu_cw.to_le_bytes());
-            let swv = (f.s.fpu_sw & !sw::TOP) | ((f.top() as u16) << 11);
-            a[2..4].copy_from_slice(&swv.to_le_bytes());
-            a[4] = (f.s.fpu_tag & 0xff) as u8;
-            a[24..28].copy_from_slice(&f.s.mxcsr.to_le_bytes());
-            a[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
-            for i in 0..8u8 {
-                let at = 32 + 16 * usize::from(i);
-                a[at..at + 10].copy_from_slice(&f.raw(i).to_bytes());
-            }
-            for (i, x) in f.s.xmm.iter().enumerate() {
-                a[160 + 16 * i..176 + 16 * i].copy_from_slice(x);
-            }
-            host.write(addr, &a);
+            host.write(addr, &fxsave_image(f));
         }
         Opc::Fxrstor => {
             let a: [u8; 512] = read_mem(host, addr);
-            f.s.fpu_cw = (u16::from_le_bytes([a[0], a[1]]) & 0x1f3f) | 0x0040;
-            let swv = u16::from_le_bytes([a[2], a[3]]);
-            f.s.fpu_top = u32::from((swv >> 11) & 7);
-            f.s.fpu_sw = swv & !sw::TOP;
-            f.s.fpu_tag = u32::from(a[4]);
-            for i in 0..8u8 {
-                let at = 32 + 16 * usize::from(i);
-                let p = f.phys(i);
-                f.s.fpu_regs[p] = X87Reg::default();
-                f.s.fpu_regs[p].bytes[..10].copy_from_slice(&a[at..at + 10]);
-            }
+            load_fxsave_x87(f, &a);
             f.s.mxcsr = u32::from_le_bytes([a[24], a[25], a[26], a[27]]) & MXCSR_MASK;
             for (i, x) in f.s.xmm.iter_mut().enumerate() {
                 x.copy_from_slice(&a[160 + 16 * i..176 + 16 * i]);

@@ -107,7 +107,7 @@ pub fn translate_closure(
     for (index, member) in members.into_iter().enumerate() {
         progress(Progress::File { index, total, path: &member.path });
         let sha256 = sha256_file(&member.path)?;
-        if let Some(unit) = store.get_unit(&sha256, isa.name())? {
+        if let Some(unit) = store.get_unit(&sha256, isa.name())?.filter(|u| unit_is_current(u)) {
             out.push(FileResult { member, sha256, unit, outcome: Outcome::Reused });
             continue;
         }
@@ -123,6 +123,29 @@ pub fn translate_closure(
         out.push(FileResult { member, sha256, unit, outcome: Outcome::Translated(report) });
     }
     Ok(out)
+}
+
+/// Whether the unit at `path` was made by this translator (its header's
+/// `hcontainer_abi::unit::UNIT_VERSION` and `GuestState` version are ours).
+pub fn unit_is_current(path: &Path) -> bool {
+    use hcontainer_abi::unit::{UNIT_MAGIC, UNIT_VERSION};
+    use object::read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _};
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    let cache = object::ReadCache::new(f);
+    let Ok(elf) = ElfFile64::<object::Endianness, _>::parse(&cache) else { return false };
+    let e = elf.endian();
+    let entry = elf.elf_header().e_entry(e);
+    let Some(off) = elf.elf_program_headers().iter().find_map(|p| {
+        let (v, sz) = (p.p_vaddr(e), p.p_filesz(e));
+        (p.p_type(e) == object::elf::PT_LOAD && entry >= v && entry + 16 <= v + sz).then(|| p.p_offset(e) + (entry - v))
+    }) else {
+        return false;
+    };
+    use object::ReadRef as _;
+    let Ok(h) = (&cache).read_bytes_at(off, 16) else { return false };
+    h[..8] == UNIT_MAGIC
+        && u32::from_le_bytes([h[8], h[9], h[10], h[11]]) == UNIT_VERSION
+        && u32::from_le_bytes([h[12], h[13], h[14], h[15]]) == u32::from(hcontainer_abi::GUEST_STATE_VERSION)
 }
 
 /// Write the launcher of the dynamically linked executable `program` (content hash `sha256`)

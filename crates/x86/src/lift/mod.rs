@@ -295,7 +295,8 @@ fn lift_insn(l: &mut Lifter, ins: &Instruction) -> Result<Step, int::Unsupported
         // and mxcsr.
         let mut writes = Lifter::gpr_locs(&[0]);
         writes.extend(Lifter::FLAG_LOCS);
-        if matches!(ins.code(), iced_x86::Code::Fxrstor_m512byte | iced_x86::Code::Fxrstor64_m512byte) {
+        use iced_x86::Code as C;
+        if matches!(ins.code(), C::Fxrstor_m512byte | C::Fxrstor64_m512byte | C::Xrstor_mem | C::Xrstor64_mem) {
             writes.extend((0..16).map(builder::xmm_loc));
             writes.push(builder::MXCSR);
         }
