@@ -173,6 +173,51 @@ fn computation_round_trips_between_this_host_and_the_arm64_node() {
     );
 }
 
+/// The same computation built as a dynamically linked program (glibc, PIE), started with
+/// `hcontainer run`: the node has its x86-64 files (Debian's amd64 libc at its paths) and gets
+/// the program's launcher and units with the first job; host -> node -> host, output equal to
+/// the uninterrupted run.
+#[test]
+fn dynamically_linked_computation_round_trips_between_this_host_and_the_arm64_node() {
+    let _l = lock();
+    let repo = common::repo_root();
+    let subject = Subject::build_dynamic("node-hops-dynamic", "digest", DIGEST_C, &[]);
+    let (work, exe) = (&subject.work, &subject.exe);
+    let reference_file = work.join("reference.txt");
+    let mut reference = Command::new(exe).arg(&reference_file).arg(STEPS.to_string()).stdin(Stdio::null()).spawn().expect("reference");
+    let (node, host_agent) = subject.boot(&repo, &[]);
+    let out_file = work.join("digest.txt");
+    let out_str = out_file.to_str().expect("UTF-8 work path").to_owned();
+    sh(&node, &format!("head -c 42 /dev/zero > {out_str}"));
+    let mut child = subject.start_run(&[&out_str, &STEPS.to_string()]);
+    let pid = child.id();
+    let read_host = || std::fs::read_to_string(&out_file).unwrap_or_default();
+    let here = wait_step("native here", 40, read_host);
+    let hop = subject
+        .to_node(pid, &node, &HopOptions::default())
+        .unwrap_or_else(|e| panic!("migrate to the node failed: {e}"));
+    assert!(hop.report.contains("aarch64 translated"), "{}", hop.report);
+    assert!(hop.report.contains("store objects the destination lacked"), "the units travelled with the job: {}", hop.report);
+    let _ = child.wait();
+    let node_pid = hop.dest_pid;
+    let exe_there = sh(&node, &format!("readlink /proc/{node_pid}/exe"));
+    assert!(exe_there.contains("/aarch64"), "the node runs the launcher: {exe_there}");
+    let target = wait_step("translated in the node", here + 60, || sh(&node, &format!("cat {out_str}")));
+    let back = to_host(&node, node_pid, &host_agent, &HopOptions::default()).unwrap_or_else(|e| panic!("migrate back failed: {e}"));
+    assert!(back.report.contains("x86_64 native"), "{}", back.report);
+    let pid = back.dest_pid;
+    let _guard = KillOnDrop(pid);
+    eprintln!("dynamic: host -> node at step {here}, node -> host at step >= {target}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Path::new(&format!("/proc/{pid}")).exists() && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z") {
+        assert!(Instant::now() < deadline, "the computation did not finish: {:?}", read_host());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(reference.wait().expect("reference").success());
+    let expected = std::fs::read_to_string(&reference_file).expect("reference output");
+    assert_eq!(read_host(), expected, "final output after 2 hops vs the uninterrupted native run");
+}
+
 /// Heap of the pre-copy subject (`tests/migrate/slow_heap.c`) in MB, and the pages it
 /// changes per 20 ms step.
 const HEAP_MB: u64 = 16;

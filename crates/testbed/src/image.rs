@@ -22,6 +22,29 @@ const PARTS_STAMP: &str = "bookworm arm64 kernel + busybox-static, parts layout 
 /// The Debian suite of kernel and busybox.
 const SUITE: &str = "bookworm";
 
+/// Debian's amd64 packages whose files the node carries at their usual paths (multiarch: an
+/// arm64 Debian installs `libc6:amd64` and friends exactly there), so that CRIU finds every
+/// file a migrated x86-64 program maps and the program's own ld.so finds its libraries: the C
+/// library and the closure of `redis-server`.
+pub const AMD64_PACKAGES: &[&str] = &[
+    "libc6",
+    "libgcc-s1",
+    "libstdc++6",
+    "libssl3",
+    "libsystemd0",
+    "libjemalloc2",
+    "liblzf1",
+    "libatomic1",
+    "libcap2",
+    "libgcrypt20",
+    "liblz4-1",
+    "liblzma5",
+    "libzstd1",
+    "libgpg-error0",
+    "redis-tools",
+    "redis-server",
+];
+
 /// A built node: kernel and initramfs, ready to boot.
 #[derive(Clone, Debug)]
 pub struct NodeImage {
@@ -49,8 +72,9 @@ impl NodeImage {
         let initrd = image.join("initrd.cpio");
         let criu_stamp =
             std::fs::read_to_string(criu_prefix.join(".installed")).unwrap_or_default();
+        let amd64 = amd64_versions()?;
         let stamp = format!(
-            "{PARTS_STAMP}\n{}\ncriu: {criu_stamp}\n{INIT}",
+            "{PARTS_STAMP}\n{}\ncriu: {criu_stamp}\namd64: {amd64}\n{INIT}",
             parts.release
         );
         let stamp_path = image.join("stamp");
@@ -235,7 +259,73 @@ fn write_initrd(parts: &Parts, criu_root: &Path, out: &Path) -> Result<(), Error
     );
     w.file("usr/bin/criu", 0o755, launcher.as_bytes())
         .map_err(io)?;
+    amd64_layer(&mut w, out)?;
     w.finish().map_err(io)?;
+    Ok(())
+}
+
+/// The installed versions of [`AMD64_PACKAGES`] on this host (`dpkg-query`), for the stamp.
+fn amd64_versions() -> Result<String, Error> {
+    let out = crate::run_captured(
+        std::process::Command::new("dpkg-query").args(["-W", "-f", "${Package}=${Version} "]).args(AMD64_PACKAGES),
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The files of [`AMD64_PACKAGES`] as this host has them installed (`dpkg -L`), each at its
+/// canonical path (`/lib` is `/usr/lib` on a merged-/usr Debian), without documentation;
+/// `/lib/x86_64-linux-gnu` and `/lib64` lead to them as on the host.
+fn amd64_layer<W: std::io::Write>(w: &mut Writer<W>, out: &Path) -> Result<(), Error> {
+    let io = |e| Error::io(out, e);
+    let mut done = std::collections::BTreeSet::new();
+    for d in ["usr/lib", "usr/lib/x86_64-linux-gnu", "usr/lib64"] {
+        w.dir(d, 0o755).map_err(io)?;
+        done.insert(d.to_string());
+    }
+    w.symlink("lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu").map_err(io)?;
+    w.symlink("lib64", "usr/lib64").map_err(io)?;
+    for pkg in AMD64_PACKAGES {
+        let listed = crate::run_captured(std::process::Command::new("dpkg").args(["-L", pkg]))?;
+        for line in String::from_utf8_lossy(&listed.stdout).lines() {
+            let p = Path::new(line.trim());
+            if !p.is_absolute() || p.starts_with("/usr/share") || p.starts_with("/etc") || p.starts_with("/lib/systemd") {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(p) {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            if meta.is_dir() {
+                continue;
+            }
+            // The canonical place: the real directory, the entry's own name.
+            let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else { continue };
+            let Ok(dir) = std::fs::canonicalize(parent) else { continue };
+            let rel_dir = dir.strip_prefix("/").unwrap_or(&dir).to_string_lossy().into_owned();
+            // Its directories, outermost first.
+            let mut acc = String::new();
+            for part in rel_dir.split('/').filter(|x| !x.is_empty()) {
+                if !acc.is_empty() {
+                    acc.push('/');
+                }
+                acc.push_str(part);
+                if done.insert(acc.clone()) && !matches!(acc.as_str(), "usr" | "usr/bin" | "usr/sbin" | "lib" | "bin" | "sbin") {
+                    w.dir(&acc, 0o755).map_err(io)?;
+                }
+            }
+            let inner = format!("{rel_dir}/{}", name.to_string_lossy());
+            if !done.insert(inner.clone()) {
+                continue;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(p).map_err(|e| Error::io(p, e))?;
+                w.symlink(&inner, &target.to_string_lossy()).map_err(io)?;
+            } else if meta.is_file() {
+                w.file(&inner, meta.permissions().mode() & 0o7777, &read(p)?).map_err(io)?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -344,6 +344,26 @@ pub fn start_native<S: AsRef<OsStr>>(
     })
 }
 
+/// As [`start_native`], through `hcontainer run` (which replaces itself with the program,
+/// so the child's pid is the program's): the C library then keeps to what the translation
+/// covers and makes system calls instead of calling the vDSO, as a dynamically linked
+/// program that uses the time of day must to move to another ISA.
+pub fn start_run<S: AsRef<OsStr>>(hcontainer: &Path, exe: &Path, args: &[S], dir: &Path) -> Result<Child, Error> {
+    const CLEAN_RUN: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec "$@""#;
+    let mut cmd = Command::new("setsid");
+    cmd.args(["bash", "-c", CLEAN_RUN, "hcontainer-run"])
+        .arg(hcontainer)
+        .arg("run")
+        .arg(exe)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let command = format!("{cmd:?}");
+    cmd.spawn().map_err(|e| Error::Command { command, status: e.to_string(), stderr: String::new() })
+}
+
 /// The progress line of `tests/migrate/slow_heap.c` (`STEP STATUS`, 42 bytes at the start of
 /// its file): the step and whether every heap check so far passed (`ok`), or `None` before the
 /// first line (a file of zeros).

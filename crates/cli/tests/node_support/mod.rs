@@ -105,6 +105,40 @@ impl Subject {
         }
     }
 
+    /// Empties `target/<work_name>`, writes `source` there as `<name>.c`, builds it as a
+    /// dynamically linked `<name>` (glibc, PIE, with `flags` added) and translates its closure
+    /// for aarch64 into `store/`. The node gets the program's own file (as an arm64 Debian
+    /// has its x86-64 files); its units and launcher travel with the first job.
+    pub fn build_dynamic(work_name: &str, name: &str, source: &str, flags: &[&str]) -> Subject {
+        let work = crate::common::work_dir(work_name);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).expect("creating the work folder");
+        let work = work.canonicalize().expect("canonical work folder");
+        let src = work.join(format!("{name}.c"));
+        std::fs::write(&src, source).unwrap_or_else(|e| panic!("writing {}: {e}", src.display()));
+        let exe = work.join(name);
+        let o = std::process::Command::new("gcc").args(["-O2", "-o"]).arg(&exe).arg(&src).args(flags).output().expect("gcc");
+        assert!(o.status.success(), "gcc: {}", String::from_utf8_lossy(&o.stderr));
+        let store = work.join("store");
+        let o = std::process::Command::new(crate::common::hcontainer())
+            .arg("translate")
+            .arg(&exe)
+            .args(["--target", "aarch64", "-q", "--store"])
+            .arg(&store)
+            .output()
+            .expect("hcontainer translate");
+        assert!(o.status.success(), "translating {name} for the node: {}", String::from_utf8_lossy(&o.stderr));
+        let pki = migrate::Pki::make(&crate::common::hcontainer(), &work.join("pki"))
+            .unwrap_or_else(|e| panic!("making the certificates: {e}"));
+        Subject { name: name.to_string(), work, stored: exe.clone(), exe, store, pki }
+    }
+
+    /// Starts the program here with `args` through `hcontainer run` ([`migrate::start_run`]).
+    pub fn start_run(&self, args: &[&str]) -> Child {
+        migrate::start_run(&crate::common::hcontainer(), &self.exe, args, &self.work)
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name))
+    }
+
     /// The store's translation's path as the node's shell takes it.
     pub fn stored_str(&self) -> &str {
         self.stored.to_str().expect("UTF-8 store path")
