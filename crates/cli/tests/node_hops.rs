@@ -771,3 +771,149 @@ fn kv_server_moves_to_the_arm64_node_and_back_behind_a_following_proxy() {
         reconnects.load(Ordering::SeqCst)
     );
 }
+
+/// Debian's redis-server's port here and in the node.
+const REDIS_PORT: u16 = 17379;
+
+/// Debian's `redis-server` (dynamically linked, threads of its own, jemalloc) started here
+/// with `hcontainer run` moves host -> node -> host while a client writes: before each hop
+/// the client closes its connection (TCP connections do not cross into the node's user-mode
+/// network) and afterwards reconnects where the server went and resends what was not
+/// acknowledged; every acknowledged write is there after each hop, and `redis-benchmark`
+/// runs against it at the end.
+#[test]
+fn redis_moves_to_the_arm64_node_and_back_without_losing_a_write() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let _l = lock();
+    let repo = common::repo_root();
+    // By the name redis-server: the binary is also redis-check-rdb, by argv[0].
+    let redis = Path::new("/usr/bin/redis-server");
+    assert!(redis.exists(), "redis-server is missing: run `cargo xtask setup`");
+    let subject = Subject::debian("node-redis", redis);
+    let (node, host_agent) = subject.boot(&repo, &[REDIS_PORT]);
+    let node_port = node.host_port(REDIS_PORT).expect("the node's redis port is forwarded");
+    let ps = REDIS_PORT.to_string();
+    let mut child = subject.start_run(&[
+        "--port", &ps, "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--logfile", "",
+    ]);
+    let pid = child.id();
+    // Ends it whatever happens (the pid is the program's, here and back here).
+    let _source = KillOnDrop(pid);
+    let here = REDIS_PORT;
+    let connect = |port: u16| -> Option<(std::net::TcpStream, BufReader<std::net::TcpStream>)> {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        let r = BufReader::new(s.try_clone().ok()?);
+        Some((s, r))
+    };
+    let cmd = |args: &[&str]| {
+        let mut b = format!("*{}\r\n", args.len());
+        for a in args {
+            b += &format!("${}\r\n{a}\r\n", a.len());
+        }
+        b
+    };
+    // One request, one simple reply line (`+OK`, `:n`, or a bulk string's value).
+    let call = move |c: &mut (std::net::TcpStream, BufReader<std::net::TcpStream>), args: &[&str]| -> Option<String> {
+        c.0.write_all(cmd(args).as_bytes()).ok()?;
+        let mut l = String::new();
+        if c.1.read_line(&mut l).ok()? == 0 {
+            return None;
+        }
+        if l.starts_with('$') && !l.starts_with("$-1") {
+            l.clear();
+            c.1.read_line(&mut l).ok()?;
+            return Some(l.trim_end().to_string());
+        }
+        Some(l.trim_end().trim_start_matches(['+', ':']).to_string())
+    };
+    let started = Instant::now();
+    while connect(here).is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "redis does not listen here");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let value = |k: u64| format!("v{k}:{}", k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40);
+    // The writer: SET k<n> until stopped; paused (connection closed) while `hold` is set.
+    let port = Arc::new(AtomicU16::new(here));
+    let hold = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (port, hold, stop, acked) = (port.clone(), hold.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut conn = None;
+            let mut k = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                if hold.load(Ordering::SeqCst) {
+                    conn = None;
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                if conn.is_none() {
+                    conn = connect(port.load(Ordering::SeqCst));
+                    if conn.is_none() {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                }
+                let c = conn.as_mut().expect("connected");
+                match call(c, &["SET", &format!("k{k}"), &value(k)]) {
+                    Some(r) if r == "OK" => {
+                        k += 1;
+                        acked.store(k, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Some(r) => panic!("SET k{k}: {r}"),
+                    None => conn = None, // resend the same write on a new connection
+                }
+            }
+        })
+    };
+    let check = |port: u16, when: &str| {
+        let n = acked.load(Ordering::SeqCst);
+        let mut c = connect(port).unwrap_or_else(|| panic!("{when}: cannot connect to port {port}"));
+        let size: u64 = call(&mut c, &["DBSIZE"]).and_then(|s| s.parse().ok()).expect("DBSIZE");
+        assert!(size >= n, "{when}: DBSIZE {size} < {n} acknowledged writes");
+        for k in 0..n {
+            assert_eq!(call(&mut c, &["GET", &format!("k{k}")]), Some(value(k)), "{when}: k{k}");
+        }
+        n
+    };
+    let wait_writes = |more: u64| {
+        let base = acked.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::SeqCst) < base + more {
+            assert!(Instant::now() < deadline, "the writer made no progress ({} acknowledged)", acked.load(Ordering::SeqCst));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_writes(200);
+    // Here -> node.
+    hold.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    let hop = subject.to_node(pid, &node, &HopOptions::default()).unwrap_or_else(|e| panic!("redis to the node: {e}"));
+    assert!(hop.report.contains("aarch64 translated"), "{}", hop.report);
+    let _ = child.wait();
+    let there = check(node_port, "in the node");
+    port.store(node_port, Ordering::SeqCst);
+    hold.store(false, Ordering::SeqCst);
+    wait_writes(100);
+    // Node -> here.
+    hold.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    let back = to_host(&node, hop.dest_pid, &host_agent, &HopOptions::default()).unwrap_or_else(|e| panic!("redis back: {e}"));
+    assert!(back.report.contains("x86_64 native"), "{}", back.report);
+    let _guard = KillOnDrop(back.dest_pid);
+    let home = check(here, "back here");
+    port.store(here, Ordering::SeqCst);
+    hold.store(false, Ordering::SeqCst);
+    wait_writes(100);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    let all = check(here, "at the end");
+    let bench = Command::new("redis-benchmark").args(["-p", &ps, "-q", "-n", "2000", "-t", "set,get"]).output().expect("redis-benchmark");
+    assert!(String::from_utf8_lossy(&bench.stdout).contains("requests per second"), "{}", String::from_utf8_lossy(&bench.stdout));
+    eprintln!("redis: {there} writes before the node, {home} before coming back, {all} at the end; downtimes:\n{}\n{}", hop.report, back.report);
+}

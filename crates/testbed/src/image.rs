@@ -28,6 +28,7 @@ const SUITE: &str = "bookworm";
 /// library and the closure of `redis-server`.
 pub const AMD64_PACKAGES: &[&str] = &[
     "libc6",
+    "libc-bin",
     "libgcc-s1",
     "libstdc++6",
     "libssl3",

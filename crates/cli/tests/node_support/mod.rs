@@ -133,6 +133,31 @@ impl Subject {
         Subject { name: name.to_string(), work, stored: exe.clone(), exe, store, pki }
     }
 
+    /// A Debian program (`exe`, which the node image has at the same path) translated with
+    /// its closure for aarch64 into `target/<work_name>/store`; the node gets a marker file
+    /// in the work folder, so that the folder exists there too.
+    pub fn debian(work_name: &str, exe: &Path) -> Subject {
+        let work = crate::common::work_dir(work_name);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).expect("creating the work folder");
+        let work = work.canonicalize().expect("canonical work folder");
+        let store = work.join("store");
+        let o = std::process::Command::new(crate::common::hcontainer())
+            .arg("translate")
+            .arg(exe)
+            .args(["--target", "aarch64", "-q", "--store"])
+            .arg(&store)
+            .output()
+            .expect("hcontainer translate");
+        assert!(o.status.success(), "translating {} for the node: {}", exe.display(), String::from_utf8_lossy(&o.stderr));
+        let marker = work.join("work-folder");
+        std::fs::write(&marker, b"").expect("marker");
+        let pki = migrate::Pki::make(&crate::common::hcontainer(), &work.join("pki"))
+            .unwrap_or_else(|e| panic!("making the certificates: {e}"));
+        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Subject { name, work, exe: exe.to_path_buf(), store, stored: marker, pki }
+    }
+
     /// Starts the program here with `args` through `hcontainer run` ([`migrate::start_run`]).
     pub fn start_run(&self, args: &[&str]) -> Child {
         migrate::start_run(&crate::common::hcontainer(), &self.exe, args, &self.work)
