@@ -81,6 +81,7 @@ fn program() -> Program {
 
 fn guest() -> GuestDescription {
     GuestDescription {
+        output: hcontainer_codegen::Output::Executable,
         info: GuestInfo {
             entry: 0x401000,
             phdr: 0x400040,

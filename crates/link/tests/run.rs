@@ -157,6 +157,7 @@ fn program_with_poll() -> Program {
 
 fn guest() -> GuestDescription {
     GuestDescription {
+        output: hcontainer_codegen::Output::Executable,
         info: GuestInfo {
             entry: 0x401000,
             phdr: 0,

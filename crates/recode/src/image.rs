@@ -1150,6 +1150,8 @@ mod tests {
             entry: 0,
             phdr: 0,
             phnum: 0,
+            launches: None,
+            dynamic: false,
         }
     }
 

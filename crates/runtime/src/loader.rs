@@ -500,3 +500,76 @@ pub fn readlink(path: u64, buf: u64, size: u64) -> Option<i64> {
     unsafe { core::ptr::copy_nonoverlapping(exe.as_ptr(), buf as *mut u8, n) };
     Some(n as i64)
 }
+
+/// `open`/`openat` of the guest: `/proc/self/maps` (and the process's own pid's, and
+/// `/proc/thread-self/maps`) reads as the guest expects it, without hcontainer's range (the
+/// runtime, its units, host stacks); `/proc/self/exe` opens the guest program. `None` for
+/// every other path, and for anything but a read-only open.
+pub fn open(path: u64, flags: u64) -> Option<i64> {
+    const O_ACCMODE: u64 = 3;
+    if flags & O_ACCMODE != 0 {
+        return None;
+    }
+    // SAFETY: the guest passes a NUL-terminated path.
+    let p = unsafe { print::cstr(path as *const u8, 64) };
+    let mut own = print::Buf::new();
+    let _ = core::fmt::write(&mut own, format_args!("/proc/{}/", sys::getpid()));
+    let rest = p
+        .strip_prefix(b"/proc/self/")
+        .or_else(|| p.strip_prefix(b"/proc/thread-self/"))
+        .or_else(|| p.strip_prefix(own.as_bytes()))?;
+    match rest {
+        b"maps" => Some(filtered_maps()),
+        b"exe" if !guest_exe().is_empty() => {
+            let mut e = PathBuf::new();
+            e.push(guest_exe());
+            Some(match sys::open_read(e.as_cstr()) {
+                Ok(fd) => i64::from(fd),
+                Err(e) => e.neg(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A memory file holding this process's `/proc/self/maps` without the lines of
+/// hcontainer's range, positioned at its start.
+fn filtered_maps() -> i64 {
+    // SAFETY: memfd_create with a NUL-terminated name and MFD_CLOEXEC off (the guest's fd).
+    let fd = match unsafe { sys::syscall(nr::MEMFD_CREATE, [b"maps\0".as_ptr() as usize, 0, 0, 0, 0, 0]) } {
+        Ok(fd) => fd as i32,
+        Err(e) => return e.neg(),
+    };
+    let Ok(src) = sys::open_read(b"/proc/self/maps\0") else { return i64::from(fd) };
+    let mut buf = [0u8; 1 << 14];
+    let mut line = [0u8; 1024];
+    let mut n_line = 0usize;
+    let mut off = 0u64;
+    let keep = |l: &[u8]| -> bool {
+        let hex = l.iter().take_while(|c| c.is_ascii_hexdigit()).fold(0u64, |a, &c| (a << 4) | u64::from((c as char).to_digit(16).unwrap_or(0)));
+        !hcontainer_abi::layout::is_runtime_addr(hex)
+    };
+    loop {
+        let got = match sys::pread(src, &mut buf, off) {
+            Ok(0) | Err(_) => break,
+            Ok(g) => g,
+        };
+        off += got as u64;
+        for &c in &buf[..got] {
+            if n_line < line.len() {
+                line[n_line] = c;
+                n_line += 1;
+            }
+            if c == b'\n' {
+                if keep(&line[..n_line]) {
+                    let _ = sys::write(fd, &line[..n_line]);
+                }
+                n_line = 0;
+            }
+        }
+    }
+    sys::close(src);
+    // SAFETY: lseek on our own descriptor.
+    let _ = unsafe { sys::syscall(nr::LSEEK, [fd as usize, 0, 0, 0, 0, 0]) };
+    i64::from(fd)
+}

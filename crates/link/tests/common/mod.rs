@@ -79,6 +79,7 @@ pub fn build_and_run(isa: HostIsa, prog: &Program, segs: &[(u64, u64, &[u8], u32
     let entry = prog.functions[0].entry;
     let brk = segs.iter().map(|s| s.0 + s.1).max().unwrap_or(0).next_multiple_of(4096);
     let guest = GuestDescription {
+        output: hcontainer_codegen::Output::Executable,
         info: GuestInfo {
             entry,
             phdr: 0,

@@ -87,6 +87,8 @@ pub mod nr {
     pub const PREAD64: usize = 17;
     pub const EXECVE: usize = 59;
     pub const READLINKAT: usize = 267;
+    pub const MEMFD_CREATE: usize = 319;
+    pub const LSEEK: usize = 8;
     pub const PPOLL: usize = 271;
     pub const EPOLL_CTL: usize = 233;
     pub const EPOLL_PWAIT: usize = 281;
@@ -100,6 +102,8 @@ pub mod nr {
     pub const GETCWD: usize = 17;
     pub const PREAD64: usize = 67;
     pub const EXECVE: usize = 221;
+    pub const MEMFD_CREATE: usize = 279;
+    pub const LSEEK: usize = 62;
     pub const EPOLL_CREATE1: usize = 20;
     pub const EPOLL_CTL: usize = 21;
     pub const EPOLL_PWAIT: usize = 22;

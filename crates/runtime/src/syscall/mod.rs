@@ -260,6 +260,8 @@ fn do_syscall(st: &mut GuestState, nr: u64, a: Args) -> i64 {
     // Calls that concern the guest program as a whole rather than its memory or files.
     let intercepted = match nr {
         59 => crate::loader::execve(a[0], a[1], a[2]),
+        2 => crate::loader::open(a[0], a[1]),
+        257 => crate::loader::open(a[1], a[2]),
         89 => crate::loader::readlink(a[0], a[1], a[2]),
         267 => crate::loader::readlink(a[1], a[2], a[3]),
         _ => None,
