@@ -69,7 +69,7 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn build_plugin(root: &Path, cache: &Path) -> Result<PathBuf> {
+pub(crate) fn build_plugin(root: &Path, cache: &Path) -> Result<PathBuf> {
     let src = root.join("tools/insn-count/insn_count.c");
     let out = cache.join("insn_count.so");
     let newer = |a: &Path, b: &Path| -> bool {

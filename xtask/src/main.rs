@@ -4,6 +4,7 @@
 //! time against native and QEMU, instruction counts on arm64).
 
 mod bench;
+mod bench_dynamic;
 mod bench_migrate;
 mod bench_node;
 mod bench_tls;
@@ -37,6 +38,9 @@ enum Command {
     /// Time native, translated and QEMU runs of the benchmark programs; count arm64
     /// instructions of translated and natively compiled code.
     Bench(bench::Args),
+    /// Debian's dynamically linked programs translated: closure translation time, wall time
+    /// beside native and qemu-x86_64, redis-benchmark throughput, arm64 instruction counts.
+    BenchDynamic(bench_dynamic::Args),
     /// Latency a migration checkpoint (notify + recode) adds, by thread count and resident size.
     BenchMigrate(bench_migrate::Args),
     /// Phase times (notify, dump, recode, transfer, restore, downtime) of hops between this
@@ -55,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Test => test(),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args).map(|_| true),
+        Command::BenchDynamic(args) => bench_dynamic::run(&args).map(|_| true),
         Command::BenchMigrate(args) => bench_migrate::run(&args).map(|_| true),
         Command::BenchNode(args) => bench_node::run(&args).map(|_| true),
         Command::BenchTls(args) => bench_tls::run(&args).map(|_| true),

@@ -4,7 +4,7 @@
 //! they write must be identical. Narrow with `HCT_TARGETS=aarch64,...` and
 //! `HCT_DEBIAN=python3,bash,...`.
 //!
-//! The units go to a store under `target/` that later runs reuse. A translated shell that
+//! The units go to the tests' shared store under `target/`, which later runs reuse. A translated shell that
 //! runs a pipeline executes other translated programs; on this x86-64 machine the aarch64
 //! and riscv64 launchers it executes need `binfmt_misc` handlers for qemu-user
 //! (`hcontainer_testbed::binfmt`, registered here when missing: root).
@@ -192,7 +192,9 @@ fn hcontainer_store_sha(path: &Path) -> String {
 fn debian_programs_match_native_runs() {
     let work = common::work_dir("hct-debian");
     let scratch = work.join("scratch");
-    let store = work.join("store");
+    // The store the other tests of Debian programs use: libc, libssl and the rest are
+    // translated once per target for all of them.
+    let store = common::store_dir();
     std::fs::create_dir_all(&scratch).expect("scratch");
     let tree = scratch.join("tree");
     make_tree(&tree);

@@ -143,8 +143,10 @@ pub fn plan(program: &Path, args: &[OsString]) -> Result<Plan, LaunchError> {
     Ok(Plan { command, glibc_tunables: tunables, warnings })
 }
 
-/// `AT_SYSINFO_EHDR` and `AT_IGNORE` of the auxiliary vector.
+/// `AT_SYSINFO_EHDR` and `AT_IGNORE` of the auxiliary vector (rewritten by the x86-64 tracer).
+#[cfg(target_arch = "x86_64")]
 const AT_SYSINFO_EHDR: u64 = 33;
+#[cfg(target_arch = "x86_64")]
 const AT_IGNORE: u64 = 1;
 
 /// Arrange for the program this process is about to `execve` to start without the vDSO: a

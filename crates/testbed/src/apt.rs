@@ -85,6 +85,31 @@ impl Apt {
             })
     }
 
+    /// `packages` and everything they depend on (not recommends), as apt would install them
+    /// into an empty system.
+    pub fn closure(&self, packages: &[String]) -> Result<Vec<String>, Error> {
+        let out = run_captured(
+            Command::new("apt-get")
+                .args(&self.options)
+                .args(["-s", "-qq", "install"])
+                .args(packages)
+                .env("LC_ALL", "C"),
+        )?;
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("Inst "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        if names.is_empty() {
+            return Err(Error::Package {
+                package: packages.join(" "),
+                reason: "apt-get install --simulate listed nothing to install".to_string(),
+            });
+        }
+        Ok(names)
+    }
+
     /// Downloads `packages` into `into` and returns the `.deb` files there.
     pub fn download(&self, packages: &[String], into: &Path) -> Result<Vec<PathBuf>, Error> {
         std::fs::create_dir_all(into).map_err(|e| Error::io(into, e))?;

@@ -20,7 +20,8 @@ const INIT: &str = include_str!("init.sh");
 const PARTS_STAMP: &str = "bookworm arm64 kernel + busybox-static, parts layout 1";
 
 /// The Debian suite of kernel and busybox.
-const SUITE: &str = "bookworm";
+/// The Debian release the node and the arm64 package sets come from.
+pub const SUITE: &str = "bookworm";
 
 /// Debian's amd64 packages whose files the node carries at their usual paths (multiarch: an
 /// arm64 Debian installs `libc6:amd64` and friends exactly there), so that CRIU finds every

@@ -23,7 +23,7 @@
 
 #![deny(missing_docs)]
 
-mod apt;
+pub mod apt;
 pub mod binfmt;
 pub mod cc;
 mod cpio;
@@ -41,7 +41,7 @@ mod criu_setup;
 
 use std::path::{Path, PathBuf};
 
-pub use image::NodeImage;
+pub use image::{NodeImage, SUITE};
 pub use node::{BootOptions, Node, Output, GUEST_SHARED_DIR};
 
 /// What went wrong while building or driving the node.
