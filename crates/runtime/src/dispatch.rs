@@ -1,6 +1,7 @@
 //! The dispatcher loop: look the guest address up in the translated object's dispatch table
 //! and run its translation until it returns the next guest address.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
 use hcontainer_abi::{calls::DispatchEntry, calls::TranslatedFn, GuestState};
 
 use crate::{eprintln, notify, sys, thread};
@@ -43,16 +44,44 @@ pub fn lookup(guest: u64) -> Option<&'static DispatchEntry> {
 
 /// `hc_lookup`: the resume point at `guest` with `guest` as its address (what translated
 /// code's dispatch caches compare), or null.
+///
+/// Answers come from a direct-mapped cache first: a site whose one-entry cache thrashes (a
+/// function pointer, a virtual call, a switch through a table) then costs a hash and a compare
+/// instead of searches of the executable's and a unit's tables.
 #[no_mangle]
 pub extern "C" fn hc_lookup(guest: u64) -> *const DispatchEntry {
+    let slot = &LOOKUP_CACHE[lookup_slot(guest)];
+    let hit = slot.load(Ordering::Acquire) as *const DispatchEntry;
+    // SAFETY: the cache holds only null or entries that live as long as the process: the
+    // executable's own table and unit records, which are never freed (a retired record's
+    // guest address becomes u64::MAX, so it no longer matches).
+    if !hit.is_null() && unsafe { (*hit).guest } == guest {
+        return hit;
+    }
     let t = entries();
-    if let Ok(i) = t.binary_search_by_key(&guest, |e| e.guest) {
-        return &t[i];
+    let found = if let Ok(i) = t.binary_search_by_key(&guest, |e| e.guest) {
+        &t[i] as *const DispatchEntry
+    } else {
+        match crate::units::find(guest) {
+            Some(e) => crate::units::records::get(guest, e),
+            None => core::ptr::null(),
+        }
+    };
+    if !found.is_null() {
+        slot.store(found as usize, Ordering::Release);
     }
-    match crate::units::find(guest) {
-        Some(e) => crate::units::records::get(guest, e),
-        None => core::ptr::null(),
-    }
+    found
+}
+
+/// Slots of [`hc_lookup`]'s cache (a power of two; 8 bytes each).
+const LOOKUP_SLOTS: usize = 1 << 14;
+
+/// [`hc_lookup`]'s cache: pointers to dispatch entries whose `guest` is the address looked up.
+static LOOKUP_CACHE: [AtomicUsize; LOOKUP_SLOTS] = [const { AtomicUsize::new(0) }; LOOKUP_SLOTS];
+
+fn lookup_slot(guest: u64) -> usize {
+    // Fibonacci hashing: code addresses differ mostly in their low bits.
+    (guest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - LOOKUP_SLOTS.trailing_zeros())) as usize
 }
 
 /// Handle `state.poll` at a migration point (`state.rip`, about to be dispatched): park for
@@ -96,7 +125,9 @@ pub extern "C" fn run_main(state: usize) -> ! {
             }
             (*state).rip
         };
-        let Some(e) = lookup(rip) else {
+        let cached = hc_lookup(rip);
+        // SAFETY: a non-null answer of `hc_lookup` is an entry that lives as long as the process.
+        let Some(e) = (if cached.is_null() { lookup(rip) } else { Some(unsafe { &*cached }) }) else {
             untranslated(rip);
         };
         // SAFETY: dispatch entries hold host addresses of translated functions with the

@@ -252,10 +252,35 @@ impl<'a> Discoverer<'a> {
     }
 
     fn add_function(&mut self, entry: u64) {
+        let extent = self.extent_of(entry);
+        self.add_function_with(entry, extent);
+    }
+
+    /// The length of the PLT entry at `t` up to and including its `jmp *GOT(%rip)` (lazy
+    /// `.plt`, `.plt.sec` and `.plt.got` entries, with or without `endbr64` and `bnd`), if
+    /// the code at `t` is one.
+    fn plt_stub_len(&mut self, t: u64) -> Option<u64> {
+        let mut a = t;
+        for _ in 0..2 {
+            let i = self.decode_at(a)?;
+            match i.mnemonic() {
+                Mnemonic::Endbr64 if a == t => a = i.next_ip(),
+                Mnemonic::Jmp
+                    if i.op0_kind() == iced_x86::OpKind::Memory
+                        && i.memory_base() == iced_x86::Register::RIP =>
+                {
+                    return Some(i.next_ip() - t);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    fn add_function_with(&mut self, entry: u64, extent: Option<Range<u64>>) {
         if !self.bin.is_code(entry) || self.funcs.contains_key(&entry) {
             return;
         }
-        let extent = self.extent_of(entry);
         // Without an extent, the function ends at the next function known so far at the
         // latest (refined as more functions are found).
         let bound = if extent.is_none() { Some(self.next_boundary(entry)) } else { None };
@@ -300,6 +325,14 @@ impl<'a> Discoverer<'a> {
             }
         }
         if let Some(owner) = self.fde_owner(t) {
+            if let Some(len) = self.plt_stub_len(t) {
+                // A PLT entry called from code: one FDE covers the whole `.plt`, but each
+                // entry is a function of its own (its `jmp *GOT` goes to another function).
+                // As a leader of the `.plt`'s function, every call through it would leave
+                // translated code for the dispatcher.
+                self.add_function_with(t, Some(t..t + len));
+                return;
+            }
             let overlaps = t - owner == 1 && self.decode_at(owner).is_none_or(|i| i.len() > 1);
             if overlaps {
                 // An FDE that starts one byte early on purpose (signal-return trampolines, so
