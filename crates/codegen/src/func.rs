@@ -27,6 +27,7 @@ use hcontainer_ir::{
 
 use hcontainer_abi::unit::{Import, BIAS_OFFSET, IMPORTS_OFFSET};
 
+use crate::target::Ordering;
 use crate::{runtime_sig, translated_sig, CodegenError, Shared};
 
 /// Cranelift type of an IR type.
@@ -437,6 +438,59 @@ fn float_loads(blk: &Block) -> Vec<bool> {
     r
 }
 
+/// Per instruction of `blk`: whether its value is an address through the guest's `rsp`, the
+/// thread's own stack, whose accesses x86-TSO ordering leaves plain (as FEX and Lasagne do:
+/// other threads rarely look into it). The value of `rsp` is a `Get` of it or anything the
+/// block sets it to (a push stores through the new `rsp` before it sets it); an address
+/// through it is that value, plus anything (base `rsp` with an index or displacement), or
+/// minus a constant.
+fn stack_addrs(blk: &Block) -> Vec<bool> {
+    let rsp = offsets::gpr(hcontainer_abi::Gpr::Rsp as u8);
+    let n = blk.insts.len();
+    let mut stack = vec![false; n];
+    for (k, inst) in blk.insts.iter().enumerate() {
+        match &inst.op {
+            Op::Get(loc) if loc.offset == rsp => stack[k] = true,
+            Op::Set(loc, v) if loc.offset == rsp => {
+                if let Some(s) = stack.get_mut(v.0 as usize) {
+                    *s = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    let is_const = |v: &Value| matches!(blk.insts.get(v.0 as usize).map(|i| &i.op), Some(Op::Const { .. }));
+    for (k, inst) in blk.insts.iter().enumerate() {
+        let at = |v: &Value| stack.get(v.0 as usize).copied().unwrap_or(false);
+        let derived = match &inst.op {
+            Op::Bin(BinOp::Add, a, b) => at(a) || at(b),
+            Op::Bin(BinOp::Sub, a, b) => at(a) && is_const(b),
+            Op::Conv(ConvOp::Zext, Type::I64, a) => at(a),
+            _ => false,
+        };
+        if derived {
+            stack[k] = true;
+        }
+    }
+    stack
+}
+
+/// Helper number of the x87 helper (`hcontainer_semantics::Helper::X87`), the one helper
+/// that reads and writes guest memory (its second argument is the memory operand's address,
+/// or 0).
+const X87_HELPER: u32 = 4;
+
+/// Whether `op` is a helper call that may access guest memory.
+fn helper_touches_memory(blk: &Block, op: &Op) -> bool {
+    match op {
+        Op::Helper(X87_HELPER, args) => !matches!(
+            args.get(1).and_then(|v| blk.insts.get(v.0 as usize)).map(|i| &i.op),
+            Some(Op::Const { bits: 0, .. })
+        ),
+        _ => false,
+    }
+}
+
 /// Whether `op` is float arithmetic whose NaN result is made x86's (see `Tr::x86_nan`).
 fn nan_fixed(op: &Op) -> bool {
     matches!(op, Op::Bin(BinOp::FAdd | BinOp::FSub | BinOp::FMul | BinOp::FDiv, ..) | Op::Un(UnOp::FSqrt, _))
@@ -586,6 +640,8 @@ struct Tr<'a, 'b> {
     /// Per instruction of the current block: an integer load done as a float load (see
     /// [`float_loads`]).
     float_load: Vec<bool>,
+    /// Per instruction of the current block: an address through `rsp` (see [`stack_addrs`]).
+    stack: Vec<bool>,
     refs: Refs,
     state: CValue,
     /// The guest file's load bias (a unit's header field, read at function entry); `None`
@@ -697,6 +753,7 @@ pub(crate) fn translate(
         defer: Vec::new(),
         deferred: HashMap::new(),
         float_load: Vec::new(),
+        stack: Vec::new(),
     };
     if !t.local {
         t.dirty_in = dirty_in(f);
@@ -1168,6 +1225,7 @@ impl<'a> Tr<'a, '_> {
         self.defer = if self.sh.fix_nans { deferrable(blk) } else { Vec::new() };
         self.deferred.clear();
         self.float_load = float_loads(blk);
+        self.stack = if self.sh.order == Ordering::Plain { Vec::new() } else { stack_addrs(blk) };
         if self.local {
             self.reads = block_reads(blk);
             self.dirty.clear();
@@ -1387,16 +1445,14 @@ impl<'a> Tr<'a, '_> {
             Op::Load { ty: Type::I128, addr } => {
                 let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
-                let lo = self.b.ins().load(types::I64, guest_flags(), a, 0);
-                let hi = self.b.ins().load(types::I64, guest_flags(), a, 8);
+                let (lo, hi) = self.guest_load_pair(self.order_of(addr), a);
                 wide(lo, hi)
             }
             Op::Store { addr, val } if self.is_wide(blk, vals, val)? => {
                 let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
                 let (lo, hi) = self.wide(blk, vals, val)?;
-                self.b.ins().store(guest_flags(), lo, a, 0);
-                self.b.ins().store(guest_flags(), hi, a, 8);
+                self.guest_store_pair(self.order_of(addr), lo, hi, a);
                 Ok(Some(None))
             }
             Op::AtomicCas { addr, expected, new } if self.is_wide(blk, vals, expected)? => {
@@ -1413,6 +1469,10 @@ impl<'a> Tr<'a, '_> {
                 }
                 // Hosts without a 128-bit compare-and-swap: the same result, but not atomic
                 // against other threads (`cmpxchg16b` is rare outside lock-free libraries).
+                // Under x86-TSO it is still a full barrier, as a locked instruction is.
+                if self.sh.order != Ordering::Plain {
+                    self.b.ins().fence();
+                }
                 let lo = self.b.ins().load(types::I64, guest_flags(), a, 0);
                 let hi = self.b.ins().load(types::I64, guest_flags(), a, 8);
                 let dl = self.b.ins().bxor(lo, el);
@@ -1598,21 +1658,25 @@ impl<'a> Tr<'a, '_> {
                     Type::I32 => Some(types::F32),
                     _ => None,
                 };
+                let order = self.order_of(addr);
                 match float {
-                    Some(ft) if self.float_load.get(self.inst_index) == Some(&true) => {
+                    // Ordered loads are integer loads: keep the integer.
+                    Some(ft) if self.float_load.get(self.inst_index) == Some(&true) && order == Ordering::Plain => {
                         let f = self.b.ins().load(ft, guest_flags(), a, 0);
                         self.b.ins().bitcast(cl_type(*ty), MemFlagsData::new(), f)
                     }
-                    _ => self.b.ins().load(cl_type(*ty), guest_flags(), a, 0),
+                    _ => self.guest_load(order, cl_type(*ty), a),
                 }
             }
             Op::Store { addr, val } => {
                 let a = self.val(blk, vals, addr)?;
                 let a = self.as_i64(blk, a)?;
                 let v = self.val(blk, vals, val)?;
-                // A bit-cast float is stored as it is (no move to an integer register).
-                let v = self.bitcast_source(v).unwrap_or(v);
-                self.b.ins().store(guest_flags(), v, a, 0);
+                let order = self.order_of(addr);
+                // A bit-cast float is stored as it is (no move to an integer register);
+                // ordered stores are integer stores.
+                let v = if order == Ordering::Plain { self.bitcast_source(v).unwrap_or(v) } else { v };
+                self.guest_store(order, v, a);
                 return Ok(None);
             }
             Op::AtomicRmw { op, addr, val } => {
@@ -1708,7 +1772,15 @@ impl<'a> Tr<'a, '_> {
                 // what the helper wrote); what the code reads later is loaded again.
                 self.write_back();
                 self.dirty.clear();
+                // The x87 helper's plain memory accesses, ordered as one guest access.
+                let fenced = self.sh.order != Ordering::Plain && helper_touches_memory(blk, op);
+                if fenced {
+                    self.b.ins().fence();
+                }
                 let call = self.call_rt(Import::Helper, &a);
+                if fenced {
+                    self.b.ins().fence();
+                }
                 let r = self.b.inst_results(call)[0];
                 let key = (self.blocks[&blk.addr].0, self.inst_index);
                 let live = self.live.as_ref().and_then(|l| l.after_helper.get(&key).cloned());
@@ -1717,6 +1789,194 @@ impl<'a> Tr<'a, '_> {
                 r
             }
         }))
+    }
+
+    /// How the guest access through IR value `addr` of the current block is ordered: plain
+    /// through `rsp` (see [`stack_addrs`]), else as the translation's memory model says.
+    fn order_of(&self, addr: &Value) -> Ordering {
+        if self.stack.get(addr.0 as usize) == Some(&true) {
+            Ordering::Plain
+        } else {
+            self.sh.order
+        }
+    }
+
+    /// Run `fast` when the low bits of `a` selected by `mask` are zero, else `slow` (a cold
+    /// path); both produce values of `tys`, which the returned join block receives.
+    fn by_alignment(
+        &mut self,
+        a: CValue,
+        mask: i64,
+        tys: &[ir::Type],
+        fast: impl FnOnce(&mut Self) -> Vec<CValue>,
+        slow: impl FnOnce(&mut Self) -> Vec<CValue>,
+    ) -> Vec<CValue> {
+        let low = self.b.ins().band_imm_u(a, mask);
+        let (fast_b, slow_b, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        for &ty in tys {
+            self.b.append_block_param(join, ty);
+        }
+        self.b.ins().brif(low, slow_b, &[], fast_b, &[]);
+        self.b.set_cold_block(slow_b);
+        self.b.switch_to_block(fast_b);
+        self.b.seal_block(fast_b);
+        let vals = fast(self);
+        let args: Vec<ir::BlockArg> = vals.into_iter().map(ir::BlockArg::Value).collect();
+        self.b.ins().jump(join, &args);
+        self.b.switch_to_block(slow_b);
+        self.b.seal_block(slow_b);
+        let vals = slow(self);
+        let args: Vec<ir::BlockArg> = vals.into_iter().map(ir::BlockArg::Value).collect();
+        self.b.ins().jump(join, &args);
+        self.b.switch_to_block(join);
+        self.b.seal_block(join);
+        self.b.block_params(join).to_vec()
+    }
+
+    /// A guest load of `ty` at `a`, ordered as `order` says. Ordered loads are integer loads
+    /// (a float is loaded as its bits and bit-cast).
+    fn guest_load(&mut self, order: Ordering, ty: ir::Type, a: CValue) -> CValue {
+        if order == Ordering::Plain {
+            return self.b.ins().load(ty, guest_flags(), a, 0);
+        }
+        if ty.is_float() {
+            let bits = self.guest_load(order, ty.as_int(), a);
+            return self.b.ins().bitcast(ty, MemFlagsData::new(), bits);
+        }
+        match order {
+            Ordering::Plain => unreachable!("handled above"),
+            Ordering::Fences => {
+                let v = self.b.ins().load(ty, guest_flags(), a, 0);
+                self.b.ins().fence();
+                v
+            }
+            Ordering::AcquireRelease if ty.bytes() == 1 => self.b.ins().atomic_load(ty, guest_flags(), a),
+            Ordering::AcquireRelease => {
+                let mask = i64::from(ty.bytes() - 1);
+                self.by_alignment(
+                    a,
+                    mask,
+                    &[ty],
+                    |t| vec![t.b.ins().atomic_load(ty, guest_flags(), a)],
+                    |t| {
+                        let v = t.b.ins().load(ty, guest_flags(), a, 0);
+                        t.b.ins().fence();
+                        vec![v]
+                    },
+                )[0]
+            }
+        }
+    }
+
+    /// A guest store of `v` at `a`, ordered as `order` says.
+    fn guest_store(&mut self, order: Ordering, v: CValue, a: CValue) {
+        if order == Ordering::Plain {
+            self.b.ins().store(guest_flags(), v, a, 0);
+            return;
+        }
+        let ty = self.b.func.dfg.value_type(v);
+        if ty.is_float() {
+            let bits = self.b.ins().bitcast(ty.as_int(), MemFlagsData::new(), v);
+            return self.guest_store(order, bits, a);
+        }
+        match order {
+            Ordering::Plain => unreachable!("handled above"),
+            Ordering::Fences => {
+                self.b.ins().atomic_store(guest_flags(), v, a);
+            }
+            Ordering::AcquireRelease if ty.bytes() == 1 => {
+                self.b.ins().atomic_store(guest_flags(), v, a);
+            }
+            Ordering::AcquireRelease => {
+                let mask = i64::from(ty.bytes() - 1);
+                self.by_alignment(
+                    a,
+                    mask,
+                    &[],
+                    |t| {
+                        t.b.ins().atomic_store(guest_flags(), v, a);
+                        Vec::new()
+                    },
+                    |t| {
+                        t.b.ins().fence();
+                        t.b.ins().store(guest_flags(), v, a, 0);
+                        Vec::new()
+                    },
+                );
+            }
+        }
+    }
+
+    /// A 128-bit guest load at `a` as two 64-bit halves, each ordered as `order` says (x86
+    /// does not promise a 16-byte access is one, but orders its parts with other accesses).
+    fn guest_load_pair(&mut self, order: Ordering, a: CValue) -> (CValue, CValue) {
+        let plain = |t: &mut Self| {
+            let lo = t.b.ins().load(types::I64, guest_flags(), a, 0);
+            let hi = t.b.ins().load(types::I64, guest_flags(), a, 8);
+            (lo, hi)
+        };
+        match order {
+            Ordering::Plain => plain(self),
+            Ordering::Fences => {
+                let (lo, hi) = plain(self);
+                self.b.ins().fence();
+                (lo, hi)
+            }
+            Ordering::AcquireRelease => {
+                let v = self.by_alignment(
+                    a,
+                    7,
+                    &[types::I64, types::I64],
+                    |t| {
+                        let lo = t.b.ins().atomic_load(types::I64, guest_flags(), a);
+                        let a8 = t.b.ins().iadd_imm_s(a, 8);
+                        let hi = t.b.ins().atomic_load(types::I64, guest_flags(), a8);
+                        vec![lo, hi]
+                    },
+                    |t| {
+                        let (lo, hi) = plain(t);
+                        t.b.ins().fence();
+                        vec![lo, hi]
+                    },
+                );
+                (v[0], v[1])
+            }
+        }
+    }
+
+    /// A 128-bit guest store of `(lo, hi)` at `a`, ordered as `order` says.
+    fn guest_store_pair(&mut self, order: Ordering, lo: CValue, hi: CValue, a: CValue) {
+        match order {
+            Ordering::Plain => {
+                self.b.ins().store(guest_flags(), lo, a, 0);
+                self.b.ins().store(guest_flags(), hi, a, 8);
+            }
+            // One `fence rw,w` orders both halves after every earlier access; the next
+            // store's fence orders them before it.
+            Ordering::Fences => {
+                self.b.ins().atomic_store(guest_flags(), lo, a);
+                self.b.ins().store(guest_flags(), hi, a, 8);
+            }
+            Ordering::AcquireRelease => {
+                self.by_alignment(
+                    a,
+                    7,
+                    &[],
+                    |t| {
+                        t.b.ins().atomic_store(guest_flags(), lo, a);
+                        let a8 = t.b.ins().iadd_imm_s(a, 8);
+                        t.b.ins().atomic_store(guest_flags(), hi, a8);
+                        Vec::new()
+                    },
+                    |t| {
+                        t.b.ins().fence();
+                        t.b.ins().store(guest_flags(), lo, a, 0);
+                        t.b.ins().store(guest_flags(), hi, a, 8);
+                        Vec::new()
+                    },
+                );
+            }
+        }
     }
 
     fn constant(&mut self, ty: Type, bits: u128) -> CValue {

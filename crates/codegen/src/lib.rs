@@ -30,6 +30,7 @@ use hcontainer_ir::Program;
 use rayon::prelude::*;
 
 pub use hcontainer_abi::meta::HostIsa as Isa;
+pub use hcontainer_abi::meta::MemoryModel;
 
 /// Functions whose IR and Cranelift IR go to stderr while compiling: the entry addresses
 /// (hexadecimal, comma-separated) in `HCONTAINER_DUMP_FUNCS`, a debugging aid.
@@ -72,6 +73,8 @@ pub struct GuestDescription {
     pub is_pie: bool,
     /// Number of guest instructions translated as traps.
     pub n_traps: u64,
+    /// The order plain guest loads and stores keep (recorded in the metadata).
+    pub memory_model: MemoryModel,
 }
 
 /// Why a program could not be compiled.
@@ -152,6 +155,8 @@ pub(crate) struct Shared<'a> {
     pub cas_128: bool,
     /// Follow each atomic operation with a fence (hosts whose atomics are not full barriers).
     pub atomic_fence: bool,
+    /// How plain guest loads and stores are ordered (see [`target::Ordering`]).
+    pub order: target::Ordering,
     /// Runtime entry points (executables only).
     pub rt: Option<RuntimeFns>,
     /// Guest function entry → its host function.
@@ -316,6 +321,10 @@ pub fn compile(
         fix_nans: target::needs_nan_fixups(isa),
         cas_128: target::has_cas_128(isa),
         atomic_fence: target::needs_atomic_fence(isa),
+        order: match guest.memory_model {
+            MemoryModel::Tso => target::tso_ordering(isa),
+            MemoryModel::Relaxed => target::Ordering::Plain,
+        },
         rt,
         funcs: &funcs,
         trap_strings: &trap_strings,

@@ -171,6 +171,7 @@ fn guest() -> GuestDescription {
         file_size: 0x3000,
         is_pie: false,
         n_traps: 1,
+        memory_model: hcontainer_codegen::MemoryModel::Tso,
     }
 }
 
