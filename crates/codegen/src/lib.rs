@@ -126,6 +126,9 @@ pub enum CodegenError {
     Object(String),
 }
 
+/// Words of the dispatch cache of one indirect call or jump site (a power of two).
+pub(crate) const DISPATCH_CACHE_WAYS: usize = 8;
+
 /// Result of compiling one function: machine code and relocations, ready to be placed.
 struct Compiled {
     id: FuncId,
@@ -163,12 +166,15 @@ pub(crate) struct Shared<'a> {
     pub funcs: &'a HashMap<u64, FuncId>,
     /// Trap string of each `(function index, block index)` that ends in a trap.
     pub trap_strings: &'a HashMap<(usize, usize), DataId>,
-    /// Dispatch-cache word of each `(function index, block index)` that ends in an indirect
-    /// call or jump: a pointer to the last `DispatchEntry` (with its run-time guest address)
-    /// the runtime's lookup returned there, or 0.
+    /// Dispatch cache of each `(function index, block index)` that ends in an indirect call
+    /// or jump: [`DISPATCH_CACHE_WAYS`] words, each a pointer to a `DispatchEntry` (with its
+    /// run-time guest address) the runtime's lookup returned there, or 0; a target address
+    /// picks its word by a hash, so a site with several targets keeps each in its own word.
     pub dispatch_caches: &'a HashMap<(usize, usize), DataId>,
     /// Every resume point: guest block address → (host function, entry index).
     pub points: &'a BTreeMap<u64, (FuncId, u64)>,
+    /// Recovered jump tables: indirect `jmp` address → distinct targets (`Program::jump_tables`).
+    pub jump_tables: &'a BTreeMap<u64, Vec<u64>>,
     /// The unit header (`hcontainer_abi::unit::UnitHeader`) when compiling a unit.
     pub unit: Option<DataId>,
 }
@@ -280,7 +286,7 @@ pub fn compile(
         }
     }
 
-    // One zeroed dispatch-cache word per indirect call or jump.
+    // One zeroed dispatch cache per indirect call or jump.
     let mut dispatch_caches = HashMap::new();
     for (fi, f) in program.functions.iter().enumerate() {
         for (bi, b) in f.blocks.iter().enumerate() {
@@ -292,7 +298,7 @@ pub fn compile(
                 let id = module.declare_anonymous_data(true, false).map_err(module_err)?;
                 let mut d = DataDescription::new();
                 d.set_align(8);
-                d.define_zeroinit(8);
+                d.define_zeroinit(8 * DISPATCH_CACHE_WAYS);
                 module.define_data(id, &d).map_err(module_err)?;
                 dispatch_caches.insert((fi, bi), id);
             }
@@ -330,6 +336,7 @@ pub fn compile(
         trap_strings: &trap_strings,
         dispatch_caches: &dispatch_caches,
         points: &points,
+        jump_tables: &program.jump_tables,
         unit,
     };
     let dump = dump_request();

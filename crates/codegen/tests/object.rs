@@ -76,6 +76,7 @@ fn program() -> Program {
             Function { entry: 0x401000, blocks: vec![b0, b1, b2, b3, b4] },
             Function { entry: 0x402000, blocks: vec![f1] },
         ],
+        ..Default::default()
     }
 }
 

@@ -68,7 +68,7 @@ fn program() -> Program {
             Function { entry: addr(i), blocks: vec![block] }
         })
         .collect();
-    Program { functions }
+    Program { functions, ..Default::default() }
 }
 
 fn guest(memory_model: MemoryModel) -> GuestDescription {

@@ -119,6 +119,7 @@ fn program() -> Program {
             Function { entry: 0x402000, blocks: vec![f1] },
             Function { entry: 0x403000, blocks: vec![f2] },
         ],
+        ..Default::default()
     }
 }
 

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Largest host jump table [`Tr::switch`] builds (entries of 4 bytes).
+const SWITCH_MAX_SLOTS: u64 = 1024;
+
 /// Host stack a chain of nested transfers to other translated functions (tail jumps, which
 /// return only when the callee does) may use before it leaves to the dispatcher instead. The
 /// guest state sits at the top of the host stack (`hcontainer_abi::layout`), so
@@ -94,9 +97,10 @@ impl Tr<'_, '_> {
     }
 
     /// Find the dispatch entry of guest address `a` (an indirect transfer of block `blk`):
-    /// first in the block's cache word (a pointer to the entry the runtime's lookup returned
-    /// last, whose run-time guest address is checked, so a stale entry only misses), else with
-    /// the lookup, which the cache then keeps. Without a translation the function exits with
+    /// first in the word of the block's cache that `a` hashes to (a pointer to the entry the
+    /// runtime's lookup returned last for an address with that hash, whose run-time guest
+    /// address is checked, so a stale or colliding entry only misses), else with the lookup,
+    /// which that word then keeps. Without a translation the function exits with
     /// `a`. Returns the entry's (host function, entry index), in the current block.
     pub(super) fn resolve(&mut self, blk: &Block, a: CValue) -> Result<(CValue, CValue), CodegenError> {
         let slot = *self
@@ -104,7 +108,14 @@ impl Tr<'_, '_> {
             .dispatch_caches
             .get(&(self.fi, self.blocks[&blk.addr].0))
             .ok_or_else(|| self.bad(blk, "indirect transfer without a dispatch cache"))?;
-        let cache = self.data_addr(slot);
+        // The word for `a`: (a ^ a >> 4) mod ways. Functions start 16-byte aligned, so the
+        // shifted bits tell them apart; blocks inside a function differ in the low ones.
+        let table = self.data_addr(slot);
+        let h = self.b.ins().ushr_imm_u(a, 4);
+        let h = self.b.ins().bxor(h, a);
+        let h = self.b.ins().ishl_imm_u(h, 3);
+        let h = self.b.ins().band_imm_u(h, 8 * (crate::DISPATCH_CACHE_WAYS as i64 - 1));
+        let cache = self.b.ins().iadd(table, h);
         let cached = self.b.ins().load(types::I64, state_flags(), cache, 0);
         let (check, miss, refill, missing, found) = (
             self.b.create_block(),
@@ -153,6 +164,7 @@ impl Tr<'_, '_> {
     /// to another translated function by running it here (its result is ours), else (no
     /// translation, or no stack room) back to the dispatcher.
     pub(super) fn jump_indirect(&mut self, blk: &Block, a: CValue) -> Result<(), CodegenError> {
+        self.switch(blk, a);
         let (fptr, ent) = self.resolve(blk, a)?;
         // A function of one block (a PLT slot's `jmp *got`) has no loop to keep inside it: a
         // jump to itself nests like a jump anywhere else.
@@ -201,6 +213,67 @@ impl Tr<'_, '_> {
         let shared = self.inside_dispatch(blk)?;
         self.b.ins().jump(shared, &[ir::BlockArg::Value(ent)]);
         Ok(())
+    }
+
+    /// An indirect jump through a recovered jump table whose targets are blocks of this
+    /// function: a host jump table on the target address, no dispatch. The distinct targets,
+    /// less the lowest, shifted right by the fewest bits that keep them apart, index a
+    /// `br_table`; each slot checks the address is its target's (any address maps to some
+    /// slot) and continues there as a direct jump would, polling on backward edges. Every
+    /// other address continues, in the current block, to the dispatch path.
+    fn switch(&mut self, blk: &Block, a: CValue) {
+        let end = blk.addr.saturating_add(u64::from(blk.guest_len));
+        let Some((_, targets)) = self.sh.jump_tables.range(blk.addr..end).next_back() else { return };
+        let targets: Vec<u64> = targets.iter().copied().filter(|t| self.blocks.contains_key(t)).collect();
+        let (Some(&lo), Some(&hi)) = (targets.first(), targets.last()) else { return };
+        let Some((shift, slots)) = (0..8u32).find_map(|k| {
+            let mut idx: Vec<u64> = targets.iter().map(|t| (t - lo) >> k).collect();
+            idx.dedup();
+            let slots = ((hi - lo) >> k) + 1;
+            (idx.len() == targets.len()).then_some((k, slots))
+        }) else {
+            return;
+        };
+        if slots > SWITCH_MAX_SLOTS {
+            return;
+        }
+        // Written back once here (block-local mode); the edges below add nothing to store.
+        self.flush_local();
+        let default = self.b.create_block();
+        let base = self.gaddr(lo);
+        let d = self.b.ins().isub(a, base);
+        let idx = self.b.ins().ushr_imm_u(d, i64::from(shift));
+        let n = self.iconst(slots);
+        let in_range = self.b.ins().icmp(CIntCC::UnsignedLessThan, idx, n);
+        let idx = self.b.ins().select(in_range, idx, n);
+        let idx = self.b.ins().ireduce(types::I32, idx);
+        let mut checks = Vec::with_capacity(targets.len());
+        let mut slot_blocks = vec![default; slots as usize];
+        for &t in &targets {
+            let c = self.b.create_block();
+            slot_blocks[((t - lo) >> shift) as usize] = c;
+            checks.push((c, t));
+        }
+        let calls: Vec<ir::BlockCall> = slot_blocks.iter().map(|&b| self.b.func.dfg.block_call(b, &[])).collect();
+        let dflt = self.b.func.dfg.block_call(default, &[]);
+        let jt = self.b.create_jump_table(JumpTableData::new(dflt, &calls));
+        self.b.ins().br_table(idx, jt);
+        for (c, t) in checks {
+            self.b.switch_to_block(c);
+            self.b.seal_block(c);
+            let want = self.gaddr(t);
+            let hit = self.b.ins().icmp(CIntCC::Equal, a, want);
+            let (go, miss) = (self.b.create_block(), self.b.create_block());
+            self.b.ins().brif(hit, go, &[], miss, &[]);
+            self.b.switch_to_block(miss);
+            self.b.seal_block(miss);
+            self.b.ins().jump(default, &[]);
+            self.b.switch_to_block(go);
+            self.b.seal_block(go);
+            self.goto(blk.addr, t);
+        }
+        self.b.switch_to_block(default);
+        self.b.seal_block(default);
     }
 
     /// The block every indirect jump that lands in this function continues at: one
