@@ -1,10 +1,13 @@
 //! `cargo xtask bench`: execution overhead of translated code.
 //!
-//! For each program in `tests/corpus/bench`: the median wall time of the native binary, its
-//! x86_64 translation and `qemu-x86_64` running the native binary, measured in one session
-//! with interleaved repetitions; and, for arm64, the dynamic instruction count of the aarch64
-//! translation against the same program compiled natively with `aarch64-linux-gnu-gcc -static
-//! -O2`, both counted under `qemu-aarch64` by our TCG plugin (`tools/insn-count`).
+//! For each program in `tests/corpus/bench` (C, and C++ `.cc` built with `g++ -static -O2`):
+//! the median wall time of the native binary, its x86_64 translation and `qemu-x86_64`
+//! running the native binary, measured in one session with interleaved repetitions; and, for
+//! arm64, the dynamic instruction count of the aarch64 translation — with x86-TSO ordering
+//! (the default) and with `--memory-model relaxed`, side by side — against the same program
+//! compiled natively with `aarch64-linux-gnu-gcc -static -O2` (`aarch64-linux-gnu-g++` for
+//! C++, where installed), all counted under `qemu-aarch64` by our TCG plugin
+//! (`tools/insn-count`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +38,8 @@ struct Row {
     qemu: Option<Duration>,
     insns_native: Option<u64>,
     insns_translated: Option<u64>,
+    /// The aarch64 translation with `--memory-model relaxed`.
+    insns_relaxed: Option<u64>,
     notes: Vec<String>,
 }
 
@@ -51,7 +56,7 @@ pub fn run(args: &Args) -> Result<()> {
 
     let mut programs: Vec<PathBuf> = std::fs::read_dir(root.join("tests/corpus/bench"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .filter(|p| p.extension().is_some_and(|e| e == "c" || e == "cc"))
         .filter(|p| args.filter.as_deref().is_none_or(|f| p.to_string_lossy().contains(f)))
         .collect();
     programs.sort();
@@ -95,18 +100,31 @@ fn bench_one(
     plugin: &Path,
     args: &Args,
 ) -> Result<Row> {
+    let mut notes_early = Vec::new();
     let native = cache.join(format!("{name}.x86_64-native"));
     let arm_native = cache.join(format!("{name}.aarch64-native"));
-    util::compile("gcc", &["-static", "-O2", "-w"], src, &native)?;
-    util::compile("aarch64-linux-gnu-gcc", &["-static", "-O2", "-w", "-ffp-contract=off"], src, &arm_native)?;
+    let cxx = src.extension().is_some_and(|e| e == "cc");
+    let (cc, arm_cc) = if cxx { ("g++", "aarch64-linux-gnu-g++") } else { ("gcc", "aarch64-linux-gnu-gcc") };
+    util::compile(cc, &["-static", "-O2", "-w"], src, &native)?;
+    let arm_native_ok =
+        match util::compile(arm_cc, &["-static", "-O2", "-w", "-ffp-contract=off"], src, &arm_native) {
+            Ok(()) => true,
+            Err(e) => {
+                let mut msg = format!("{e:#}");
+                msg.truncate(160);
+                notes_early.push(format!("no native aarch64 build ({arm_cc}): {msg}"));
+                false
+            }
+        };
     let mut row = Row {
         name: name.to_string(),
+        insns_relaxed: None,
         native: Duration::ZERO,
         translated: None,
         qemu: None,
         insns_native: None,
         insns_translated: None,
-        notes: Vec::new(),
+        notes: std::mem::take(&mut notes_early),
     };
     let x86 = cache.join(format!("{name}.x86_64-translated"));
     let arm = cache.join(format!("{name}.aarch64-translated"));
@@ -121,6 +139,14 @@ fn bench_one(
         Ok(_) => true,
         Err(e) => {
             row.notes.push(format!("aarch64 translation failed: {e:#}"));
+            false
+        }
+    };
+    let arm_relaxed = cache.join(format!("{name}.aarch64-translated-relaxed"));
+    let relaxed_ok = match util::translate_with(hcontainer, &native, "aarch64", &["--memory-model", "relaxed"], &arm_relaxed) {
+        Ok(_) => true,
+        Err(e) => {
+            row.notes.push(format!("aarch64 relaxed translation failed: {e:#}"));
             false
         }
     };
@@ -151,9 +177,15 @@ fn bench_one(
         row.qemu = Some(util::median(t_qemu));
     }
     if !args.no_count {
-        row.insns_native = count(plugin, &arm_native, work, &reference, "native aarch64", &mut row.notes)?;
+        if arm_native_ok {
+            row.insns_native = count(plugin, &arm_native, work, &reference, "native aarch64", &mut row.notes)?;
+        }
         if arm_ok {
             row.insns_translated = count(plugin, &arm, work, &reference, "translated aarch64", &mut row.notes)?;
+        }
+        if relaxed_ok {
+            row.insns_relaxed =
+                count(plugin, &arm_relaxed, work, &reference, "translated aarch64 (relaxed)", &mut row.notes)?;
         }
     }
     Ok(row)
@@ -211,26 +243,35 @@ fn print_table(rows: &[Row], reps: usize) {
     let secs = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.3}", d.as_secs_f64()));
     let ratio = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}x"));
     let big = |n: Option<u64>| n.map_or("-".to_string(), |n| format!("{:.1}M", n as f64 / 1e6));
+    let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if a > 0 => Some(b as f64 / a as f64),
+        _ => None,
+    };
     println!();
-    println!("Wall time: median of {reps} interleaved runs, seconds. Instruction counts: qemu-aarch64 + insn_count plugin.");
     println!(
-        "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} | {:>12} {:>12} {:>10}",
-        "program", "native", "xlat-x86", "qemu-x86", "xlat/nat", "qemu/nat", "a64 native", "a64 xlat", "xlat/nat"
+        "Wall time: median of {reps} interleaved runs, seconds. Instruction counts: qemu-aarch64 + insn_count plugin; \
+         tso = x86-TSO ordering (default), relaxed = --memory-model relaxed."
     );
-    let (mut rx, mut rq, mut ri) = (Vec::new(), Vec::new(), Vec::new());
+    println!(
+        "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} | {:>11} {:>11} {:>11} {:>8} {:>8} {:>8}",
+        "program", "native", "xlat-x86", "qemu-x86", "xlat/nat", "qemu/nat", "a64 native", "a64 tso", "a64 relax",
+        "tso/nat", "rlx/nat", "tso/rlx"
+    );
+    let (mut rx, mut rq, mut ri, mut rr, mut rc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in rows {
         let n = r.native.as_secs_f64();
         let x = r.translated.map(|t| t.as_secs_f64() / n);
         let q = r.qemu.map(|t| t.as_secs_f64() / n);
-        let i = match (r.insns_native, r.insns_translated) {
-            (Some(a), Some(b)) if a > 0 => Some(b as f64 / a as f64),
-            _ => None,
-        };
+        let i = per(r.insns_native, r.insns_translated);
+        let l = per(r.insns_native, r.insns_relaxed);
+        let c = per(r.insns_relaxed, r.insns_translated);
         rx.extend(x);
         rq.extend(q);
         ri.extend(i);
+        rr.extend(l);
+        rc.extend(c);
         println!(
-            "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} | {:>12} {:>12} {:>10}",
+            "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} | {:>11} {:>11} {:>11} {:>8} {:>8} {:>8}",
             r.name,
             secs(Some(r.native)),
             secs(r.translated),
@@ -239,11 +280,14 @@ fn print_table(rows: &[Row], reps: usize) {
             ratio(q),
             big(r.insns_native),
             big(r.insns_translated),
-            ratio(i)
+            big(r.insns_relaxed),
+            ratio(i),
+            ratio(l),
+            ratio(c)
         );
     }
     println!(
-        "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} | {:>12} {:>12} {:>10}",
+        "{:<10} {:>9} {:>10} {:>10} {:>10} {:>10} | {:>11} {:>11} {:>11} {:>8} {:>8} {:>8}",
         "geomean",
         "",
         "",
@@ -252,7 +296,10 @@ fn print_table(rows: &[Row], reps: usize) {
         ratio(geomean(&rq)),
         "",
         "",
-        ratio(geomean(&ri))
+        "",
+        ratio(geomean(&ri)),
+        ratio(geomean(&rr)),
+        ratio(geomean(&rc))
     );
     for r in rows {
         for n in &r.notes {

@@ -75,10 +75,16 @@ pub fn compile(cc: &str, flags: &[&str], src: &Path, out: &Path) -> Result<()> {
 
 /// Translates `input` for `target` into `out` with `hcontainer translate`.
 pub fn translate(hcontainer: &Path, input: &Path, target: &str, out: &Path) -> Result<Duration> {
+    translate_with(hcontainer, input, target, &[], out)
+}
+
+/// [`translate`] with extra arguments of `hcontainer translate` (e.g. `--memory-model relaxed`).
+pub fn translate_with(hcontainer: &Path, input: &Path, target: &str, extra: &[&str], out: &Path) -> Result<Duration> {
     let start = Instant::now();
     let output = Command::new(hcontainer)
         .arg("translate")
         .arg(input)
+        .args(extra)
         .args(["--target", target, "-o"])
         .arg(out)
         .output()

@@ -7,7 +7,8 @@
 //! 8   meta_version     u32
 //! 12  state_version    u32      GuestState layout (crate::GUEST_STATE_VERSION)
 //! 16  host_isa         u32      HostIsa
-//! 20  flags            u32      bit 0: guest is PIE; bit 1: a translation unit; bit 2: a launcher
+//! 20  flags            u32      bit 0: guest is PIE; bit 1: a translation unit; bit 2: a launcher;
+//!                               bit 3: plain guest loads and stores keep x86-TSO order
 //! 24  guest_entry      u64
 //! 32  load_bias        u64
 //! 40  guest_sha256     [u8; 32] of the original executable file
@@ -37,6 +38,34 @@ pub const FLAG_UNIT: u32 = 2;
 /// code of its own; `guest_sha256` and `guest_size` are the program's, whose file it maps
 /// from the path in its `hc_loader_config`.
 pub const FLAG_LAUNCHER: u32 = 4;
+/// [`Header::flags`]: translated for x86's total store order ([`MemoryModel::Tso`]): on hosts
+/// with a weaker memory model (arm64, riscv64) every plain guest load and store outside the
+/// thread's own stack is ordered. Clear in translations made with `--memory-model relaxed`
+/// and in those of writers that predate the flag, which were relaxed too.
+pub const FLAG_TSO: u32 = 8;
+
+/// The order translated code gives plain guest loads and stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryModel {
+    /// x86's total store order, as the guest was written for: on arm64 acquire loads and
+    /// release stores, on riscv64 fences; accesses through `rsp` (the thread's own stack)
+    /// stay plain. On x86-64 hosts the hardware gives it.
+    #[default]
+    Tso,
+    /// The host's own order for plain accesses: faster on arm64 and riscv64, correct only
+    /// for programs that synchronise through locked instructions and fences alone.
+    Relaxed,
+}
+
+impl MemoryModel {
+    /// Lower-case name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryModel::Tso => "tso",
+            MemoryModel::Relaxed => "relaxed",
+        }
+    }
+}
 
 /// Host instruction set a translated executable is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +108,7 @@ pub struct Header {
     pub state_version: u32,
     /// Host ISA of the executable.
     pub host_isa: HostIsa,
-    /// [`FLAG_PIE`], [`FLAG_UNIT`], [`FLAG_LAUNCHER`].
+    /// [`FLAG_PIE`], [`FLAG_UNIT`], [`FLAG_LAUNCHER`], [`FLAG_TSO`].
     pub flags: u32,
     /// Guest entry point.
     pub guest_entry: u64,
@@ -134,6 +163,15 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 impl Header {
+    /// The memory model the translated code was built for (see [`FLAG_TSO`]).
+    pub fn memory_model(&self) -> MemoryModel {
+        if self.flags & FLAG_TSO != 0 {
+            MemoryModel::Tso
+        } else {
+            MemoryModel::Relaxed
+        }
+    }
+
     /// Encode the header (exactly [`HEADER_SIZE`] bytes); the points follow it.
     pub fn encode(&self) -> [u8; HEADER_SIZE] {
         let mut b = [0u8; HEADER_SIZE];

@@ -24,7 +24,7 @@ pub const UNIT_MAGIC: [u8; 8] = *b"HCUNIT\0\x01";
 /// produces: bump it whenever a change of the lifter or the code generator makes earlier units
 /// wrong or incomplete (an instruction lifted that used to be a trap). The runtime loads only
 /// units of its own version, and `translate` translates again instead of reusing others.
-pub const UNIT_VERSION: u32 = 3;
+pub const UNIT_VERSION: u32 = 4;
 
 /// Runtime entry points a unit calls, by index in [`UnitHeader::imports`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -148,7 +148,8 @@ pub(crate) fn meta_bytes(
         host_isa: isa,
         flags: u32::from(guest.is_pie) * meta::FLAG_PIE
             | u32::from(guest.output == crate::Output::Unit) * meta::FLAG_UNIT
-            | u32::from(guest.output == crate::Output::Launcher) * meta::FLAG_LAUNCHER,
+            | u32::from(guest.output == crate::Output::Launcher) * meta::FLAG_LAUNCHER
+            | u32::from(guest.memory_model == meta::MemoryModel::Tso) * meta::FLAG_TSO,
         guest_entry: guest.info.entry,
         load_bias: guest.info.load_bias,
         guest_sha256: guest.sha256,

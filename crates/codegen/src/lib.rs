@@ -30,6 +30,7 @@ use hcontainer_ir::Program;
 use rayon::prelude::*;
 
 pub use hcontainer_abi::meta::HostIsa as Isa;
+pub use hcontainer_abi::meta::MemoryModel;
 
 /// Functions whose IR and Cranelift IR go to stderr while compiling: the entry addresses
 /// (hexadecimal, comma-separated) in `HCONTAINER_DUMP_FUNCS`, a debugging aid.
@@ -72,6 +73,8 @@ pub struct GuestDescription {
     pub is_pie: bool,
     /// Number of guest instructions translated as traps.
     pub n_traps: u64,
+    /// The order plain guest loads and stores keep (recorded in the metadata).
+    pub memory_model: MemoryModel,
 }
 
 /// Why a program could not be compiled.
@@ -123,6 +126,9 @@ pub enum CodegenError {
     Object(String),
 }
 
+/// Words of the dispatch cache of one indirect call or jump site (a power of two).
+pub(crate) const DISPATCH_CACHE_WAYS: usize = 8;
+
 /// Result of compiling one function: machine code and relocations, ready to be placed.
 struct Compiled {
     id: FuncId,
@@ -152,18 +158,23 @@ pub(crate) struct Shared<'a> {
     pub cas_128: bool,
     /// Follow each atomic operation with a fence (hosts whose atomics are not full barriers).
     pub atomic_fence: bool,
+    /// How plain guest loads and stores are ordered (see [`target::Ordering`]).
+    pub order: target::Ordering,
     /// Runtime entry points (executables only).
     pub rt: Option<RuntimeFns>,
     /// Guest function entry → its host function.
     pub funcs: &'a HashMap<u64, FuncId>,
     /// Trap string of each `(function index, block index)` that ends in a trap.
     pub trap_strings: &'a HashMap<(usize, usize), DataId>,
-    /// Dispatch-cache word of each `(function index, block index)` that ends in an indirect
-    /// call or jump: a pointer to the last `DispatchEntry` (with its run-time guest address)
-    /// the runtime's lookup returned there, or 0.
+    /// Dispatch cache of each `(function index, block index)` that ends in an indirect call
+    /// or jump: [`DISPATCH_CACHE_WAYS`] words, each a pointer to a `DispatchEntry` (with its
+    /// run-time guest address) the runtime's lookup returned there, or 0; a target address
+    /// picks its word by a hash, so a site with several targets keeps each in its own word.
     pub dispatch_caches: &'a HashMap<(usize, usize), DataId>,
     /// Every resume point: guest block address → (host function, entry index).
     pub points: &'a BTreeMap<u64, (FuncId, u64)>,
+    /// Recovered jump tables: indirect `jmp` address → distinct targets (`Program::jump_tables`).
+    pub jump_tables: &'a BTreeMap<u64, Vec<u64>>,
     /// The unit header (`hcontainer_abi::unit::UnitHeader`) when compiling a unit.
     pub unit: Option<DataId>,
 }
@@ -275,7 +286,7 @@ pub fn compile(
         }
     }
 
-    // One zeroed dispatch-cache word per indirect call or jump.
+    // One zeroed dispatch cache per indirect call or jump.
     let mut dispatch_caches = HashMap::new();
     for (fi, f) in program.functions.iter().enumerate() {
         for (bi, b) in f.blocks.iter().enumerate() {
@@ -287,7 +298,7 @@ pub fn compile(
                 let id = module.declare_anonymous_data(true, false).map_err(module_err)?;
                 let mut d = DataDescription::new();
                 d.set_align(8);
-                d.define_zeroinit(8);
+                d.define_zeroinit(8 * DISPATCH_CACHE_WAYS);
                 module.define_data(id, &d).map_err(module_err)?;
                 dispatch_caches.insert((fi, bi), id);
             }
@@ -316,11 +327,16 @@ pub fn compile(
         fix_nans: target::needs_nan_fixups(isa),
         cas_128: target::has_cas_128(isa),
         atomic_fence: target::needs_atomic_fence(isa),
+        order: match guest.memory_model {
+            MemoryModel::Tso => target::tso_ordering(isa),
+            MemoryModel::Relaxed => target::Ordering::Plain,
+        },
         rt,
         funcs: &funcs,
         trap_strings: &trap_strings,
         dispatch_caches: &dispatch_caches,
         points: &points,
+        jump_tables: &program.jump_tables,
         unit,
     };
     let dump = dump_request();

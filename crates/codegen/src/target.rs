@@ -8,6 +8,26 @@ use hcontainer_abi::meta::HostIsa;
 
 use crate::CodegenError;
 
+/// How plain guest loads and stores are emitted so that they keep x86's total store order
+/// (x86-TSO: no reordering but a store with a later load).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ordering {
+    /// Plain host loads and stores: on a TSO host (x86-64), or when the translation was
+    /// asked for the host's own order (`MemoryModel::Relaxed`).
+    Plain,
+    /// Acquire loads and release stores (Cranelift's `atomic_load`/`atomic_store`, which the
+    /// arm64 backend emits as `LDAR`/`STLR`; it has no `LDAPR`). They fault on a misaligned
+    /// address, so an access wider than a byte first tests its alignment and a misaligned one
+    /// takes a cold path: a plain load followed by a full fence, or a full fence before a
+    /// plain store.
+    AcquireRelease,
+    /// Fences around plain accesses (riscv64 without Ztso, the RVWMO porting mapping): a
+    /// fence after each load — Cranelift's `fence` is `fence iorw,iorw`, stronger than
+    /// the `fence r,rw` the mapping needs, since Cranelift has no finer one — and `fence rw,w`
+    /// before each store (Cranelift's riscv64 `atomic_store`).
+    Fences,
+}
+
 /// What the code generator needs to know about one host ISA.
 trait HostTarget {
     /// Target triple handed to `cranelift_codegen::isa::lookup`.
@@ -29,6 +49,8 @@ trait HostTarget {
     fn full_barrier_atomics(&self) -> bool {
         false
     }
+    /// How plain accesses keep x86-TSO on this host.
+    fn tso(&self) -> Ordering;
 }
 
 /// x86-64 hosts: x86-64-v2 (SSE4.2 and POPCNT), which every x86-64 server of the last
@@ -50,6 +72,9 @@ impl HostTarget for X86_64 {
     fn full_barrier_atomics(&self) -> bool {
         true
     }
+    fn tso(&self) -> Ordering {
+        Ordering::Plain
+    }
 }
 
 /// arm64 hosts: ARMv8.0-A baseline.
@@ -61,6 +86,9 @@ impl HostTarget for Aarch64 {
     fn features(&self) -> &'static [&'static str] {
         &[]
     }
+    fn tso(&self) -> Ordering {
+        Ordering::AcquireRelease
+    }
 }
 
 /// riscv64 hosts: RV64GC, no vector or bit-manipulation extensions.
@@ -71,6 +99,9 @@ impl HostTarget for Riscv64 {
     }
     fn features(&self) -> &'static [&'static str] {
         &["has_m", "has_a", "has_f", "has_d", "has_c", "has_zicsr", "has_zifencei"]
+    }
+    fn tso(&self) -> Ordering {
+        Ordering::Fences
     }
 }
 
@@ -95,6 +126,11 @@ pub(crate) fn has_cas_128(isa: HostIsa) -> bool {
 /// Whether atomics on `isa` need a trailing fence (see [`HostTarget::full_barrier_atomics`]).
 pub(crate) fn needs_atomic_fence(isa: HostIsa) -> bool {
     !target_of(isa).full_barrier_atomics()
+}
+
+/// How plain accesses keep x86-TSO on `isa` (see [`HostTarget::tso`]).
+pub(crate) fn tso_ordering(isa: HostIsa) -> Ordering {
+    target_of(isa).tso()
 }
 
 /// Build the Cranelift target ISA for `isa`: optimizing for speed, non-PIC (the executable is

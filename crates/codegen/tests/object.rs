@@ -76,6 +76,7 @@ fn program() -> Program {
             Function { entry: 0x401000, blocks: vec![b0, b1, b2, b3, b4] },
             Function { entry: 0x402000, blocks: vec![f1] },
         ],
+        ..Default::default()
     }
 }
 
@@ -95,6 +96,7 @@ fn guest() -> GuestDescription {
         file_size: 4321,
         is_pie: false,
         n_traps: 1,
+        memory_model: hcontainer_codegen::MemoryModel::Tso,
     }
 }
 
@@ -155,7 +157,7 @@ fn object_has_functions_tables_and_metadata() {
         assert_eq!(sh_flags & u64::from(object::elf::SHF_ALLOC), 0, "meta must not be allocated");
         let (h, points) = Header::decode(meta.data().expect("data")).expect("valid metadata");
         assert_eq!(h.host_isa, isa);
-        assert_eq!((h.guest_entry, h.guest_size, h.n_traps, h.flags), (0x401000, 4321, 1, 0));
+        assert_eq!((h.guest_entry, h.guest_size, h.n_traps, h.flags), (0x401000, 4321, 1, hcontainer_abi::meta::FLAG_TSO));
         assert_eq!(h.guest_sha256, [0xab; 32]);
         let pts: Vec<u64> = points.chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect();
         assert_eq!(pts, guests);

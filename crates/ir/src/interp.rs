@@ -936,7 +936,7 @@ mod tests {
         b.term = Terminator::Branch { cond: c, taken: 0x300, fallthrough: 0x400 };
         let mut c = Block::new(0x300);
         c.term = Terminator::Syscall { next: 0x302 };
-        let p = Program { functions: vec![Function { entry: 0x100, blocks: vec![a, b, c] }] };
+        let p = Program { functions: vec![Function { entry: 0x100, blocks: vec![a, b, c] }], ..Default::default() };
         let mut st = GuestState::new();
         st.rip = 0x100;
         let (stop, n) = run_program(&p, &mut st, &mut SparseMemory::new(), &mut StepClock::default(), 10).expect("runs");

@@ -454,4 +454,10 @@ pub struct Function {
 pub struct Program {
     /// Functions, sorted by entry address.
     pub functions: Vec<Function>,
+    /// Jump tables code discovery recovered: the address of each indirect `jmp` through one
+    /// → the guest addresses the table holds (distinct, sorted). A hint for the code
+    /// generator, which may switch on them inside the function; the jump itself stays a
+    /// `JumpIndirect` whose other targets still reach their code.
+    #[serde(default)]
+    pub jump_tables: std::collections::BTreeMap<u64, Vec<u64>>,
 }

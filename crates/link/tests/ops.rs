@@ -86,7 +86,7 @@ impl Gen {
             .chain(self.blocks[half..].chunks(PER_FUNCTION))
             .map(|c| Function { entry: c[0].addr, blocks: c.to_vec() })
             .collect();
-        let prog = Program { functions };
+        let prog = Program { functions, ..Default::default() };
         (prog, self.inputs, self.cases)
     }
 }

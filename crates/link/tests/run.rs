@@ -119,6 +119,7 @@ fn program() -> Program {
             Function { entry: 0x402000, blocks: vec![f1] },
             Function { entry: 0x403000, blocks: vec![f2] },
         ],
+        ..Default::default()
     }
 }
 
@@ -171,6 +172,7 @@ fn guest() -> GuestDescription {
         file_size: 0x3000,
         is_pie: false,
         n_traps: 1,
+        memory_model: hcontainer_codegen::MemoryModel::Tso,
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hcontainer_abi::calls::GuestInfo;
 use hcontainer_abi::layout::GUEST_PAGE_SIZE;
-pub use hcontainer_abi::meta::HostIsa;
+pub use hcontainer_abi::meta::{HostIsa, MemoryModel};
 use hcontainer_codegen::GuestDescription;
 use hcontainer_link::GuestSegment;
 use hcontainer_x86::{GuestBinary, LiftStats};
@@ -108,6 +108,13 @@ impl Report {
     }
 }
 
+/// Choices a translation can be given.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// The order of plain guest loads and stores (default: x86-TSO).
+    pub memory_model: MemoryModel,
+}
+
 /// Translate the executable at `input` for `isa`, writing the result to `output`.
 /// `progress` is told when each stage starts.
 pub fn translate_file(
@@ -116,6 +123,18 @@ pub fn translate_file(
     output: &Path,
     progress: &mut dyn FnMut(Stage),
 ) -> Result<Report, TranslateError> {
+    translate_file_with(input, isa, &Options::default(), output, progress)
+}
+
+/// [`translate_file`] with `options`.
+pub fn translate_file_with(
+    input: &Path,
+    isa: HostIsa,
+    options: &Options,
+    output: &Path,
+    progress: &mut dyn FnMut(Stage),
+) -> Result<Report, TranslateError> {
+    let memory_model = options.memory_model;
     let path = input.to_path_buf();
     let mut timings = Vec::new();
     let timed = |stage: Stage, progress: &mut dyn FnMut(Stage)| {
@@ -153,6 +172,7 @@ pub fn translate_file(
         file_size: bin.bytes.len() as u64,
         is_pie: bin.is_pie,
         n_traps: lift.traps as u64,
+        memory_model,
     };
     let object = hcontainer_codegen::compile(&program, &desc, isa).map_err(|source| {
         TranslateError::Codegen {
@@ -253,6 +273,7 @@ pub fn translate_unit(
     output: &Path,
     progress: &mut dyn FnMut(Stage),
 ) -> Result<UnitReport, TranslateError> {
+    let memory_model = MemoryModel::default();
     let path = input.to_path_buf();
     let mut timings = Vec::new();
     let timed = |stage: Stage, progress: &mut dyn FnMut(Stage)| {
@@ -283,6 +304,7 @@ pub fn translate_unit(
         file_size: bin.bytes.len() as u64,
         is_pie: bin.is_pie,
         n_traps: lift.traps as u64,
+        memory_model,
     };
     let object = hcontainer_codegen::compile(&program, &desc, isa)
         .map_err(|source| TranslateError::Codegen { path: path.clone(), isa, source })?;
@@ -309,6 +331,7 @@ pub fn write_launcher(
     output: &Path,
 ) -> Result<(), TranslateError> {
     use std::os::unix::ffi::OsStrExt;
+    let memory_model = MemoryModel::default();
     let desc = GuestDescription {
         output: hcontainer_codegen::Output::Launcher,
         info: GuestInfo {
@@ -324,6 +347,7 @@ pub fn write_launcher(
         file_size: size,
         is_pie: false,
         n_traps: 0,
+        memory_model,
     };
     let object = hcontainer_codegen::compile(&hcontainer_ir::Program::default(), &desc, isa)
         .map_err(|source| TranslateError::Codegen { path: guest.to_path_buf(), isa, source })?;

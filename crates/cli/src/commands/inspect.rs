@@ -74,9 +74,21 @@ fn write_header(out: &mut impl Write, h: &Header) -> std::io::Result<()> {
         "guest kind:         {}",
         if h.flags & 1 != 0 { "static-pie" } else { "static" }
     )?;
+    writeln!(out, "memory model:       {}", memory_model(h))?;
     writeln!(out, "load bias:          {:#x}", h.load_bias)?;
     writeln!(out, "guest sha256:       {sha}")?;
     writeln!(out, "guest size:         {} bytes", h.guest_size)?;
     writeln!(out, "migration points:   {}", h.n_points)?;
     writeln!(out, "trap instructions:  {}", h.n_traps)
+}
+
+/// What `h` says about the order of plain guest loads and stores.
+fn memory_model(h: &Header) -> &'static str {
+    use hcontainer_abi::meta::{HostIsa, MemoryModel};
+    match (h.memory_model(), h.host_isa) {
+        (_, HostIsa::X86_64) => "x86-TSO (the host's own order)",
+        (MemoryModel::Tso, HostIsa::Aarch64) => "x86-TSO (acquire loads, release stores; stack accesses plain)",
+        (MemoryModel::Tso, HostIsa::Riscv64) => "x86-TSO (fences around loads and stores; stack accesses plain)",
+        (MemoryModel::Relaxed, _) => "relaxed (plain loads and stores in the host's order)",
+    }
 }

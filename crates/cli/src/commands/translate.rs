@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hcontainer_translate::{translate_file, HostIsa, Stage};
+use hcontainer_translate::{translate_file_with, HostIsa, MemoryModel, Options, Stage};
 
 /// Host ISA names accepted on the command line.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -29,6 +29,27 @@ impl From<Target> for HostIsa {
             Target::X86_64 => HostIsa::X86_64,
             Target::Aarch64 => HostIsa::Aarch64,
             Target::Riscv64 => HostIsa::Riscv64,
+        }
+    }
+}
+
+/// Memory models accepted on the command line.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum Model {
+    /// x86's total store order: on arm64 and riscv64 every guest load and store outside the
+    /// thread's own stack is ordered (acquire loads and release stores, or fences).
+    #[default]
+    Tso,
+    /// The host's own order for plain loads and stores: faster on arm64 and riscv64, correct
+    /// only for programs that synchronise through locked instructions and fences alone.
+    Relaxed,
+}
+
+impl From<Model> for MemoryModel {
+    fn from(m: Model) -> MemoryModel {
+        match m {
+            Model::Tso => MemoryModel::Tso,
+            Model::Relaxed => MemoryModel::Relaxed,
         }
     }
 }
@@ -57,6 +78,10 @@ pub struct Args {
     /// `~/.cache/hcontainer/store`), where `recode` finds it.
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Order of plain guest loads and stores on the host (recorded in the translation,
+    /// shown by `inspect`). x86-64 hosts give x86's order either way.
+    #[arg(long, value_enum, default_value_t = Model::Tso)]
+    memory_model: Model,
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
@@ -67,6 +92,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let guest = hcontainer_translate::inspect_guest(&args.input)?;
     if guest.kind.is_unit() || !args.with.is_empty() {
         drop(guest);
+        if matches!(args.memory_model, Model::Relaxed) {
+            anyhow::bail!(
+                "{}: --memory-model relaxed is supported for static executables only (the units of a dynamically linked program are shared in the store and always use x86-TSO)",
+                args.input.display()
+            );
+        }
         return run_dynamic(args);
     }
     let Some(output) = args.output.clone() else {
@@ -80,7 +111,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     };
-    let report = translate_file(&args.input, isa, &output, &mut |stage: Stage| {
+    let options = Options { memory_model: args.memory_model.into() };
+    let report = translate_file_with(&args.input, isa, &options, &output, &mut |stage: Stage| {
         spinner.set_message(format!("{}: {}", args.input.display(), stage.name()));
     });
     spinner.finish_and_clear();
@@ -111,10 +143,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
         let l = &report.lift;
         println!(
-            "{} -> {} ({}): {} functions, {} blocks, {} instructions in {:.2}s ({})",
+            "{} -> {} ({}, memory model {}): {} functions, {} blocks, {} instructions in {:.2}s ({})",
             args.input.display(),
             output.display(),
             isa.name(),
+            options.memory_model.name(),
             l.functions,
             l.blocks,
             l.instructions,

@@ -93,6 +93,7 @@ pub fn build_and_run(isa: HostIsa, prog: &Program, segs: &[(u64, u64, &[u8], u32
         file_size: 0,
         is_pie: false,
         n_traps: 0,
+        memory_model: hcontainer_codegen::MemoryModel::Tso,
     };
     let obj = compile(prog, &guest, isa).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
     let segs: Vec<GuestSegment<'_>> = segs

@@ -431,6 +431,12 @@ pub fn lift_program(bin: &GuestBinary, map: &CodeMap) -> Result<(Program, LiftSt
     }
     let mut stats = LiftStats::default();
     let mut program = Program::default();
+    for t in &map.jump_tables {
+        let mut targets = t.targets.clone();
+        targets.sort_unstable();
+        targets.dedup();
+        program.jump_tables.insert(t.site, targets);
+    }
     for (_, fb) in done {
         let mut blocks: Vec<Block> = Vec::with_capacity(fb.blocks.len());
         let mut rest = fb.blocks;
