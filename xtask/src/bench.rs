@@ -191,7 +191,8 @@ fn bench_one(
     Ok(row)
 }
 
-fn check(reference: &Outcome, got: &Outcome, what: &str, notes: &mut Vec<String>) -> bool {
+/// Whether `got` equals the native `reference`; if not, a note saying where they differ.
+pub(crate) fn check(reference: &Outcome, got: &Outcome, what: &str, notes: &mut Vec<String>) -> bool {
     if reference == got {
         return true;
     }
@@ -222,17 +223,19 @@ fn count(
     if !check(reference, &o, what, notes) {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&out_file)
-        .with_context(|| format!("reading the plugin's count {}", out_file.display()))?;
-    let n = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("unexpected plugin output {text:?}"))?;
-    Ok(Some(n))
+    read_count(&out_file).map(Some)
 }
 
-fn geomean(v: &[f64]) -> Option<f64> {
+/// The total the counting plugin wrote to `file`.
+pub(crate) fn read_count(file: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading the plugin's count {}", file.display()))?;
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("unexpected plugin output {text:?}"))
+}
+
+pub(crate) fn geomean(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::bench::{check, geomean, read_count};
 use crate::util::{self, step, Outcome};
 
 /// Arguments of `cargo xtask bench-dynamic`.
@@ -353,21 +354,6 @@ struct Row {
     notes: Vec<String>,
 }
 
-fn same(reference: &Outcome, got: &Outcome, what: &str, notes: &mut Vec<String>) -> bool {
-    if reference == got {
-        return true;
-    }
-    let detail = if reference.status != got.status {
-        format!("{} instead of {}", got.status_text(), reference.status_text())
-    } else if reference.stdout != got.stdout {
-        format!("stdout {}", util::first_difference(&reference.stdout, &got.stdout))
-    } else {
-        format!("stderr {}", util::first_difference(&reference.stderr, &got.stderr))
-    };
-    notes.push(format!("{what} differs from native: {detail}"));
-    false
-}
-
 fn measure(paths: &Paths, w: &Workload, args: &Args) -> Result<Row> {
     let (reference, _) = run_way(paths, w, Way::Native, None)?;
     if reference.status != 0 {
@@ -381,12 +367,12 @@ fn measure(paths: &Paths, w: &Workload, args: &Args) -> Result<Row> {
         tn.push(run_way(paths, w, Way::Native, None)?.1);
         if x_ok {
             let (o, t) = run_way(paths, w, Way::Translated, None)?;
-            x_ok = same(&reference, &o, "translated x86_64", &mut row.notes);
+            x_ok = check(&reference, &o, "translated x86_64", &mut row.notes);
             tx.push(t);
         }
         if q_ok {
             let (o, t) = run_way(paths, w, Way::Qemu, None)?;
-            q_ok = same(&reference, &o, "qemu-x86_64", &mut row.notes);
+            q_ok = check(&reference, &o, "qemu-x86_64", &mut row.notes);
             tq.push(t);
         }
     }
@@ -398,7 +384,7 @@ fn measure(paths: &Paths, w: &Workload, args: &Args) -> Result<Row> {
             let out = paths.work.join("insn-count.txt");
             let _ = std::fs::remove_file(&out);
             let (o, _) = run_way(paths, w, way, Some(&out))?;
-            let n = if same(&reference, &o, what, &mut row.notes) { Some(read_count(&out)?) } else { None };
+            let n = if check(&reference, &o, what, &mut row.notes) { Some(read_count(&out)?) } else { None };
             match way {
                 Way::Arm64Native => row.insns_native = n,
                 _ => row.insns_translated = n,
@@ -406,11 +392,6 @@ fn measure(paths: &Paths, w: &Workload, args: &Args) -> Result<Row> {
         }
     }
     Ok(row)
-}
-
-fn read_count(file: &Path) -> Result<u64> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading the plugin's count {}", file.display()))?;
-    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("unexpected plugin output {text:?}"))
 }
 
 /// SET and GET requests per second redis-benchmark measured against the server run each way,
@@ -619,11 +600,4 @@ fn print_tables(rows: &[Row], redis: Option<&Redis>, args: &Args) {
             println!("note: {}: {n}", r.name);
         }
     }
-}
-
-fn geomean(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    Some((v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
 }
